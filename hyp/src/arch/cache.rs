@@ -1,0 +1,52 @@
+//! Data-cache maintenance by virtual address (to the point of coherency).
+//!
+//! Needed where memory is shared with an observer that does not use the caches: code that
+//! runs with the MMU off (the boot CPU before `enable_el2_mmu`, secondaries until they turn
+//! theirs on) and the firmware.
+
+use core::arch::asm;
+
+/// Smallest data-cache line size in bytes, from CTR_EL0.DminLine (`aarch64-cpu` has no
+/// accessor for CTR_EL0).
+fn dcache_line_size() -> usize {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effect.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// The cache lines covering `[start, start + len)`.
+fn lines(start: usize, len: usize) -> impl Iterator<Item = usize> {
+    let line = dcache_line_size();
+    let first = start & !(line - 1);
+    (first..start.saturating_add(len)).step_by(line)
+}
+
+/// Cleans `[start, start + len)` to the point of coherency, so a CPU or device reading
+/// memory with caches off sees what was written through the caches.
+pub fn clean_to_poc(start: usize, len: usize) {
+    for line in lines(start, len) {
+        // SAFETY: DC CVAC writes back a line; it does not change memory contents as seen
+        // by this CPU. An address that is not mapped faults, which callers avoid by only
+        // passing memory they own.
+        unsafe { asm!("dc cvac, {}", in(reg) line, options(nostack, preserves_flags)) };
+    }
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Invalidates `[start, start + len)` in the data caches, discarding any stale lines so
+/// that data written with caches off is read correctly once they are on.
+///
+/// # Safety
+/// Dirty lines in the range are discarded: the caller must know nothing written through
+/// the caches in that range still matters (e.g. the MMU and caches have been off since
+/// the range was last written).
+pub unsafe fn invalidate_to_poc(start: usize, len: usize) {
+    for line in lines(start, len) {
+        // SAFETY: the caller guarantees no needed dirty data lives in these lines.
+        unsafe { asm!("dc ivac, {}", in(reg) line, options(nostack, preserves_flags)) };
+    }
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}

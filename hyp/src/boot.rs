@@ -1,0 +1,272 @@
+//! The boot CPU's path from `entry.S` to a running system.
+
+use core::fmt::Write as _;
+
+use log::{info, warn};
+use platforms::{
+    Board, ConsoleKind, EnableMethod, GicVersion, ParseError, Platform, PsciConduit, Region,
+};
+
+use crate::cmdline::Cmdline;
+use crate::{arch, console, mm, percpu, print, psci, smp};
+
+/// Status QEMU exits with (semihosting) when the hypervisor cannot start.
+const BOOT_FAILURE_STATUS: u32 = 2;
+
+/// Boot-CPU main path. Runs with the MMU off until `mm::init`.
+pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
+    let platform = match read_device_tree(dtb) {
+        Ok(p) => p,
+        Err(e) => device_tree_failure(dtb, el, e),
+    };
+    let console_base = platform
+        .console
+        .filter(|c| c.kind == ConsoleKind::Pl011)
+        .map(|c| c.region.base)
+        .or(platform.board.quirks().fallback_uart);
+    if let Some(base) = console_base {
+        // SAFETY: the device tree (or the board description) names this PL011 as the
+        // console; nothing else in the hypervisor drives it.
+        unsafe { console::init(base as usize) };
+    }
+    let cmdline = Cmdline::parse(platform.bootargs);
+    psci::set_conduit(platform.psci.map(|p| p.conduit));
+    psci::set_semihosting_exit(cmdline.semihosting_exit);
+
+    if el != 2 {
+        print!(
+            "hyp: entered at EL{el}, but the hypervisor must be started at EL2 \
+             (QEMU: -machine virt,virtualization=on). Stopping.\n"
+        );
+        if el == 1 {
+            psci::power_off_machine(BOOT_FAILURE_STATUS);
+        }
+        // At EL3 the PSCI firmware would be ourselves; only semihosting can end the run.
+        if cmdline.semihosting_exit {
+            arch::semihosting_exit(BOOT_FAILURE_STATUS);
+        }
+        arch::halt();
+    }
+
+    let mpidr = arch::current_mpidr();
+    let boot_index = platform.cpus.iter().position(|c| c.mpidr == mpidr);
+    // SAFETY: first thing at EL2 on the boot CPU, before any other CPU runs.
+    unsafe { percpu::set_current(boot_index.unwrap_or(0), mpidr) };
+    // SAFETY: once, on the boot CPU, before secondaries start.
+    unsafe { console::init_logger(cmdline.log_level) };
+
+    info!(
+        "hyp {} starting at EL2, loaded at {load_addr:#x}, command line \"{}\"",
+        env!("CARGO_PKG_VERSION"),
+        cmdline.as_str()
+    );
+    for word in cmdline.unknown() {
+        warn!("unknown command-line option \"{word}\" ignored");
+    }
+    if boot_index.is_none() {
+        warn!("boot CPU MPIDR {mpidr:#x} is not in the device tree; calling it CPU 0");
+    }
+
+    let dtb_region = Region::new(dtb, platform.dtb_size);
+    if let Err(e) = mm::init(&platform, dtb_region) {
+        panic!("memory setup failed: {e}");
+    }
+    print_summary(&platform, dtb_region);
+
+    let boot_index = boot_index.unwrap_or(0);
+    info!("CPU {boot_index} (MPIDR {mpidr:#x}) online");
+    percpu::set_online();
+    let online = smp::start_secondaries(&platform, boot_index);
+    info!(
+        "boot complete: {online} of {} CPUs online",
+        platform.cpus.len().max(1)
+    );
+    smp::idle()
+}
+
+/// Builds a [`Platform`] from the blob at `dtb`.
+fn read_device_tree(dtb: u64) -> Result<Platform<'static>, ParseError> {
+    if dtb == 0 || dtb % 8 != 0 {
+        return Err(ParseError::NotADeviceTree(
+            "x0 holds no (8-byte aligned) address",
+        ));
+    }
+    let mut header = [0u8; 8];
+    for (i, byte) in header.iter_mut().enumerate() {
+        // SAFETY: the boot protocol says x0 is the physical address of the DTB; with the
+        // MMU off every physical address is readable. Only the 8-byte header is read
+        // before its size is known.
+        *byte = unsafe { core::ptr::read_volatile((dtb as *const u8).add(i)) };
+    }
+    let size = platforms::dtb_total_size(&header)?;
+    // SAFETY: the header's magic checked out and gives the blob's size; the loader keeps
+    // the DTB in place, and `mm::init` excludes it from every allocator, so it lives and
+    // stays unchanged for the rest of the program.
+    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    Platform::parse(blob)
+}
+
+/// No usable device tree: say so on the board's default UART and stop.
+fn device_tree_failure(dtb: u64, el: u64, error: ParseError) -> ! {
+    if let Some(base) = fallback_uart() {
+        // SAFETY: without a device tree the build's fallback console is the best guess;
+        // it is documented (docs/boot.md) and chosen at build time.
+        unsafe { console::init(base) };
+    }
+    print!(
+        "hyp: cannot use the device tree at {dtb:#x} ({error}). \
+         The loader must pass a DTB address in x0. Stopping.\n"
+    );
+    if el == 2 {
+        // The firmware of a board that enters us at EL2 answers PSCI on SMC.
+        psci::set_conduit(Some(PsciConduit::Smc));
+        psci::power_off_machine(BOOT_FAILURE_STATUS);
+    }
+    arch::halt()
+}
+
+/// The console used when there is no device tree: `HYP_FALLBACK_UART` at build time (a
+/// hexadecimal PL011 address), else QEMU virt's.
+fn fallback_uart() -> Option<usize> {
+    match option_env!("HYP_FALLBACK_UART") {
+        Some(text) => {
+            usize::from_str_radix(text.trim_start_matches("0x"), 16).ok()
+        }
+        None => Board::QemuVirt.quirks().fallback_uart.map(|a| a as usize),
+    }
+}
+
+/// The one-screen platform summary.
+fn print_summary(platform: &Platform<'_>, dtb: Region) {
+    let mut out = Summary::default();
+    let _ = writeln!(
+        out,
+        "platform: {} (model \"{}\"), device tree {dtb:?}",
+        platform.board.name(),
+        platform.model
+    );
+    for bank in &platform.memory {
+        let _ = writeln!(out, "  memory    {bank:?} ({} MiB)", bank.size >> 20);
+    }
+    for r in &platform.reserved {
+        let _ = writeln!(out, "  reserved  {r:?}");
+    }
+    match platform.console {
+        Some(c) => {
+            let _ = writeln!(out, "  console   PL011 at {:#x}, irq {}", c.region.base, Irq(c.irq));
+        }
+        None => {
+            let _ = writeln!(out, "  console   none in /chosen/stdout-path (fallback used)");
+        }
+    }
+    match &platform.gic {
+        Some(gic) => {
+            let version = match gic.version {
+                GicVersion::V2 => "GICv2",
+                GicVersion::V3 => "GICv3",
+            };
+            let _ = write!(out, "  gic       {version}: GICD {:#x}", gic.distributor.base);
+            for r in &gic.redistributors {
+                let _ = write!(out, ", GICR {:#x} ({} KiB)", r.base, r.size >> 10);
+            }
+            for (name, r) in [
+                ("GICC", gic.cpu_interface),
+                ("GICH", gic.hyp_interface),
+                ("GICV", gic.virtual_cpu_interface),
+            ] {
+                if let Some(r) = r {
+                    let _ = write!(out, ", {name} {:#x}", r.base);
+                }
+            }
+            let _ = writeln!(out, ", maintenance irq {}", Irq(gic.maintenance_irq));
+        }
+        None => {
+            let _ = writeln!(out, "  gic       none found");
+        }
+    }
+    if let Some(t) = platform.timer {
+        let _ = writeln!(
+            out,
+            "  timer     irqs: EL1 phys {}, EL1 virt {}, EL2 phys {}, EL2 virt {}; {} MHz",
+            Irq(t.phys),
+            Irq(t.virt),
+            Irq(t.hyp_phys),
+            Irq(t.hyp_virt),
+            arch::counter_frequency() / 1_000_000
+        );
+    }
+    match platform.psci {
+        Some(p) => {
+            let conduit = match p.conduit {
+                PsciConduit::Smc => "SMC",
+                PsciConduit::Hvc => "HVC",
+            };
+            match psci::version() {
+                Ok((major, minor)) => {
+                    let _ = writeln!(
+                        out,
+                        "  psci      {} via {conduit}, firmware PSCI {major}.{minor}",
+                        p.compatible
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "  psci      {} via {conduit}, version call failed: {e}", p.compatible);
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(out, "  psci      none");
+        }
+    }
+    let psci_cpus = platform
+        .cpus
+        .iter()
+        .filter(|c| c.enable_method == EnableMethod::Psci)
+        .count();
+    let spin_cpus = platform
+        .cpus
+        .iter()
+        .filter(|c| matches!(c.enable_method, EnableMethod::SpinTable { .. }))
+        .count();
+    let _ = writeln!(
+        out,
+        "  cpus      {} ({psci_cpus} psci, {spin_cpus} spin-table)",
+        platform.cpus.len()
+    );
+    out.flush();
+}
+
+/// Collects the summary into one buffer so it prints as one block.
+#[derive(Default)]
+struct Summary {
+    buffer: heapless::String<2048>,
+}
+
+impl core::fmt::Write for Summary {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        if self.buffer.push_str(s).is_err() {
+            self.flush();
+            self.buffer.push_str(s).map_err(|_| core::fmt::Error)?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    fn flush(&mut self) {
+        info!("{}", self.buffer.trim_end());
+        self.buffer.clear();
+    }
+}
+
+/// Prints an optional interrupt ID as the number or `none`.
+struct Irq(Option<u32>);
+
+impl core::fmt::Display for Irq {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(id) => write!(f, "{id}"),
+            None => write!(f, "none"),
+        }
+    }
+}

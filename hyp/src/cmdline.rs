@@ -1,0 +1,78 @@
+//! The hypervisor's own command line, from `/chosen/bootargs`.
+//!
+//! Options (space separated, unknown ones are reported and ignored):
+//! - `loglvl=LEVEL`: `none`, `error`, `warn`, `info` (default), `debug`, `trace`, `all`.
+//! - `exit=semihosting`: when the machine powers off, exit through Arm semihosting with a
+//!   status (QEMU with `-semihosting-config enable=on`), so a failure is visible to the
+//!   caller. Without it the hypervisor powers off through PSCI `SYSTEM_OFF`.
+
+use log::LevelFilter;
+
+/// Parsed options.
+#[derive(Clone, Copy, Debug)]
+pub struct Cmdline<'a> {
+    /// Log level.
+    pub log_level: LevelFilter,
+    /// Whether semihosting may be used to exit with a status.
+    pub semihosting_exit: bool,
+    raw: &'a str,
+}
+
+impl<'a> Cmdline<'a> {
+    /// Parses `text`.
+    pub fn parse(text: &'a str) -> Self {
+        let mut cmdline = Cmdline {
+            log_level: LevelFilter::Info,
+            semihosting_exit: false,
+            raw: text,
+        };
+        for (key, value) in options(text) {
+            match (key, value) {
+                ("loglvl", Some(level)) => {
+                    if let Some(level) = parse_level(level) {
+                        cmdline.log_level = level;
+                    }
+                }
+                ("exit", Some("semihosting")) => cmdline.semihosting_exit = true,
+                _ => {}
+            }
+        }
+        cmdline
+    }
+
+    /// Options that were not understood, for a warning at boot.
+    pub fn unknown(&self) -> impl Iterator<Item = &'a str> {
+        self.raw.split_ascii_whitespace().filter(|word| {
+            match word.split_once('=') {
+                Some(("loglvl", level)) => parse_level(level).is_none(),
+                Some(("exit", value)) => value != "semihosting",
+                _ => true,
+            }
+        })
+    }
+
+    /// The text as given.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+}
+
+/// `key=value` words as (key, Some(value)); bare words as (word, None).
+fn options(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    text.split_ascii_whitespace().map(|word| match word.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (word, None),
+    })
+}
+
+fn parse_level(text: &str) -> Option<LevelFilter> {
+    Some(match text {
+        "none" | "off" => LevelFilter::Off,
+        "error" => LevelFilter::Error,
+        "warn" | "warning" => LevelFilter::Warn,
+        "info" => LevelFilter::Info,
+        "debug" => LevelFilter::Debug,
+        "trace" | "all" => LevelFilter::Trace,
+        _ => return None,
+    })
+}

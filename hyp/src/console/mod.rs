@@ -1,0 +1,137 @@
+//! The hypervisor's console: one UART, shared by all CPUs, and the `log` backend on it.
+//!
+//! Before the MMU is on only the boot CPU runs and exclusive-access instructions may not
+//! work on non-cacheable memory, so until [`enable_locking`] the console is written
+//! without its lock.
+
+mod pl011;
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use log::{LevelFilter, Log, Metadata, Record};
+use spin::Mutex;
+
+use crate::percpu;
+use pl011::Pl011;
+
+/// Physical address of the console UART, 0 before [`init`].
+static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Whether the console lock may be used (the MMU is on).
+static LOCKING: AtomicBool = AtomicBool::new(false);
+/// Serialises whole lines from different CPUs.
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Starts writing to the PL011 at `base`.
+///
+/// # Safety
+/// `base` must be the address of a PL011 that nothing else drives, reachable for the rest
+/// of the program (identity-mapped as device memory once the MMU is on).
+pub unsafe fn init(base: usize) {
+    // SAFETY: the caller guarantees `base` is a PL011 we own.
+    unsafe { Pl011::new(base) }.clear_interrupts();
+    UART_BASE.store(base, Ordering::Release);
+}
+
+/// The console UART's address, if one is set up.
+pub fn uart_base() -> Option<usize> {
+    match UART_BASE.load(Ordering::Acquire) {
+        0 => None,
+        base => Some(base),
+    }
+}
+
+/// Called once the MMU is on: from now on lines are serialised with a lock.
+pub fn enable_locking() {
+    LOCKING.store(true, Ordering::Release);
+}
+
+/// Raw writer: no lock, `\n` becomes `\r\n`.
+struct RawConsole(Pl011);
+
+impl Write for RawConsole {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for byte in s.bytes() {
+            if byte == b'\n' {
+                self.0.put_byte(b'\r');
+            }
+            self.0.put_byte(byte);
+        }
+        Ok(())
+    }
+}
+
+fn raw() -> Option<RawConsole> {
+    // SAFETY: `UART_BASE` only ever holds an address given to `init`, whose caller
+    // guaranteed it is our PL011.
+    uart_base().map(|base| RawConsole(unsafe { Pl011::new(base) }))
+}
+
+/// Writes formatted text as one unit (not interleaved with other CPUs' lines).
+pub fn write_fmt(args: fmt::Arguments<'_>) {
+    let Some(mut out) = raw() else { return };
+    if LOCKING.load(Ordering::Acquire) {
+        let _guard = LOCK.lock();
+        let _ = out.write_fmt(args);
+    } else {
+        let _ = out.write_fmt(args);
+    }
+}
+
+/// Writes without taking the lock: for the panic and exception paths, which may run
+/// while this CPU holds it. Output may interleave with other CPUs.
+pub fn write_fmt_unlocked(args: fmt::Arguments<'_>) {
+    if let Some(mut out) = raw() {
+        let _ = out.write_fmt(args);
+        out.0.flush();
+    }
+}
+
+/// Prints to the console (one locked unit).
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::write_fmt(format_args!($($arg)*)) };
+}
+
+/// The `log` backend.
+struct Logger;
+
+static LOGGER: Logger = Logger;
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => "ERROR",
+            log::Level::Warn => "WARN ",
+            log::Level::Info => "INFO ",
+            log::Level::Debug => "DEBUG",
+            log::Level::Trace => "TRACE",
+        };
+        write_fmt(format_args!(
+            "[{level}] cpu{}: {}\n",
+            percpu::current_index(),
+            record.args()
+        ));
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger with the given level.
+///
+/// # Safety
+/// Must be called once, on the boot CPU, before any other CPU runs. (The racy setter is
+/// used because the safe one needs an atomic compare-and-swap, which is not reliable
+/// while the MMU and caches are off.)
+pub unsafe fn init_logger(level: LevelFilter) {
+    // SAFETY: the caller guarantees no concurrent call; a second call only fails.
+    let _ = unsafe { log::set_logger_racy(&LOGGER) };
+    log::set_max_level(level);
+}

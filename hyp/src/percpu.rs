@@ -1,0 +1,53 @@
+//! Per-CPU state, indexed by the hypervisor's own CPU number (the position of the CPU's
+//! node in the device tree). TPIDR_EL2 holds the current CPU's index.
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub use platforms::MAX_CPUS;
+
+/// What the hypervisor keeps for one physical CPU.
+pub struct PerCpu {
+    /// Affinity value from the device tree.
+    pub mpidr: AtomicU64,
+    /// Set by the CPU itself once it runs hypervisor code with its MMU on.
+    pub online: AtomicBool,
+}
+
+// A `const` item is the way to repeat a non-Copy value in an array initialiser.
+#[allow(clippy::declare_interior_mutable_const)]
+const OFFLINE: PerCpu = PerCpu {
+    mpidr: AtomicU64::new(0),
+    online: AtomicBool::new(false),
+};
+
+static CPUS: [PerCpu; MAX_CPUS] = [OFFLINE; MAX_CPUS];
+
+/// The state of CPU `index`.
+pub fn cpu(index: usize) -> &'static PerCpu {
+    &CPUS[index]
+}
+
+/// Marks this CPU as number `index`.
+///
+/// # Safety
+/// Must run at EL2, once per CPU, before anything calls [`current_index`] on it; `index`
+/// must be below [`MAX_CPUS`] and unique to this CPU.
+pub unsafe fn set_current(index: usize, mpidr: u64) {
+    CPUS[index].mpidr.store(mpidr, Ordering::Relaxed);
+    // SAFETY: TPIDR_EL2 is a scratch register reserved for this purpose.
+    unsafe { asm!("msr tpidr_el2, {}", in(reg) index as u64, options(nomem, nostack)) };
+}
+
+/// This CPU's index. Only meaningful at EL2 after [`set_current`].
+pub fn current_index() -> usize {
+    let index: u64;
+    // SAFETY: reading TPIDR_EL2 has no side effect.
+    unsafe { asm!("mrs {}, tpidr_el2", out(reg) index, options(nomem, nostack)) };
+    index as usize
+}
+
+/// Marks this CPU online.
+pub fn set_online() {
+    CPUS[current_index()].online.store(true, Ordering::Release);
+}

@@ -1,0 +1,98 @@
+//! The hypervisor as a PSCI *client*: starting CPUs and powering the machine off through
+//! the firmware named by the device tree.
+
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use platforms::PsciConduit;
+
+use crate::arch;
+
+/// `PSCI_VERSION`.
+const PSCI_VERSION: u32 = 0x8400_0000;
+/// `CPU_ON` (SMC64).
+const CPU_ON: u32 = 0xc400_0003;
+/// `SYSTEM_OFF`.
+const SYSTEM_OFF: u32 = 0x8400_0008;
+
+/// 0: no PSCI; 1: SMC; 2: HVC.
+static CONDUIT: AtomicU8 = AtomicU8::new(0);
+/// Exit through semihosting rather than PSCI (`exit=semihosting`).
+static SEMIHOSTING_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// A PSCI error return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciError {
+    /// No PSCI node in the device tree.
+    NoFirmware,
+    /// A negative PSCI return code.
+    Code(i32),
+}
+
+impl core::fmt::Display for PsciError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PsciError::NoFirmware => write!(f, "no PSCI firmware"),
+            PsciError::Code(-1) => write!(f, "NOT_SUPPORTED"),
+            PsciError::Code(-2) => write!(f, "INVALID_PARAMETERS"),
+            PsciError::Code(-3) => write!(f, "DENIED"),
+            PsciError::Code(-4) => write!(f, "ALREADY_ON"),
+            PsciError::Code(-5) => write!(f, "ON_PENDING"),
+            PsciError::Code(-6) => write!(f, "INTERNAL_FAILURE"),
+            PsciError::Code(-7) => write!(f, "NOT_PRESENT"),
+            PsciError::Code(-8) => write!(f, "DISABLED"),
+            PsciError::Code(-9) => write!(f, "INVALID_ADDRESS"),
+            PsciError::Code(code) => write!(f, "error {code}"),
+        }
+    }
+}
+
+/// Records how to reach the firmware, from the device tree.
+pub fn set_conduit(conduit: Option<PsciConduit>) {
+    let value = match conduit {
+        None => 0,
+        Some(PsciConduit::Smc) => 1,
+        Some(PsciConduit::Hvc) => 2,
+    };
+    CONDUIT.store(value, Ordering::Relaxed);
+}
+
+/// Chooses semihosting for the final exit (see `cmdline`).
+pub fn set_semihosting_exit(enabled: bool) {
+    SEMIHOSTING_EXIT.store(enabled, Ordering::Relaxed);
+}
+
+fn call(function: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, PsciError> {
+    let result = match CONDUIT.load(Ordering::Relaxed) {
+        1 => arch::smc(function, a1, a2, a3),
+        2 => arch::hvc(function, a1, a2, a3),
+        _ => return Err(PsciError::NoFirmware),
+    };
+    let code = result.x0 as i32;
+    if code < 0 {
+        Err(PsciError::Code(code))
+    } else {
+        Ok(result.x0)
+    }
+}
+
+/// The firmware's PSCI version as (major, minor).
+pub fn version() -> Result<(u16, u16), PsciError> {
+    let v = call(PSCI_VERSION, 0, 0, 0)?;
+    Ok(((v >> 16) as u16, v as u16))
+}
+
+/// Starts the CPU `mpidr` at physical address `entry` with `context` in `x0`.
+pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
+    call(CPU_ON, mpidr, entry, context).map(|_| ())
+}
+
+/// Powers the whole machine off. `status` is the exit status QEMU reports when semihosting
+/// exit is enabled; PSCI `SYSTEM_OFF` has no status. Never returns: if the firmware
+/// refuses, this CPU halts.
+pub fn power_off_machine(status: u32) -> ! {
+    if SEMIHOSTING_EXIT.load(Ordering::Relaxed) {
+        arch::semihosting_exit(status);
+    }
+    let _ = call(SYSTEM_OFF, 0, 0, 0);
+    arch::halt()
+}

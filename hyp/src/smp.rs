@@ -1,0 +1,119 @@
+//! Bringing up the other CPUs.
+
+use alloc::boxed::Box;
+use core::sync::atomic::Ordering;
+
+use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
+use log::{info, warn};
+use platforms::{EnableMethod, Platform};
+use stage2::PhysAddr;
+
+use crate::mm::{PAGE_SIZE, frames};
+use crate::{arch, percpu, psci};
+
+/// Stack pages per secondary CPU; one more page below them is left unmapped as a guard.
+const STACK_PAGES: usize = 15;
+
+/// How long to wait for a started CPU to report in.
+const ONLINE_TIMEOUT_MS: u64 = 1000;
+
+/// What a secondary CPU reads, with its MMU off, in `secondary_entry` (entry.S): the
+/// boot CPU's EL2 translation registers, then its stack and index. Layout is fixed by the
+/// assembly.
+#[repr(C)]
+struct SecondaryBoot {
+    mair: u64,
+    tcr: u64,
+    ttbr0: u64,
+    sctlr: u64,
+    stack_top: u64,
+    cpu_index: u64,
+}
+
+/// Starts every CPU of the device tree other than this one; returns how many CPUs are
+/// online afterwards, this one included.
+pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> usize {
+    let mut online = 1;
+    for (index, cpu) in platform.cpus.iter().enumerate() {
+        if index == boot_index {
+            continue;
+        }
+        match cpu.enable_method {
+            EnableMethod::Psci => match start_with_psci(index, cpu.mpidr) {
+                Ok(()) => online += 1,
+                Err(why) => warn!("CPU {index} (MPIDR {:#x}) not started: {why}", cpu.mpidr),
+            },
+            EnableMethod::SpinTable { .. } => warn!(
+                "CPU {index} (MPIDR {:#x}): spin-table start is not supported yet; left offline",
+                cpu.mpidr
+            ),
+            EnableMethod::None => warn!(
+                "CPU {index} (MPIDR {:#x}) has no enable-method; left offline",
+                cpu.mpidr
+            ),
+        }
+    }
+    online
+}
+
+fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
+    let stack_top = alloc_stack().ok_or("no memory for its stack")?;
+    let boot = Box::leak(Box::new(SecondaryBoot {
+        mair: MAIR_EL2.get(),
+        tcr: TCR_EL2.get(),
+        ttbr0: TTBR0_EL2.get(),
+        sctlr: SCTLR_EL2.get(),
+        stack_top: stack_top.as_u64(),
+        cpu_index: index as u64,
+    }));
+    // The new CPU reads this with its MMU (and so its caches) off.
+    let boot_addr = boot as *const SecondaryBoot as usize;
+    arch::cache::clean_to_poc(boot_addr, core::mem::size_of::<SecondaryBoot>());
+    percpu::cpu(index).mpidr.store(mpidr, Ordering::Relaxed);
+    psci::cpu_on(mpidr, arch::secondary_entry as *const () as u64, boot_addr as u64).map_err(
+        |e| match e {
+            psci::PsciError::NoFirmware => "no PSCI firmware",
+            psci::PsciError::Code(-2) => "PSCI CPU_ON: INVALID_PARAMETERS",
+            psci::PsciError::Code(-4) => "PSCI CPU_ON: ALREADY_ON",
+            psci::PsciError::Code(-5) => "PSCI CPU_ON: ON_PENDING",
+            psci::PsciError::Code(-9) => "PSCI CPU_ON: INVALID_ADDRESS",
+            psci::PsciError::Code(_) => "PSCI CPU_ON failed",
+        },
+    )?;
+    let deadline = arch::counter() + arch::counter_frequency() * ONLINE_TIMEOUT_MS / 1000;
+    while !percpu::cpu(index).online.load(Ordering::Acquire) {
+        if arch::counter() > deadline {
+            return Err("it did not come online within 1 s");
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// A stack for a secondary CPU, with an unmapped guard page below it. Returns its top.
+fn alloc_stack() -> Option<PhysAddr> {
+    let pages = STACK_PAGES + 1;
+    let base = frames::alloc(pages)?;
+    if crate::mm::unmap(base, PAGE_SIZE).is_err() {
+        frames::free(base, pages);
+        return None;
+    }
+    Some(base.offset(pages as u64 * PAGE_SIZE))
+}
+
+/// A secondary CPU, MMU on, on its own stack.
+pub fn secondary(index: usize) -> ! {
+    let mpidr = arch::current_mpidr();
+    // SAFETY: first thing on this CPU; the index was assigned to it alone.
+    unsafe { percpu::set_current(index, mpidr) };
+    info!("CPU {index} (MPIDR {mpidr:#x}) online");
+    percpu::set_online();
+    idle()
+}
+
+/// Waits for interrupts forever (nothing is scheduled yet).
+pub fn idle() -> ! {
+    loop {
+        aarch64_cpu::asm::wfi();
+    }
+}
