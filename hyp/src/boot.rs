@@ -86,7 +86,7 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
 
 /// Builds a [`Platform`] from the blob at `dtb`.
 fn read_device_tree(dtb: u64) -> Result<Platform<'static>, ParseError> {
-    if dtb == 0 || dtb % 8 != 0 {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
         return Err(ParseError::NotADeviceTree(
             "x0 holds no (8-byte aligned) address",
         ));
@@ -129,9 +129,7 @@ fn device_tree_failure(dtb: u64, el: u64, error: ParseError) -> ! {
 /// hexadecimal PL011 address), else QEMU virt's.
 fn fallback_uart() -> Option<usize> {
     match option_env!("HYP_FALLBACK_UART") {
-        Some(text) => {
-            usize::from_str_radix(text.trim_start_matches("0x"), 16).ok()
-        }
+        Some(text) => usize::from_str_radix(text.trim_start_matches("0x"), 16).ok(),
         None => Board::QemuVirt.quirks().fallback_uart.map(|a| a as usize),
     }
 }
@@ -153,10 +151,18 @@ fn print_summary(platform: &Platform<'_>, dtb: Region) {
     }
     match platform.console {
         Some(c) => {
-            let _ = writeln!(out, "  console   PL011 at {:#x}, irq {}", c.region.base, Irq(c.irq));
+            let _ = writeln!(
+                out,
+                "  console   PL011 at {:#x}, irq {}",
+                c.region.base,
+                Irq(c.irq)
+            );
         }
         None => {
-            let _ = writeln!(out, "  console   none in /chosen/stdout-path (fallback used)");
+            let _ = writeln!(
+                out,
+                "  console   none in /chosen/stdout-path (fallback used)"
+            );
         }
     }
     match &platform.gic {
@@ -165,7 +171,11 @@ fn print_summary(platform: &Platform<'_>, dtb: Region) {
                 GicVersion::V2 => "GICv2",
                 GicVersion::V3 => "GICv3",
             };
-            let _ = write!(out, "  gic       {version}: GICD {:#x}", gic.distributor.base);
+            let _ = write!(
+                out,
+                "  gic       {version}: GICD {:#x}",
+                gic.distributor.base
+            );
             for r in &gic.redistributors {
                 let _ = write!(out, ", GICR {:#x} ({} KiB)", r.base, r.size >> 10);
             }
@@ -210,7 +220,11 @@ fn print_summary(platform: &Platform<'_>, dtb: Region) {
                     );
                 }
                 Err(e) => {
-                    let _ = writeln!(out, "  psci      {} via {conduit}, version call failed: {e}", p.compatible);
+                    let _ = writeln!(
+                        out,
+                        "  psci      {} via {conduit}, version call failed: {e}",
+                        p.compatible
+                    );
                 }
             }
         }

@@ -42,13 +42,13 @@ impl<'a> Cmdline<'a> {
 
     /// Options that were not understood, for a warning at boot.
     pub fn unknown(&self) -> impl Iterator<Item = &'a str> {
-        self.raw.split_ascii_whitespace().filter(|word| {
-            match word.split_once('=') {
+        self.raw
+            .split_ascii_whitespace()
+            .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
                 Some(("exit", value)) => value != "semihosting",
                 _ => true,
-            }
-        })
+            })
     }
 
     /// The text as given.
@@ -59,10 +59,11 @@ impl<'a> Cmdline<'a> {
 
 /// `key=value` words as (key, Some(value)); bare words as (word, None).
 fn options(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    text.split_ascii_whitespace().map(|word| match word.split_once('=') {
-        Some((key, value)) => (key, Some(value)),
-        None => (word, None),
-    })
+    text.split_ascii_whitespace()
+        .map(|word| match word.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (word, None),
+        })
 }
 
 fn parse_level(text: &str) -> Option<LevelFilter> {

@@ -6,13 +6,8 @@ use core::sync::atomic::Ordering;
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
 use log::{info, warn};
 use platforms::{EnableMethod, Platform};
-use stage2::PhysAddr;
 
-use crate::mm::{PAGE_SIZE, frames};
 use crate::{arch, percpu, psci};
-
-/// Stack pages per secondary CPU; one more page below them is left unmapped as a guard.
-const STACK_PAGES: usize = 15;
 
 /// How long to wait for a started CPU to report in.
 const ONLINE_TIMEOUT_MS: u64 = 1000;
@@ -57,7 +52,7 @@ pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> usize {
 }
 
 fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
-    let stack_top = alloc_stack().ok_or("no memory for its stack")?;
+    let stack_top = crate::mm::cpu_stack_top(index).ok_or("no stack slot for it")?;
     let boot = Box::leak(Box::new(SecondaryBoot {
         mair: MAIR_EL2.get(),
         tcr: TCR_EL2.get(),
@@ -70,16 +65,19 @@ fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
     let boot_addr = boot as *const SecondaryBoot as usize;
     arch::cache::clean_to_poc(boot_addr, core::mem::size_of::<SecondaryBoot>());
     percpu::cpu(index).mpidr.store(mpidr, Ordering::Relaxed);
-    psci::cpu_on(mpidr, arch::secondary_entry as *const () as u64, boot_addr as u64).map_err(
-        |e| match e {
-            psci::PsciError::NoFirmware => "no PSCI firmware",
-            psci::PsciError::Code(-2) => "PSCI CPU_ON: INVALID_PARAMETERS",
-            psci::PsciError::Code(-4) => "PSCI CPU_ON: ALREADY_ON",
-            psci::PsciError::Code(-5) => "PSCI CPU_ON: ON_PENDING",
-            psci::PsciError::Code(-9) => "PSCI CPU_ON: INVALID_ADDRESS",
-            psci::PsciError::Code(_) => "PSCI CPU_ON failed",
-        },
-    )?;
+    psci::cpu_on(
+        mpidr,
+        arch::secondary_entry as *const () as u64,
+        boot_addr as u64,
+    )
+    .map_err(|e| match e {
+        psci::PsciError::NoFirmware => "no PSCI firmware",
+        psci::PsciError::Code(-2) => "PSCI CPU_ON: INVALID_PARAMETERS",
+        psci::PsciError::Code(-4) => "PSCI CPU_ON: ALREADY_ON",
+        psci::PsciError::Code(-5) => "PSCI CPU_ON: ON_PENDING",
+        psci::PsciError::Code(-9) => "PSCI CPU_ON: INVALID_ADDRESS",
+        psci::PsciError::Code(_) => "PSCI CPU_ON failed",
+    })?;
     let deadline = arch::counter() + arch::counter_frequency() * ONLINE_TIMEOUT_MS / 1000;
     while !percpu::cpu(index).online.load(Ordering::Acquire) {
         if arch::counter() > deadline {
@@ -88,17 +86,6 @@ fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
         core::hint::spin_loop();
     }
     Ok(())
-}
-
-/// A stack for a secondary CPU, with an unmapped guard page below it. Returns its top.
-fn alloc_stack() -> Option<PhysAddr> {
-    let pages = STACK_PAGES + 1;
-    let base = frames::alloc(pages)?;
-    if crate::mm::unmap(base, PAGE_SIZE).is_err() {
-        frames::free(base, pages);
-        return None;
-    }
-    Some(base.offset(pages as u64 * PAGE_SIZE))
 }
 
 /// A secondary CPU, MMU on, on its own stack.

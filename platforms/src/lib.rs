@@ -15,9 +15,9 @@ mod dt;
 mod memory;
 
 pub use board::{Board, Quirks};
-pub use memory::{MAX_FREE_RANGES, usable_memory};
 pub use dt::{
-    Console, ConsoleKind, Cpu, EnableMethod, dtb_total_size, Gic, GicVersion, MAX_CPUS, MAX_MEMORY_REGIONS,
+    Console, ConsoleKind, Cpu, EnableMethod, Gic, GicVersion, MAX_CPUS, MAX_MEMORY_REGIONS,
     MAX_REDIST_REGIONS, MAX_RESERVED_REGIONS, ParseError, Platform, Psci, PsciConduit, Region,
-    Timer,
+    Timer, dtb_total_size,
 };
+pub use memory::{MAX_FREE_RANGES, usable_memory};

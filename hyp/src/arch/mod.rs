@@ -10,6 +10,7 @@ use aarch64_cpu::registers::{MPIDR_EL1, Readable};
 
 global_asm!(include_str!("entry.S"));
 global_asm!(include_str!("vectors.S"));
+global_asm!(include_str!("guest.S"));
 
 unsafe extern "C" {
     /// Secondary-CPU entry point (physical address handed to PSCI `CPU_ON`).
@@ -21,8 +22,15 @@ unsafe extern "C" {
 /// SCTLR_EL2 with the MMU, caches, stack-alignment checks and write-implies-XN on, little
 /// endian, plus the bits that are RES1 when HCR_EL2.E2H is 0.
 pub const SCTLR_EL2_MMU_ON: u64 = {
-    const RES1: u64 =
-        (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (1 << 5) | (1 << 4);
+    const RES1: u64 = (1 << 29)
+        | (1 << 28)
+        | (1 << 23)
+        | (1 << 22)
+        | (1 << 18)
+        | (1 << 16)
+        | (1 << 11)
+        | (1 << 5)
+        | (1 << 4);
     const M: u64 = 1 << 0;
     const C: u64 = 1 << 2;
     const SA: u64 = 1 << 3;

@@ -62,6 +62,8 @@ save_and_dispatch:
     mov     x0, sp
     bl      handle_exception
 
+.global restore_and_eret
+restore_and_eret:
     ldp     x1, x2, [sp, #16 * 16]
     msr     spsr_el2, x1
     ldr     x1, [sp, #16 * 15 + 8]

@@ -24,6 +24,12 @@ use table::El2TableMemory;
 /// Translation granule.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Pages per CPU stack slot: a guard page and 15 stack pages (60 KiB).
+const STACK_SLOT_PAGES: u64 = 16;
+
+/// Base of the CPU stack slots and how many there are.
+static STACKS: Mutex<Option<(PhysAddr, usize)>> = Mutex::new(None);
+
 /// The hypervisor's own stage-1 tables, once the MMU is on.
 static EL2_MAP: Mutex<Option<(PageTable<El2Stage1>, El2TableMemory)>> = Mutex::new(None);
 
@@ -148,6 +154,13 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
 
     let pool = take(&mut free, table::POOL_PAGES as u64 * PAGE_SIZE)
         .ok_or(MemoryError::OutOfMemory("boot page-table pool"))?;
+    // Firmware may have left dirty lines over the pool; evicted later, they would
+    // overwrite the tables written below with the caches off.
+    // SAFETY: the pool is free RAM: nothing in it matters yet.
+    unsafe { cache::invalidate_to_poc(pool.base as usize, pool.size as usize) };
+    let cpus = platform.cpus.len().max(1);
+    let stacks = take(&mut free, cpus as u64 * STACK_SLOT_PAGES * PAGE_SIZE)
+        .ok_or(MemoryError::OutOfMemory("CPU stacks"))?;
     // SAFETY: the pool was just removed from free RAM, so nothing else uses it, and the
     // MMU is off, so the identity addresses are the physical ones.
     let mut memory = unsafe { El2TableMemory::new(PhysAddr::new(pool.base)) };
@@ -175,19 +188,56 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
     };
     // W^X: code is read-only, data is never executable; the boot stack's guard page
     // (data_end..stack_bottom) stays unmapped.
-    map("image text", image.start, image.text_end, Attributes::NORMAL_RX)?;
-    map("image rodata", image.text_end, image.rodata_end, Attributes::NORMAL_R)?;
-    map("image data", image.rodata_end, image.data_end, Attributes::NORMAL_RW)?;
-    map("boot stack", image.stack_bottom, image.end, Attributes::NORMAL_RW)?;
+    map(
+        "image text",
+        image.start,
+        image.text_end,
+        Attributes::NORMAL_RX,
+    )?;
+    map(
+        "image rodata",
+        image.text_end,
+        image.rodata_end,
+        Attributes::NORMAL_R,
+    )?;
+    map(
+        "image data",
+        image.rodata_end,
+        image.data_end,
+        Attributes::NORMAL_RW,
+    )?;
+    map(
+        "boot stack",
+        image.stack_bottom,
+        image.end,
+        Attributes::NORMAL_RW,
+    )?;
     let dtb_pages = page_span(dtb);
-    map("device tree", dtb_pages.base, dtb_pages.end(), Attributes::NORMAL_R)?;
+    map(
+        "device tree",
+        dtb_pages.base,
+        dtb_pages.end(),
+        Attributes::NORMAL_R,
+    )?;
     map("table pool", pool.base, pool.end(), Attributes::NORMAL_RW)?;
+    // One slot per CPU: a guard page, never mapped, below the stack. Mapping them now
+    // with pages means no live block ever has to be split for a guard.
+    for slot in 0..cpus as u64 {
+        let guard = stacks.base + slot * STACK_SLOT_PAGES * PAGE_SIZE;
+        let top = guard + STACK_SLOT_PAGES * PAGE_SIZE;
+        map("CPU stack", guard + PAGE_SIZE, top, Attributes::NORMAL_RW)?;
+    }
     for r in &free {
         map("free RAM", r.base, r.end(), Attributes::NORMAL_RW)?;
     }
     if let Some(uart) = crate::console::uart_base() {
         let page = uart as u64 & !(PAGE_SIZE - 1);
-        map("console UART", page, page + PAGE_SIZE, Attributes::DEVICE_RW)?;
+        map(
+            "console UART",
+            page,
+            page + PAGE_SIZE,
+            Attributes::DEVICE_RW,
+        )?;
     }
 
     // Everything the MMU-off code wrote (relocations, bss, stack, tables) went straight
@@ -221,6 +271,7 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
         frames_total += r.size;
     }
     let table_pages = memory.pages_in_use();
+    *STACKS.lock() = Some((PhysAddr::new(stacks.base), cpus));
     *EL2_MAP.lock() = Some((tables, memory));
 
     let report = MemoryReport {
@@ -253,9 +304,8 @@ fn page_span(region: Region) -> Region {
     Region::new(base, end - base)
 }
 
-/// Removes the identity mapping of `[base, base + size)` from the EL2 map (guard pages).
-pub fn unmap(base: PhysAddr, size: u64) -> Result<(), stage2::MapError> {
-    let mut guard = EL2_MAP.lock();
-    let (tables, memory) = guard.as_mut().expect("EL2 map exists once the MMU is on");
-    tables.unmap(VirtAddr::new(base.as_u64()), size, memory, &mut El2Tlb)
+/// The top of CPU `index`'s stack (secondary CPUs; the boot CPU uses the image's).
+pub fn cpu_stack_top(index: usize) -> Option<PhysAddr> {
+    let (base, count) = (*STACKS.lock())?;
+    (index < count).then(|| base.offset((index as u64 + 1) * STACK_SLOT_PAGES * PAGE_SIZE))
 }

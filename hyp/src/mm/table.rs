@@ -66,13 +66,7 @@ impl TableMemory for El2TableMemory {
         // block of `count` (a power of two) frames to its size, as they need.
         let base = frames::alloc(count)?;
         // SAFETY: fresh frames, ours alone, identity-reachable.
-        unsafe {
-            ptr::write_bytes(
-                base.as_u64() as *mut u8,
-                0,
-                count * PAGE_SIZE as usize,
-            )
-        };
+        unsafe { ptr::write_bytes(base.as_u64() as *mut u8, 0, count * PAGE_SIZE as usize) };
         self.from_frames += count;
         Some(base)
     }

@@ -419,7 +419,7 @@ impl Bus {
             // Not CPU-addressable (e.g. PCI configuration addresses): nothing to report.
             value = &[];
         }
-        if stride != 0 && value.len() % stride != 0 {
+        if stride != 0 && !value.len().is_multiple_of(stride) {
             return Err(ParseError::Malformed("reg"));
         }
         Ok(value.chunks_exact(stride.max(1)).filter_map(move |chunk| {
@@ -578,7 +578,8 @@ impl<'a> Walk<'a> {
                 conduit,
             });
         }
-        let on_stdout = matches!(path, PathMatch::At(n) if n > 0 && n == path_len(self.stdout_path));
+        let on_stdout =
+            matches!(path, PathMatch::At(n) if n > 0 && n == path_len(self.stdout_path));
         if on_stdout && compatible(&["arm,pl011"]) {
             let region = bus
                 .regs(node)?
@@ -635,7 +636,9 @@ impl<'a> Walk<'a> {
                 .and_then(|p| p.as_usize())
                 .unwrap_or(1);
             for _ in 0..count {
-                let r = regs.next().ok_or(ParseError::Malformed("GICv3 redistributor reg"))?;
+                let r = regs
+                    .next()
+                    .ok_or(ParseError::Malformed("GICv3 redistributor reg"))?;
                 redistributors
                     .push(r)
                     .map_err(|_| ParseError::TooMany("redistributor regions"))?;
@@ -671,7 +674,12 @@ impl<'a> Walk<'a> {
         }
         for spec in prop.value.chunks_exact(cells * 4) {
             let word = |i: usize| {
-                u32::from_be_bytes([spec[i * 4], spec[i * 4 + 1], spec[i * 4 + 2], spec[i * 4 + 3]])
+                u32::from_be_bytes([
+                    spec[i * 4],
+                    spec[i * 4 + 1],
+                    spec[i * 4 + 2],
+                    spec[i * 4 + 3],
+                ])
             };
             let id = match word(0) {
                 0 => word(1).checked_add(32),

@@ -9,7 +9,10 @@ const RPI4_LIKE: &[u8] = include_bytes!("../../tests/data/rpi4-like.dtb");
 fn qemu_virt_gicv3() {
     let p = Platform::parse(VIRT_V3).unwrap();
     assert_eq!(p.board, Board::QemuVirt);
-    assert_eq!(p.memory.as_slice(), &[Region::new(0x4000_0000, 0x4000_0000)]);
+    assert_eq!(
+        p.memory.as_slice(),
+        &[Region::new(0x4000_0000, 0x4000_0000)]
+    );
     assert_eq!(
         p.console,
         Some(Console {
@@ -134,7 +137,11 @@ fn region_overlap_and_end() {
 
 #[test]
 fn path_components() {
-    assert!(component_matches("/soc/serial@7e201000", 1, "serial@7e201000"));
+    assert!(component_matches(
+        "/soc/serial@7e201000",
+        1,
+        "serial@7e201000"
+    ));
     assert!(component_matches("/soc/serial", 1, "serial@7e201000"));
     assert!(!component_matches("/soc/serial@1", 1, "serial@7e201000"));
     assert_eq!(path_len("/"), 0);

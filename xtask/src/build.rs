@@ -1,0 +1,80 @@
+//! Building the hypervisor and turning its ELF into the flat image QEMU boots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::image;
+use crate::shell;
+
+/// The hypervisor's target triple.
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// Where cargo puts its output: `$CARGO_TARGET_DIR` or `target`, relative to the workspace root.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// Where xtask puts its output.
+pub fn xtask_dir() -> PathBuf {
+    target_dir().join("xtask")
+}
+
+/// The build artifacts.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The flat image for `-kernel`.
+    pub bin: PathBuf,
+    /// The ELF, with symbols, for gdb.
+    pub elf: PathBuf,
+}
+
+/// Builds `hyp` (release, or dev with `debug`), writes `hyp.bin` and copies `hyp.elf`.
+pub fn build(debug: bool) -> Result<Built> {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "-p", "hyp", "--target", TARGET]);
+    if !debug {
+        cmd.arg("--release");
+    }
+    shell::run_checked(&mut cmd)?;
+
+    let profile_dir = if debug { "debug" } else { "release" };
+    let elf_path = target_dir().join(TARGET).join(profile_dir).join("hyp");
+    let out = xtask_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let built = Built {
+        bin: out.join("hyp.bin"),
+        elf: out.join("hyp.elf"),
+    };
+    write_flat(&elf_path, &built.bin)?;
+    std::fs::copy(&elf_path, &built.elf).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            elf_path.display(),
+            built.elf.display()
+        )
+    })?;
+    Ok(built)
+}
+
+/// Converts the ELF at `elf_path` to a checked flat image at `bin_path`.
+fn write_flat(elf_path: &Path, bin_path: &Path) -> Result<()> {
+    let elf =
+        std::fs::read(elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
+    let flat = image::elf_to_flat(&elf)
+        .with_context(|| format!("cannot flatten {}", elf_path.display()))?;
+    let header = image::check_image(&flat)
+        .with_context(|| format!("{} is not a bootable arm64 Image", elf_path.display()))?;
+    std::fs::write(bin_path, &flat)
+        .with_context(|| format!("cannot write {}", bin_path.display()))?;
+    println!(
+        "{}: {} bytes (header: text_offset {:#x}, image_size {:#x}, flags {:#x})",
+        bin_path.display(),
+        flat.len(),
+        header.text_offset,
+        header.image_size,
+        header.flags
+    );
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! The boot-test case file (`tests/boot/cases.toml`) and its expansion into single cases.
+//!
+//! `gic`, `cpus` and `cpu` take one value or an array. Arrays are matrix axes: a spec expands
+//! into one case per combination (gic, then cpus, then cpu), named
+//! `<name>-gicv<gic>-<cpus>cpu-<cpu>` with only the array-valued axes in the name.
+//! `{gic}`, `{cpus}` and `{cpu}` in `expect`/`fail` patterns become the case's values.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::matcher::BUILTIN_FAIL;
+use crate::qemu::parse_size;
+
+/// One value, or an array of them forming a matrix axis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Axis<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> Axis<T> {
+    fn values(&self) -> Vec<T> {
+        match self {
+            Axis::One(v) => vec![v.clone()],
+            Axis::Many(v) => v.clone(),
+        }
+    }
+
+    fn is_matrix(&self) -> bool {
+        matches!(self, Axis::Many(_))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(default, rename = "case")]
+    cases: Vec<Spec>,
+}
+
+/// A `[[case]]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    name: String,
+    #[serde(default = "default_gic")]
+    gic: Axis<u8>,
+    #[serde(default = "default_cpus")]
+    cpus: Axis<u32>,
+    #[serde(default = "default_cpu")]
+    cpu: Axis<String>,
+    #[serde(default = "default_mem")]
+    mem: String,
+    #[serde(default)]
+    append: String,
+    #[serde(default = "default_true")]
+    virtualization: bool,
+    #[serde(default)]
+    expect: Vec<String>,
+    #[serde(default)]
+    fail: Vec<String>,
+    #[serde(default = "default_timeout")]
+    timeout_secs: u64,
+    exit_code: Option<i32>,
+    image_text_offset: Option<u64>,
+}
+
+fn default_gic() -> Axis<u8> {
+    Axis::One(3)
+}
+fn default_cpus() -> Axis<u32> {
+    Axis::One(4)
+}
+fn default_cpu() -> Axis<String> {
+    Axis::One("max".into())
+}
+fn default_mem() -> String {
+    "1G".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// One boot case: one QEMU run.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Unique name; also the log file's name.
+    pub name: String,
+    /// GIC version, 2 or 3.
+    pub gic: u8,
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// QEMU CPU model.
+    pub cpu: String,
+    /// RAM size in bytes.
+    pub mem: u64,
+    /// Extra hypervisor command line.
+    pub append: String,
+    /// Whether QEMU enters the image at EL2.
+    pub virtualization: bool,
+    /// Patterns that must appear in this order.
+    pub expect: Vec<Regex>,
+    /// Patterns that fail the case at once, built-in ones included.
+    pub fail: Vec<Regex>,
+    /// How long the case may run.
+    pub timeout: Duration,
+    /// If set, QEMU must exit with this status (after all `expect` patterns were seen).
+    pub exit_code: Option<i32>,
+    /// If set, boot a copy of the image whose header asks for this `text_offset`.
+    pub image_text_offset: Option<u64>,
+}
+
+/// Reads and expands a case file.
+pub fn load(path: &Path) -> Result<Vec<Case>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Parses a case file and expands its matrices.
+pub fn parse(text: &str) -> Result<Vec<Case>> {
+    let file: CaseFile = toml::from_str(text)?;
+    let mut cases: Vec<Case> = Vec::new();
+    for spec in &file.cases {
+        for case in expand(spec).with_context(|| format!("case {:?}", spec.name))? {
+            ensure!(
+                cases.iter().all(|c| c.name != case.name),
+                "two cases are named {:?}",
+                case.name
+            );
+            cases.push(case);
+        }
+    }
+    Ok(cases)
+}
+
+fn expand(spec: &Spec) -> Result<Vec<Case>> {
+    ensure!(
+        !spec.name.is_empty()
+            && spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+        "name must be non-empty and use only letters, digits, '-', '_' and '.'"
+    );
+    let (gics, cpu_counts, models) = (spec.gic.values(), spec.cpus.values(), spec.cpu.values());
+    ensure!(
+        !gics.is_empty() && !cpu_counts.is_empty() && !models.is_empty(),
+        "gic, cpus and cpu need at least one value each"
+    );
+    ensure!(
+        gics.iter().all(|g| matches!(g, 2 | 3)),
+        "gic must be 2 or 3"
+    );
+    ensure!(
+        cpu_counts.iter().all(|&n| n >= 1),
+        "cpus must be at least 1"
+    );
+    ensure!(
+        models.iter().all(|m| !m.is_empty()),
+        "cpu must not be empty"
+    );
+    ensure!(spec.timeout_secs > 0, "timeout_secs must be positive");
+    ensure!(
+        !spec.expect.is_empty() || spec.exit_code.is_some(),
+        "give `expect` patterns or an `exit_code`, or the case proves nothing"
+    );
+    let mem = parse_size(&spec.mem)?;
+
+    let mut cases = Vec::new();
+    for &gic in &gics {
+        for &cpus in &cpu_counts {
+            for cpu in &models {
+                let mut name = spec.name.clone();
+                if spec.gic.is_matrix() {
+                    name += &format!("-gicv{gic}");
+                }
+                if spec.cpus.is_matrix() {
+                    name += &format!("-{cpus}cpu");
+                }
+                if spec.cpu.is_matrix() {
+                    name += &format!("-{cpu}");
+                }
+                let compile = |pattern: &str| -> Result<Regex> {
+                    let pattern = substitute(pattern, gic, cpus, cpu);
+                    Regex::new(&pattern).with_context(|| format!("bad pattern {pattern:?}"))
+                };
+                let expect = spec
+                    .expect
+                    .iter()
+                    .map(|p| compile(p))
+                    .collect::<Result<_>>()?;
+                let fail = BUILTIN_FAIL
+                    .iter()
+                    .map(|p| regex::escape(p))
+                    .chain(spec.fail.iter().cloned())
+                    .map(|p| compile(&p))
+                    .collect::<Result<_>>()?;
+                cases.push(Case {
+                    name,
+                    gic,
+                    cpus,
+                    cpu: cpu.clone(),
+                    mem,
+                    append: spec.append.clone(),
+                    virtualization: spec.virtualization,
+                    expect,
+                    fail,
+                    timeout: Duration::from_secs(spec.timeout_secs),
+                    exit_code: spec.exit_code,
+                    image_text_offset: spec.image_text_offset,
+                });
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// Replaces `{gic}`, `{cpus}` and `{cpu}` in a pattern with the case's values.
+fn substitute(pattern: &str, gic: u8, cpus: u32, cpu: &str) -> String {
+    pattern
+        .replace("{gic}", &gic.to_string())
+        .replace("{cpus}", &cpus.to_string())
+        .replace("{cpu}", &regex::escape(cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(cases: &[Case]) -> Vec<&str> {
+        cases.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    fn strs(res: &[Regex]) -> Vec<&str> {
+        res.iter().map(Regex::as_str).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let cases = parse("[[case]]\nname = \"plain\"\nexpect = [\"hi\"]\n").unwrap();
+        let c = &cases[0];
+        assert_eq!(
+            (c.name.as_str(), c.gic, c.cpus, c.cpu.as_str()),
+            ("plain", 3, 4, "max")
+        );
+        assert_eq!(c.mem, 1 << 30);
+        assert!(c.virtualization);
+        assert_eq!(c.append, "");
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!((c.exit_code, c.image_text_offset), (None, None));
+        assert_eq!(strs(&c.fail), ["panicked at", "EXCEPTION"]);
+    }
+
+    #[test]
+    fn expands_matrix() {
+        let text = r#"
+            [[case]]
+            name = "boot"
+            gic = [2, 3]
+            cpus = [1, 4]
+            cpu = ["max", "cortex-a72", "cortex-a53"]
+            mem = "512M"
+            expect = ["GICv{gic}", 'boot complete: {cpus} of {cpus} CPUs', "cpu={cpu}"]
+            fail = ['\[ERROR\]']
+
+            [[case]]
+            name = "moved"
+            gic = 2
+            cpus = [2]
+            image_text_offset = 0x0320_0000
+            exit_code = 0
+            timeout_secs = 5
+        "#;
+        let cases = parse(text).unwrap();
+        assert_eq!(cases.len(), 13);
+        assert_eq!(
+            names(&cases[..4]),
+            [
+                "boot-gicv2-1cpu-max",
+                "boot-gicv2-1cpu-cortex-a72",
+                "boot-gicv2-1cpu-cortex-a53",
+                "boot-gicv2-4cpu-max"
+            ]
+        );
+        let c = cases
+            .iter()
+            .find(|c| c.name == "boot-gicv3-4cpu-cortex-a72")
+            .unwrap();
+        assert_eq!(
+            (c.gic, c.cpus, c.cpu.as_str(), c.mem),
+            (3, 4, "cortex-a72", 512 << 20)
+        );
+        assert_eq!(
+            strs(&c.expect),
+            ["GICv3", "boot complete: 4 of 4 CPUs", r"cpu=cortex\-a72"]
+        );
+        assert_eq!(strs(&c.fail), ["panicked at", "EXCEPTION", r"\[ERROR\]"]);
+        let moved = cases.last().unwrap();
+        assert_eq!(moved.name, "moved-2cpu");
+        assert_eq!((moved.gic, moved.cpus, moved.exit_code), (2, 2, Some(0)));
+        assert_eq!(moved.image_text_offset, Some(0x0320_0000));
+        assert_eq!(moved.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let bad = [
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\nbogus = 1\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\ngic = 4\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\ncpus = []\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\ncpus = 0\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\nmem = \"lots\"\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"(unclosed\"]\n",
+            "[[case]]\nname = \"a b\"\nexpect = [\"x\"]\n",
+            "[[case]]\nname = \"a\"\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\ntimeout_secs = 0\n",
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\n[[case]]\nname = \"a\"\nexpect = [\"y\"]\n",
+        ];
+        for text in bad {
+            assert!(parse(text).is_err(), "accepted:\n{text}");
+        }
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn project_case_file_is_valid() {
+        let cases = parse(include_str!("../../tests/boot/cases.toml")).unwrap();
+        assert_eq!(cases.len(), 14);
+        assert!(cases.iter().any(|c| !c.virtualization));
+        assert!(
+            cases
+                .iter()
+                .any(|c| c.image_text_offset == Some(0x0320_0000))
+        );
+        let v2 = cases.iter().filter(|c| c.gic == 2).count();
+        assert_eq!(v2, 6);
+    }
+}

@@ -1,0 +1,242 @@
+//! `cargo xtask`: build the hypervisor image, run it under QEMU, run the tests.
+#![forbid(unsafe_code)]
+
+mod build;
+mod cases;
+mod harness;
+mod image;
+mod matcher;
+mod qemu;
+mod shell;
+
+use std::path::Path;
+use std::process::{Command, ExitCode, ExitStatus};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::qemu::{Machine, Qemu};
+
+/// Host automation for the hypervisor.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Build target/xtask/hyp.bin (flat image) and target/xtask/hyp.elf (for gdb).
+    Build(BuildArgs),
+    /// Build, then boot the hypervisor in QEMU on the console.
+    Run(RunArgs),
+    /// Run the host unit tests, then every boot case of tests/boot/cases.toml.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    /// Build with the dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    build: BuildArgs,
+    /// GIC version of the virt machine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: u8,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    cpus: u32,
+    /// RAM size, e.g. 512M, 1G.
+    #[arg(long, default_value = "1G", value_parser = qemu::parse_size)]
+    mem: u64,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "max")]
+    cpu: String,
+    /// Wait for gdb on TCP port 1234 before starting.
+    #[arg(long)]
+    gdb: bool,
+    /// The hypervisor's command line, e.g. `loglvl=debug` (exit=semihosting is always added).
+    #[arg(long, default_value = "")]
+    append: String,
+    /// Start at EL1 (QEMU virtualization=off), to see the hypervisor refuse.
+    #[arg(long)]
+    no_virtualization: bool,
+    /// Extra QEMU arguments, after `--`.
+    #[arg(last = true)]
+    qemu_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Run only the host unit tests.
+    #[arg(long, conflicts_with = "boot_only")]
+    host_only: bool,
+    /// Run only the boot tests.
+    #[arg(long)]
+    boot_only: bool,
+    /// Run only boot cases whose name contains this text.
+    #[arg(long, conflicts_with = "host_only")]
+    filter: Option<String>,
+    /// Boot cases run in parallel.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+}
+
+/// Workspace packages that only build for the bare-metal target, left out of host tests.
+const TARGET_ONLY_PACKAGES: &[&str] = &["hyp"];
+const CASE_FILE: &str = "tests/boot/cases.toml";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let invoked_from = std::env::current_dir().context("cannot read the current directory")?;
+    // Paths in the commands we print are relative to the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?;
+    std::env::set_current_dir(root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match cli.command {
+        Cmd::Build(args) => {
+            build::build(args.debug)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run(args) => run_qemu(args, &invoked_from),
+        Cmd::Test(args) => test(args, &invoked_from),
+    }
+}
+
+fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
+    let qemu = Qemu::find(invoked_from)?;
+    let built = build::build(args.build.debug)?;
+    let machine = Machine {
+        gic: args.gic,
+        cpus: args.cpus,
+        mem: args.mem,
+        cpu: args.cpu,
+        virtualization: !args.no_virtualization,
+        append: args.append,
+        gdb: args.gdb,
+        extra: args.qemu_args,
+        ..Machine::new(built.bin)
+    };
+    if machine.gdb {
+        println!("QEMU waits for gdb on TCP port 1234. In another terminal:");
+        println!(
+            "    gdb-multiarch {} -ex {}",
+            shell::quote(&built.elf.to_string_lossy()),
+            shell::quote("target remote :1234")
+        );
+    }
+    println!("(Ctrl-A X quits QEMU)");
+    let status = shell::run(&mut qemu.command(&machine))?;
+    Ok(exit_code_of(status))
+}
+
+/// The exit code a shell would report for `status`.
+fn exit_code_of(status: ExitStatus) -> ExitCode {
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None;
+    let code = status.code().or(signal.map(|s| 128 + s)).unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
+    let mut cases = Vec::new();
+    let mut qemu = None;
+    if !args.host_only {
+        cases = cases::load(Path::new(CASE_FILE))?;
+        if let Some(filter) = &args.filter {
+            cases.retain(|c| c.name.contains(filter.as_str()));
+            if cases.is_empty() {
+                bail!("no boot case name contains {filter:?}");
+            }
+        }
+        qemu = Some(Qemu::find(invoked_from)?);
+    }
+
+    if !args.boot_only {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["test", "--workspace"]);
+        for package in TARGET_ONLY_PACKAGES {
+            cmd.args(["--exclude", package]);
+        }
+        if !shell::run(&mut cmd)?.success() {
+            eprintln!("error: host tests failed; boot tests not run");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+
+    let Some(qemu) = qemu else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let built = build::build(false)?;
+    let dirs = harness::Dirs {
+        logs: build::xtask_dir().join("boot-logs"),
+        images: build::xtask_dir().join("boot-images"),
+    };
+    let (passed, failed) = harness::run_all(&cases, &qemu, &built.bin, &dirs, args.jobs.into())?;
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_arguments() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "run",
+            "--gic",
+            "2",
+            "--cpus",
+            "1",
+            "--mem",
+            "512M",
+            "--append",
+            "loglvl=debug",
+            "--",
+            "-d",
+            "int",
+        ])
+        .unwrap();
+        let Cmd::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!((run.gic, run.cpus, run.mem), (2, 1, 512 << 20));
+        assert_eq!(run.append, "loglvl=debug");
+        assert_eq!(run.qemu_args, ["-d", "int"]);
+        assert!(Cli::try_parse_from(["xtask", "run", "--gic", "4"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "run", "--mem", "1X"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "test", "--host-only", "--boot-only"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "test", "--jobs", "0"]).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Matching console output against a boot case's expected and forbidden patterns.
+
+use regex::Regex;
+
+/// Forbidden in every case's output, whatever the case file says.
+pub const BUILTIN_FAIL: &[&str] = &["panicked at", "EXCEPTION"];
+
+/// Follows console output line by line: `expect` patterns must appear in order, any `fail`
+/// pattern ends the case. Several expectations may be met by one line, left to right.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    expect: Vec<Regex>,
+    fail: Vec<Regex>,
+    seen: usize,
+}
+
+impl Matcher {
+    /// A matcher waiting for `expect[0]`.
+    pub fn new(expect: Vec<Regex>, fail: Vec<Regex>) -> Self {
+        Self {
+            expect,
+            fail,
+            seen: 0,
+        }
+    }
+
+    /// Takes one line; returns the fail pattern it matched, if any.
+    pub fn feed(&mut self, line: &str) -> Option<&Regex> {
+        if let Some(bad) = self.fail.iter().find(|re| re.is_match(line)) {
+            return Some(bad);
+        }
+        let mut pos = 0;
+        while let Some(m) = self
+            .expect
+            .get(self.seen)
+            .and_then(|re| re.find_at(line, pos))
+        {
+            pos = m.end();
+            self.seen += 1;
+        }
+        None
+    }
+
+    /// Whether every expected pattern has been seen.
+    pub fn done(&self) -> bool {
+        self.seen == self.expect.len()
+    }
+
+    /// The next expected pattern not yet seen.
+    pub fn waiting_for(&self) -> Option<&Regex> {
+        self.expect.get(self.seen)
+    }
+}
+
+/// A console line with its line ending and any carriage returns removed.
+pub fn clean_line(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .replace('\r', "")
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(expect: &[&str], fail: &[&str]) -> Matcher {
+        let re = |v: &[&str]| v.iter().map(|p| Regex::new(p).unwrap()).collect();
+        Matcher::new(re(expect), re(fail))
+    }
+
+    #[test]
+    fn expects_in_order() {
+        let mut m = m(&["GICv3", r"CPU \d+ online", "boot complete"], &[]);
+        assert!(m.feed("boot complete").is_none()); // too early: ignored
+        assert_eq!(m.waiting_for().unwrap().as_str(), "GICv3");
+        m.feed("[INFO ] GICv3 at 0x8000000");
+        m.feed("[INFO ] CPU 0 online");
+        assert!(!m.done());
+        m.feed("[INFO ] boot complete: 4 of 4 CPUs online");
+        assert!(m.done());
+        assert!(m.waiting_for().is_none());
+    }
+
+    #[test]
+    fn one_line_meets_several_expectations_left_to_right() {
+        let mut a = m(&["a", "b"], &[]);
+        a.feed("xx a yy b");
+        assert!(a.done());
+        let mut b = m(&["b", "a"], &[]);
+        b.feed("xx a yy b");
+        assert!(!b.done());
+        let mut twice = m(&["online", "online"], &[]);
+        twice.feed("CPU 0 online");
+        assert!(!twice.done());
+        twice.feed("CPU 1 online");
+        assert!(twice.done());
+    }
+
+    #[test]
+    fn fail_patterns_win() {
+        let mut m = m(&["boot complete"], &["panicked at", "EXCEPTION"]);
+        assert_eq!(
+            m.feed("panicked at src/main.rs:1:1 boot complete")
+                .unwrap()
+                .as_str(),
+            "panicked at"
+        );
+        assert!(!m.done());
+        assert!(m.feed("all good").is_none());
+    }
+
+    #[test]
+    fn cleans_lines() {
+        assert_eq!(clean_line(b"hello\r\n"), "hello");
+        assert_eq!(clean_line(b"a\rb\n"), "ab");
+        assert_eq!(clean_line(b"no newline"), "no newline");
+        assert_eq!(clean_line(b"bad \xff byte\n"), "bad \u{fffd} byte");
+    }
+}

@@ -1,0 +1,268 @@
+//! The QEMU command line for booting the hypervisor on the `virt` machine.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Result, bail, ensure};
+
+const DEFAULT_QEMU: &str = "qemu-system-aarch64";
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// Tells the hypervisor it may exit QEMU with a status through semihosting.
+pub const EXIT_SEMIHOSTING: &str = "exit=semihosting";
+
+/// Parses a memory size: a whole number with an optional `K`, `M`, `G` or `T` suffix (binary
+/// units, case-insensitive, optional trailing `B`/`iB`); a bare number means MiB, as for QEMU's
+/// `-m`. The size must be a non-zero whole number of MiB.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("B"))
+        .unwrap_or(t);
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(digits_end);
+    let unit = match suffix.to_ascii_uppercase().as_str() {
+        "" | "M" => MIB,
+        "K" => 1 << 10,
+        "G" => GIB,
+        "T" => 1 << 40,
+        _ => bail!("bad size {text:?}: use a whole number with K, M, G or T (e.g. 512M, 1G)"),
+    };
+    ensure!(
+        !digits.is_empty(),
+        "bad size {text:?}: no number (e.g. 512M, 1G)"
+    );
+    let n: u64 = digits.parse()?;
+    let bytes = n.checked_mul(unit).filter(|&b| b != 0);
+    match bytes {
+        Some(b) if b.is_multiple_of(MIB) => Ok(b),
+        Some(_) => bail!("bad size {text:?}: must be a whole number of MiB"),
+        None => bail!("bad size {text:?}: must be non-zero and fit in 64 bits"),
+    }
+}
+
+/// Formats a byte count (a whole number of MiB) the way QEMU's `-m` takes it: `1G`, `512M`.
+pub fn format_size(bytes: u64) -> String {
+    if bytes.is_multiple_of(GIB) {
+        format!("{}G", bytes / GIB)
+    } else {
+        format!("{}M", bytes / MIB)
+    }
+}
+
+/// One QEMU `virt` machine booting a flat image.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// GIC architecture version, 2 or 3.
+    pub gic: u8,
+    /// Number of CPUs (`-smp`).
+    pub cpus: u32,
+    /// RAM size in bytes.
+    pub mem: u64,
+    /// CPU model (`-cpu`).
+    pub cpu: String,
+    /// Whether QEMU emulates EL2 (and enters the image there).
+    pub virtualization: bool,
+    /// The flat image given to `-kernel`.
+    pub kernel: PathBuf,
+    /// The hypervisor's command line, `exit=semihosting` excluded (it is always added).
+    pub append: String,
+    /// Wait for gdb on TCP port 1234 before running (`-s -S`).
+    pub gdb: bool,
+    /// Passed to QEMU after everything else.
+    pub extra: Vec<String>,
+}
+
+impl Machine {
+    /// A 4-CPU GICv3 `-cpu max` machine with 1 GiB of RAM and EL2 enabled.
+    pub fn new(kernel: PathBuf) -> Self {
+        Self {
+            gic: 3,
+            cpus: 4,
+            mem: GIB,
+            cpu: "max".into(),
+            virtualization: true,
+            kernel,
+            append: String::new(),
+            gdb: false,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The hypervisor command line QEMU passes: `exit=semihosting` plus the user's text.
+    pub fn command_line(&self) -> String {
+        match self.append.trim() {
+            "" => EXIT_SEMIHOSTING.to_owned(),
+            text => format!("{EXIT_SEMIHOSTING} {text}"),
+        }
+    }
+
+    /// QEMU's arguments (the program name excluded).
+    pub fn args(&self) -> Vec<OsString> {
+        let on_off = if self.virtualization { "on" } else { "off" };
+        let mut args: Vec<OsString> = [
+            "-machine".into(),
+            format!("virt,virtualization={on_off},gic-version={}", self.gic),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-m".into(),
+            format_size(self.mem),
+            "-nographic".into(),
+            // No default NIC: its PCI option ROM is often not installed, and we need none.
+            "-nic".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-semihosting-config".into(),
+            "enable=on,target=native".into(),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        args.push("-kernel".into());
+        args.push(self.kernel.clone().into());
+        args.push("-append".into());
+        args.push(self.command_line().into());
+        if self.gdb {
+            args.extend(["-s".into(), "-S".into()]);
+        }
+        args.extend(self.extra.iter().map(OsString::from));
+        args
+    }
+}
+
+/// The QEMU program: `$QEMU` if set, else `qemu-system-aarch64` from `PATH`.
+#[derive(Debug, Clone)]
+pub struct Qemu {
+    program: OsString,
+}
+
+impl Qemu {
+    /// Finds QEMU, or explains how to install it. A relative `$QEMU` path is taken relative
+    /// to `invoked_from`, the directory xtask was started in.
+    pub fn find(invoked_from: &Path) -> Result<Self> {
+        let from_env = std::env::var_os("QEMU").filter(|q| !q.is_empty());
+        let mut program = from_env.clone().unwrap_or_else(|| DEFAULT_QEMU.into());
+        let found = if Path::new(&program).components().count() > 1 {
+            let joined = invoked_from.join(&program);
+            program = std::path::absolute(&joined)
+                .unwrap_or(joined)
+                .into_os_string();
+            Path::new(&program).is_file()
+        } else {
+            std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(&program).is_file())
+            })
+        };
+        if !found {
+            let what = match from_env {
+                Some(q) => format!(
+                    "QEMU={} does not name an existing program",
+                    q.to_string_lossy()
+                ),
+                None => format!("{DEFAULT_QEMU} is not in PATH"),
+            };
+            bail!(
+                "{what}.\nInstall QEMU with one of:\n  \
+                 sudo apt-get install qemu-system-arm   # Debian/Ubuntu: holds {DEFAULT_QEMU}\n  \
+                 bash .ci/install-deps                  # QEMU 10 from bookworm-backports, dtc\n\
+                 or point QEMU at the binary: QEMU=/path/to/{DEFAULT_QEMU} cargo xtask ..."
+            );
+        }
+        Ok(Self { program })
+    }
+
+    /// A command that boots `machine`.
+    pub fn command(&self, machine: &Machine) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(machine.args());
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 * MIB);
+        assert_eq!(parse_size("1G").unwrap(), GIB);
+        assert_eq!(parse_size("2g").unwrap(), 2 * GIB);
+        assert_eq!(parse_size("1GiB").unwrap(), GIB);
+        assert_eq!(parse_size("1536MB").unwrap(), 1536 * MIB);
+        assert_eq!(parse_size("1024").unwrap(), GIB);
+        assert_eq!(parse_size("2048K").unwrap(), 2 * MIB);
+        assert_eq!(parse_size("1T").unwrap(), 1024 * GIB);
+        for bad in [
+            "",
+            "G",
+            "0",
+            "0G",
+            "1X",
+            "1.5G",
+            "-1G",
+            "1K",
+            "99999999999T",
+            "1 G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn formats_sizes() {
+        assert_eq!(format_size(GIB), "1G");
+        assert_eq!(format_size(512 * MIB), "512M");
+        assert_eq!(format_size(1536 * MIB), "1536M");
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn default_command_line() {
+        let m = Machine::new("target/xtask/hyp.bin".into());
+        let expected = "-machine virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1G \
+                        -nographic -nic none -no-reboot -semihosting-config enable=on,target=native \
+                        -kernel target/xtask/hyp.bin -append";
+        let args = strings(m.args());
+        assert_eq!(args[..args.len() - 1].join(" "), expected);
+        assert_eq!(args.last().unwrap(), "exit=semihosting");
+    }
+
+    #[test]
+    fn customised_command_line() {
+        let m = Machine {
+            gic: 2,
+            cpus: 1,
+            mem: 512 * MIB,
+            cpu: "cortex-a53".into(),
+            virtualization: false,
+            append: " loglvl=debug ".into(),
+            gdb: true,
+            extra: vec!["-d".into(), "int".into()],
+            ..Machine::new("hyp.bin".into())
+        };
+        let args = strings(m.args());
+        assert_eq!(args[1], "virt,virtualization=off,gic-version=2");
+        assert_eq!(args[3..8], ["cortex-a53", "-smp", "1", "-m", "512M"]);
+        let tail = &args[args.len() - 6..];
+        assert_eq!(
+            tail,
+            [
+                "-append",
+                "exit=semihosting loglvl=debug",
+                "-s",
+                "-S",
+                "-d",
+                "int"
+            ]
+        );
+    }
+}
