@@ -7,7 +7,7 @@ use platforms::{
     Board, ConsoleKind, EnableMethod, GicVersion, ParseError, Platform, PsciConduit, Region,
 };
 
-use crate::cmdline::Cmdline;
+use crate::cmdline::{Cmdline, SelfTest};
 use crate::{arch, console, mm, percpu, print, psci, smp};
 
 /// Status QEMU exits with (semihosting) when the hypervisor cannot start.
@@ -81,7 +81,26 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         "boot complete: {online} of {} CPUs online",
         platform.cpus.len().max(1)
     );
+    if let Some(test) = cmdline.selftest {
+        run_selftest(test);
+    }
     smp::idle()
+}
+
+/// Provokes the fault a boot test asked for.
+fn run_selftest(test: SelfTest) {
+    match test {
+        SelfTest::WriteToCode => {
+            let target = primary as *const () as *mut u32;
+            info!("self-test: writing to the hypervisor's own code at {target:p}");
+            // SAFETY: deliberately unsound if it succeeded: this store must be refused by
+            // the MMU (text is mapped read-only), which raises a permission fault that the
+            // exception handler dumps before stopping this CPU.
+            unsafe { core::ptr::write_volatile(target, 0) };
+            log::error!("self-test FAILED: the write to code was not refused");
+        }
+        SelfTest::Panic => panic!("self-test panic"),
+    }
 }
 
 /// Builds a [`Platform`] from the blob at `dtb`.

@@ -2,11 +2,23 @@
 //!
 //! Options (space separated, unknown ones are reported and ignored):
 //! - `loglvl=LEVEL`: `none`, `error`, `warn`, `info` (default), `debug`, `trace`, `all`.
+//! - `selftest=wx` / `selftest=panic`: after boot, provoke a fault on purpose (a write to
+//!   the hypervisor's own code, or a panic) so the boot tests can check that the MMU
+//!   refuses it and that the exception dump and panic paths work.
 //! - `exit=semihosting`: when the machine powers off, exit through Arm semihosting with a
 //!   status (QEMU with `-semihosting-config enable=on`), so a failure is visible to the
 //!   caller. Without it the hypervisor powers off through PSCI `SYSTEM_OFF`.
 
 use log::LevelFilter;
+
+/// Faults the boot tests ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// Store to the hypervisor's own text: must be a permission fault.
+    WriteToCode,
+    /// Panic: must print the location and exit with status 1.
+    Panic,
+}
 
 /// Parsed options.
 #[derive(Clone, Copy, Debug)]
@@ -15,6 +27,8 @@ pub struct Cmdline<'a> {
     pub log_level: LevelFilter,
     /// Whether semihosting may be used to exit with a status.
     pub semihosting_exit: bool,
+    /// A fault to provoke after boot.
+    pub selftest: Option<SelfTest>,
     raw: &'a str,
 }
 
@@ -24,6 +38,7 @@ impl<'a> Cmdline<'a> {
         let mut cmdline = Cmdline {
             log_level: LevelFilter::Info,
             semihosting_exit: false,
+            selftest: None,
             raw: text,
         };
         for (key, value) in options(text) {
@@ -34,6 +49,8 @@ impl<'a> Cmdline<'a> {
                     }
                 }
                 ("exit", Some("semihosting")) => cmdline.semihosting_exit = true,
+                ("selftest", Some("wx")) => cmdline.selftest = Some(SelfTest::WriteToCode),
+                ("selftest", Some("panic")) => cmdline.selftest = Some(SelfTest::Panic),
                 _ => {}
             }
         }
@@ -47,6 +64,7 @@ impl<'a> Cmdline<'a> {
             .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
                 Some(("exit", value)) => value != "semihosting",
+                Some(("selftest", value)) => !matches!(value, "wx" | "panic"),
                 _ => true,
             })
     }
