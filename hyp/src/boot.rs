@@ -8,7 +8,7 @@ use platforms::{
 };
 
 use crate::cmdline::{Cmdline, SelfTest};
-use crate::{arch, console, mm, percpu, print, psci, smp};
+use crate::{arch, console, guest, mm, percpu, print, psci, smp};
 
 /// Status QEMU exits with (semihosting) when the hypervisor cannot start.
 const BOOT_FAILURE_STATUS: u32 = 2;
@@ -51,7 +51,13 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     let mpidr = arch::current_mpidr();
     let boot_index = platform.cpus.iter().position(|c| c.mpidr == mpidr);
     // SAFETY: first thing at EL2 on the boot CPU, before any other CPU runs.
-    unsafe { percpu::set_current(boot_index.unwrap_or(0), mpidr) };
+    unsafe {
+        percpu::set_current(
+            boot_index.unwrap_or(0),
+            mpidr,
+            mm::ImageLayout::current().end,
+        )
+    };
     // SAFETY: once, on the boot CPU, before secondaries start.
     unsafe { console::init_logger(cmdline.log_level) };
 
@@ -84,7 +90,11 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     if let Some(test) = cmdline.selftest {
         run_selftest(test);
     }
-    smp::idle()
+    let domains = guest::start_domains(&platform, online);
+    if domains > 0 {
+        info!("{domains} domain(s) started");
+    }
+    guest::run_this_cpu()
 }
 
 /// Provokes the fault a boot test asked for.

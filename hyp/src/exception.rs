@@ -8,6 +8,7 @@ use crate::{arch, console, percpu};
 
 /// Registers saved by `vectors.S`, in its layout.
 #[repr(C)]
+#[derive(Clone)]
 pub struct TrapFrame {
     /// General-purpose registers x0..x30.
     pub x: [u64; 31],
@@ -20,6 +21,20 @@ pub struct TrapFrame {
     /// FAR_EL2: the faulting virtual address, where the class defines one.
     pub far: u64,
     _padding: u64,
+}
+
+impl TrapFrame {
+    /// All registers zero.
+    pub const fn zeroed() -> Self {
+        TrapFrame {
+            x: [0; 31],
+            elr: 0,
+            spsr: 0,
+            esr: 0,
+            far: 0,
+            _padding: 0,
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 36 * 8);
@@ -77,6 +92,15 @@ pub fn exception_class_name(ec: u64) -> &'static str {
 /// Called by `vectors.S` for every exception taken to EL2.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
+    if (8..16).contains(&kind) {
+        crate::guest::handle_exit(frame, kind);
+    } else {
+        unexpected(frame, kind);
+    }
+}
+
+/// An exception the hypervisor did not expect: dump it and stop this CPU.
+pub fn unexpected(frame: &TrapFrame, kind: u64) -> ! {
     let cpu = percpu::current_index();
     let ec = (frame.esr >> 26) & 0x3f;
     let il = (frame.esr >> 25) & 1;

@@ -14,6 +14,7 @@ mod boot;
 mod cmdline;
 mod console;
 mod exception;
+mod guest;
 mod mm;
 mod panic;
 mod percpu;

@@ -12,6 +12,8 @@ pub struct PerCpu {
     pub mpidr: AtomicU64,
     /// Set by the CPU itself once it runs hypervisor code with its MMU on.
     pub online: AtomicBool,
+    /// Top of its stack: where a guest's trap frame goes.
+    pub stack_top: AtomicU64,
 }
 
 // A `const` item is the way to repeat a non-Copy value in an array initialiser.
@@ -19,6 +21,7 @@ pub struct PerCpu {
 const OFFLINE: PerCpu = PerCpu {
     mpidr: AtomicU64::new(0),
     online: AtomicBool::new(false),
+    stack_top: AtomicU64::new(0),
 };
 
 static CPUS: [PerCpu; MAX_CPUS] = [OFFLINE; MAX_CPUS];
@@ -33,8 +36,9 @@ pub fn cpu(index: usize) -> &'static PerCpu {
 /// # Safety
 /// Must run at EL2, once per CPU, before anything calls [`current_index`] on it; `index`
 /// must be below [`MAX_CPUS`] and unique to this CPU.
-pub unsafe fn set_current(index: usize, mpidr: u64) {
+pub unsafe fn set_current(index: usize, mpidr: u64, stack_top: u64) {
     CPUS[index].mpidr.store(mpidr, Ordering::Relaxed);
+    CPUS[index].stack_top.store(stack_top, Ordering::Relaxed);
     // SAFETY: TPIDR_EL2 is a scratch register reserved for this purpose.
     unsafe { asm!("msr tpidr_el2, {}", in(reg) index as u64, options(nomem, nostack)) };
 }

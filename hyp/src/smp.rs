@@ -92,15 +92,14 @@ fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
 pub fn secondary(index: usize) -> ! {
     let mpidr = arch::current_mpidr();
     // SAFETY: first thing on this CPU; the index was assigned to it alone.
-    unsafe { percpu::set_current(index, mpidr) };
+    unsafe {
+        percpu::set_current(
+            index,
+            mpidr,
+            crate::mm::cpu_stack_top(index).map_or(0, |top| top.as_u64()),
+        )
+    };
     info!("CPU {index} (MPIDR {mpidr:#x}) online");
     percpu::set_online();
-    idle()
-}
-
-/// Waits for interrupts forever (nothing is scheduled yet).
-pub fn idle() -> ! {
-    loop {
-        aarch64_cpu::asm::wfi();
-    }
+    crate::guest::run_this_cpu()
 }

@@ -32,20 +32,32 @@ pub struct Built {
 
 /// Builds `hyp` (release, or dev with `debug`), writes `hyp.bin` and copies `hyp.elf`.
 pub fn build(debug: bool) -> Result<Built> {
+    build_package("hyp", debug)
+}
+
+/// Builds the bare-metal test guest (`tests/guests`), writes `test-guest.bin` and copies
+/// `test-guest.elf`.
+pub fn build_test_guest(debug: bool) -> Result<Built> {
+    build_package("test-guest", debug)
+}
+
+/// Builds the bare-metal binary `package` (its binary has the package's name) and
+/// writes `<package>.bin` (flat image) and `<package>.elf` into the xtask directory.
+fn build_package(package: &str, debug: bool) -> Result<Built> {
     let mut cmd = Command::new("cargo");
-    cmd.args(["build", "-p", "hyp", "--target", TARGET]);
+    cmd.args(["build", "-p", package, "--target", TARGET]);
     if !debug {
         cmd.arg("--release");
     }
     shell::run_checked(&mut cmd)?;
 
     let profile_dir = if debug { "debug" } else { "release" };
-    let elf_path = target_dir().join(TARGET).join(profile_dir).join("hyp");
+    let elf_path = target_dir().join(TARGET).join(profile_dir).join(package);
     let out = xtask_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let built = Built {
-        bin: out.join("hyp.bin"),
-        elf: out.join("hyp.elf"),
+        bin: out.join(format!("{package}.bin")),
+        elf: out.join(format!("{package}.elf")),
     };
     write_flat(&elf_path, &built.bin)?;
     std::fs::copy(&elf_path, &built.elf).with_context(|| {

@@ -5,7 +5,7 @@
 //! `<name>-gicv<gic>-<cpus>cpu-<cpu>` with only the array-valued axes in the name.
 //! `{gic}`, `{cpus}` and `{cpu}` in `expect`/`fail` patterns become the case's values.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -70,6 +70,7 @@ struct Spec {
     image_text_offset: Option<u64>,
     #[serde(default = "default_true")]
     builtin_fail: bool,
+    domains: Option<String>,
 }
 
 fn default_gic() -> Axis<u8> {
@@ -118,6 +119,10 @@ pub struct Case {
     pub exit_code: Option<i32>,
     /// If set, boot a copy of the image whose header asks for this `text_offset`.
     pub image_text_offset: Option<u64>,
+    /// Domain configuration (TOML, relative to the workspace root) to boot as guests.
+    pub domains: Option<PathBuf>,
+    /// The boot archive built from `domains`, filled in before the case runs.
+    pub initrd: Option<PathBuf>,
 }
 
 /// Reads and expands a case file.
@@ -220,6 +225,8 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     timeout: Duration::from_secs(spec.timeout_secs),
                     exit_code: spec.exit_code,
                     image_text_offset: spec.image_text_offset,
+                    domains: spec.domains.as_ref().map(PathBuf::from),
+                    initrd: None,
                 });
             }
         }
@@ -350,6 +357,16 @@ mod tests {
             cases.iter().filter(|c| c.name.starts_with("boot-")).count(),
             12
         );
+        assert!(
+            cases
+                .iter()
+                .filter(|c| c.domains.is_some())
+                .all(|c| Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(c.domains.as_ref().unwrap())
+                    .exists()),
+            "every domains file named by a case exists"
+        );
         let wx = cases.iter().find(|c| c.name == "selftest-wx").unwrap();
         assert!(strs(&wx.fail).iter().all(|p| *p != "EXCEPTION"));
         assert!(cases.iter().any(|c| !c.virtualization));
@@ -358,7 +375,10 @@ mod tests {
                 .iter()
                 .any(|c| c.image_text_offset == Some(0x0320_0000))
         );
-        let v2 = cases.iter().filter(|c| c.gic == 2).count();
+        let v2 = cases
+            .iter()
+            .filter(|c| c.gic == 2 && c.name.starts_with("boot-"))
+            .count();
         assert_eq!(v2, 6);
     }
 }

@@ -238,6 +238,7 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         cpu: case.cpu.clone(),
         virtualization: case.virtualization,
         append: case.append.clone(),
+        initrd: case.initrd.clone(),
         ..Machine::new(kernel)
     };
     let cmd = qemu.command(&machine);

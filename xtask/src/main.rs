@@ -3,13 +3,14 @@
 
 mod build;
 mod cases;
+mod domains;
 mod harness;
 mod image;
 mod matcher;
 mod qemu;
 mod shell;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 
 use anyhow::{Context, Result, bail};
@@ -52,9 +53,9 @@ struct RunArgs {
     /// Number of CPUs.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     cpus: u32,
-    /// RAM size, e.g. 512M, 1G.
-    #[arg(long, default_value = "1G", value_parser = qemu::parse_size)]
-    mem: u64,
+    /// The machine's RAM size, e.g. 512M, 2G [1G, or more when guests need it].
+    #[arg(long, value_parser = qemu::parse_size)]
+    host_mem: Option<u64>,
     /// QEMU CPU model.
     #[arg(long, default_value = "max")]
     cpu: String,
@@ -67,6 +68,28 @@ struct RunArgs {
     /// Start at EL1 (QEMU virtualization=off), to see the hypervisor refuse.
     #[arg(long)]
     no_virtualization: bool,
+    /// Boot the domains described in this TOML file (see docs/domains.md).
+    #[arg(long, conflicts_with = "guest")]
+    domains: Option<PathBuf>,
+    /// Boot this AArch64 kernel image (Linux Image, or raw) as the only guest.
+    #[arg(long)]
+    guest: Option<PathBuf>,
+    /// With --guest: its initial ramdisk.
+    #[arg(long, requires = "guest")]
+    initrd: Option<PathBuf>,
+    /// With --guest: its command line.
+    #[arg(long, requires = "guest", default_value = "")]
+    cmdline: String,
+    /// With --guest: its vCPU count.
+    #[arg(long, requires = "guest", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    vcpus: u32,
+    /// With --guest: its memory, e.g. 256M, 1G.
+    #[arg(long, requires = "guest", default_value = "256M", value_parser = qemu::parse_size)]
+    mem: u64,
+    /// Exit QEMU with the status of the last guest to power off (through semihosting);
+    /// without it the machine powers off with PSCI and QEMU exits 0.
+    #[arg(long)]
+    exit_with_guest: bool,
     /// Extra QEMU arguments, after `--`.
     #[arg(last = true)]
     qemu_args: Vec<String>,
@@ -89,7 +112,7 @@ struct TestArgs {
 }
 
 /// Workspace packages that only build for the bare-metal target, left out of host tests.
-const TARGET_ONLY_PACKAGES: &[&str] = &["hyp"];
+const TARGET_ONLY_PACKAGES: &[&str] = &["hyp", "test-guest"];
 const CASE_FILE: &str = "tests/boot/cases.toml";
 
 fn main() -> ExitCode {
@@ -123,15 +146,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
     let built = build::build(args.build.debug)?;
+    let from_cwd = |p: &Path| invoked_from.join(p);
+    let domain_list = match (&args.domains, &args.guest) {
+        (Some(file), _) => Some(domains::load(&from_cwd(file))?),
+        (None, Some(image)) => Some(vec![domains::DomainConfig {
+            name: "guest".into(),
+            kernel: from_cwd(image).to_string_lossy().into_owned(),
+            initrd: args
+                .initrd
+                .as_deref()
+                .map(|p| from_cwd(p).to_string_lossy().into_owned()),
+            cmdline: args.cmdline.clone(),
+            memory: qemu::format_size(args.mem),
+            vcpus: args.vcpus,
+            console: true,
+            psci: "hvc".into(),
+        }]),
+        (None, None) => None,
+    };
+    let mut initrd = None;
+    let mut guest_mem = 0;
+    if let Some(list) = &domain_list {
+        let test_guest = if domains::uses_test_guest(list) {
+            Some(build::build_test_guest(args.build.debug)?.bin)
+        } else {
+            None
+        };
+        let archive = build::xtask_dir().join("boot-archive.cpio");
+        initrd = Some(domains::package(list, test_guest.as_deref(), &archive)?);
+        guest_mem = list
+            .iter()
+            .map(|d| qemu::parse_size(&d.memory))
+            .sum::<Result<u64>>()?;
+    }
+    // Room for the guests, the boot archive and the hypervisor itself.
+    let mem = args
+        .host_mem
+        .unwrap_or_else(|| (guest_mem + 512 * qemu::MIB).max(qemu::GIB));
     let machine = Machine {
         gic: args.gic,
         cpus: args.cpus,
-        mem: args.mem,
+        mem,
         cpu: args.cpu,
         virtualization: !args.no_virtualization,
         append: args.append,
         gdb: args.gdb,
         extra: args.qemu_args,
+        initrd,
+        semihosting_exit: args.exit_with_guest,
         ..Machine::new(built.bin)
     };
     if machine.gdb {
@@ -187,6 +249,7 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let built = build::build(false)?;
+    package_case_domains(&mut cases)?;
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),
@@ -198,6 +261,44 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Builds the boot archive of every case that boots guests (each configuration once),
+/// building the test guest first if any of them uses it.
+fn package_case_domains(cases: &mut [cases::Case]) -> Result<()> {
+    let mut configs: Vec<(PathBuf, Vec<domains::DomainConfig>)> = Vec::new();
+    for path in cases.iter().filter_map(|c| c.domains.clone()) {
+        if !configs.iter().any(|(p, _)| *p == path) {
+            let list = domains::load(&path)?;
+            configs.push((path, list));
+        }
+    }
+    if configs.is_empty() {
+        return Ok(());
+    }
+    let test_guest = if configs.iter().any(|(_, l)| domains::uses_test_guest(l)) {
+        Some(build::build_test_guest(false)?.bin)
+    } else {
+        None
+    };
+    let dir = build::xtask_dir().join("boot-archives");
+    for (path, list) in &configs {
+        let stem = path
+            .file_stem()
+            .map_or("domains".into(), |s| s.to_string_lossy());
+        let archive = domains::package(
+            list,
+            test_guest.as_deref(),
+            &dir.join(format!("{stem}.cpio")),
+        )?;
+        for case in cases
+            .iter_mut()
+            .filter(|c| c.domains.as_ref() == Some(path))
+        {
+            case.initrd = Some(archive.clone());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -219,7 +320,7 @@ mod tests {
             "2",
             "--cpus",
             "1",
-            "--mem",
+            "--host-mem",
             "512M",
             "--append",
             "loglvl=debug",
@@ -231,11 +332,33 @@ mod tests {
         let Cmd::Run(run) = cli.command else {
             panic!("not run")
         };
-        assert_eq!((run.gic, run.cpus, run.mem), (2, 1, 512 << 20));
+        assert_eq!((run.gic, run.cpus, run.host_mem), (2, 1, Some(512 << 20)));
         assert_eq!(run.append, "loglvl=debug");
         assert_eq!(run.qemu_args, ["-d", "int"]);
         assert!(Cli::try_parse_from(["xtask", "run", "--gic", "4"]).is_err());
-        assert!(Cli::try_parse_from(["xtask", "run", "--mem", "1X"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "run", "--host-mem", "1X"]).is_err());
+        assert!(Cli::try_parse_from(["xtask", "run", "--vcpus", "2"]).is_err());
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "run",
+            "--guest",
+            "Image",
+            "--mem",
+            "128M",
+            "--vcpus",
+            "2",
+            "--cmdline",
+            "console=ttyAMA0",
+            "--exit-with-guest",
+        ])
+        .unwrap();
+        let Cmd::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            (run.mem, run.vcpus, run.exit_with_guest),
+            (128 << 20, 2, true)
+        );
         assert!(Cli::try_parse_from(["xtask", "test", "--host-only", "--boot-only"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "test", "--jobs", "0"]).is_err());
     }

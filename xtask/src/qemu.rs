@@ -7,8 +7,8 @@ use std::process::Command;
 use anyhow::{Result, bail, ensure};
 
 const DEFAULT_QEMU: &str = "qemu-system-aarch64";
-const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
+pub const MIB: u64 = 1 << 20;
+pub const GIB: u64 = 1 << 30;
 
 /// Tells the hypervisor it may exit QEMU with a status through semihosting.
 pub const EXIT_SEMIHOSTING: &str = "exit=semihosting";
@@ -74,6 +74,10 @@ pub struct Machine {
     pub gdb: bool,
     /// Passed to QEMU after everything else.
     pub extra: Vec<String>,
+    /// The boot archive (guest domains), given as `-initrd`.
+    pub initrd: Option<PathBuf>,
+    /// Whether the hypervisor may exit QEMU with a status through semihosting.
+    pub semihosting_exit: bool,
 }
 
 impl Machine {
@@ -89,15 +93,24 @@ impl Machine {
             append: String::new(),
             gdb: false,
             extra: Vec::new(),
+            initrd: None,
+            semihosting_exit: true,
         }
     }
 
-    /// The hypervisor command line QEMU passes: `exit=semihosting` plus the user's text.
+    /// The hypervisor command line QEMU passes: `exit=semihosting` (unless turned off)
+    /// plus the user's text.
     pub fn command_line(&self) -> String {
-        match self.append.trim() {
-            "" => EXIT_SEMIHOSTING.to_owned(),
-            text => format!("{EXIT_SEMIHOSTING} {text}"),
-        }
+        let exit = if self.semihosting_exit {
+            EXIT_SEMIHOSTING
+        } else {
+            ""
+        };
+        [exit, self.append.trim()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// QEMU's arguments (the program name excluded).
@@ -125,6 +138,10 @@ impl Machine {
         .collect();
         args.push("-kernel".into());
         args.push(self.kernel.clone().into());
+        if let Some(initrd) = &self.initrd {
+            args.push("-initrd".into());
+            args.push(initrd.clone().into());
+        }
         args.push("-append".into());
         args.push(self.command_line().into());
         if self.gdb {

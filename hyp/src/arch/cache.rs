@@ -50,3 +50,29 @@ pub unsafe fn invalidate_to_poc(start: usize, len: usize) {
     // SAFETY: a barrier only orders memory accesses.
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
 }
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency: memory then
+/// holds the latest data and no cache keeps a copy, so an observer with caches off (a
+/// guest starting with its MMU off) and later cacheable accesses both see it.
+pub fn clean_invalidate_to_poc(start: usize, len: usize) {
+    for line in lines(start, len) {
+        // SAFETY: DC CIVAC writes back and drops a line; the data seen is unchanged.
+        unsafe { asm!("dc civac, {}", in(reg) line, options(nostack, preserves_flags)) };
+    }
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Invalidates all instruction caches to the point of unification, in the inner
+/// shareable domain (every CPU), after code was written for a guest.
+pub fn invalidate_icache_all() {
+    // SAFETY: instruction-cache invalidation and barriers change no data.
+    unsafe {
+        asm!(
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}

@@ -78,6 +78,22 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `(prefix) line` followed by a newline as one unit. Bytes outside printable
+/// ASCII are shown as `\xNN`, so a guest cannot send control sequences to the terminal.
+pub fn write_prefixed_line(prefix: &str, line: &[u8]) {
+    let Some(mut out) = raw() else { return };
+    let _guard = LOCKING.load(Ordering::Acquire).then(|| LOCK.lock());
+    let _ = write!(out, "({prefix}) ");
+    for &byte in line {
+        if byte == b'\t' || (0x20..0x7f).contains(&byte) {
+            out.0.put_byte(byte);
+        } else {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    let _ = out.write_str("\n");
+}
+
 /// Writes without taking the lock: for the panic and exception paths, which may run
 /// while this CPU holds it. Output may interleave with other CPUs.
 pub fn write_fmt_unlocked(args: fmt::Arguments<'_>) {

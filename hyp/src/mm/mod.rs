@@ -144,9 +144,12 @@ impl fmt::Display for MemoryError {
 /// Must run once, on the boot CPU, with the MMU off. `dtb` is the device tree's region.
 pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, MemoryError> {
     let image = ImageLayout::current();
-    let mut holes: Vec<Region, { platforms::MAX_RESERVED_REGIONS + 2 }> = Vec::new();
+    let mut holes: Vec<Region, { platforms::MAX_RESERVED_REGIONS + 3 }> = Vec::new();
     let _ = holes.push(image.region());
     let _ = holes.push(dtb);
+    if let Some(archive) = platform.initrd {
+        let _ = holes.push(page_span(archive));
+    }
     for r in &platform.reserved {
         let _ = holes.push(*r);
     }
@@ -219,6 +222,15 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
         dtb_pages.end(),
         Attributes::NORMAL_R,
     )?;
+    if let Some(archive) = platform.initrd {
+        let pages = page_span(archive);
+        map(
+            "boot archive",
+            pages.base,
+            pages.end(),
+            Attributes::NORMAL_R,
+        )?;
+    }
     map("table pool", pool.base, pool.end(), Attributes::NORMAL_RW)?;
     // One slot per CPU: a guard page, never mapped, below the stack. Mapping them now
     // with pages means no live block ever has to be split for a guard.

@@ -209,6 +209,9 @@ pub struct Platform<'a> {
     pub psci: Option<Psci<'a>>,
     /// `/chosen/bootargs`: the hypervisor's own command line.
     pub bootargs: &'a str,
+    /// `/chosen/linux,initrd-start` and `-end`: for the hypervisor, the boot archive
+    /// holding the guests' images and configuration.
+    pub initrd: Option<Region>,
 }
 
 /// Reads the `totalsize` field of a DTB header, checking the magic. Used to size the
@@ -256,6 +259,20 @@ impl<'a> Platform<'a> {
             .and_then(|c| c.property("bootargs"))
             .and_then(|p| p.as_str())
             .unwrap_or("");
+        let initrd = match (
+            chosen.and_then(|c| c.property("linux,initrd-start")),
+            chosen.and_then(|c| c.property("linux,initrd-end")),
+        ) {
+            (Some(start), Some(end)) => {
+                let read = |bytes: &[u8]| Cells::new(bytes).take(bytes.len() / 4, "initrd bounds");
+                let (start, end) = (read(start.value)?, read(end.value)?);
+                if end < start {
+                    return Err(ParseError::Malformed("initrd end before start"));
+                }
+                Some(Region::new(start, end - start))
+            }
+            _ => None,
+        };
         let stdout_path = chosen
             .and_then(|c| c.property("stdout-path"))
             .and_then(|p| p.as_str())
@@ -276,6 +293,7 @@ impl<'a> Platform<'a> {
                 cpus: Vec::new(),
                 psci: None,
                 bootargs,
+                initrd,
             },
             stdout_path,
             gic_interrupt_cells: gic_interrupt_cells(&fdt),

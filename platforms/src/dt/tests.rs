@@ -41,6 +41,7 @@ fn qemu_virt_gicv3() {
     assert_eq!(psci.compatible, "arm,psci-1.0");
     assert_eq!(psci.conduit, PsciConduit::Smc);
     assert_eq!(p.dtb_size as usize, VIRT_V3.len());
+    assert_eq!(p.initrd, None);
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn rpi4_like_tree_translates_bus_addresses() {
     assert_eq!(p.board, Board::RaspberryPi4);
     assert_eq!(p.model, "Raspberry Pi 4 Model B (test tree)");
     assert_eq!(p.bootargs, "loglvl=debug");
+    assert_eq!(p.initrd, Some(Region::new(0x0800_0000, 0x1234)));
     // The alias with `:115200n8` options resolves, and the bus address is translated.
     let console = p.console.unwrap();
     assert_eq!(console.region, Region::new(0xfe20_1000, 0x200));

@@ -1,0 +1,300 @@
+//! A domain: its memory, stage-2 tables, VMID, PSCI state and console.
+//!
+//! Lock order (outermost first): `Domain::stage2`, then `Domain::psci`, then
+//! `Domain::console`. No domain lock is held while entering a guest.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use exits::PsciDomain;
+use loader::layout::RAM_BASE;
+use loader::{DomainSpec, GicVersion, GuestDtConfig, Placement};
+use spin::Mutex;
+use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Stage2Config, Vmid};
+use vdevices::Pl011;
+
+use super::console::LineBuffer;
+use super::s2tables::{FrameTables, Stage2Tlb};
+use crate::arch::cache;
+use crate::mm::{PAGE_SIZE, frames};
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DomainState {
+    /// Its vCPUs may run.
+    Running = 0,
+    /// Being reset: its memory is unmapped until it is reloaded.
+    Resetting = 1,
+    /// Powered off for good.
+    Off = 2,
+}
+
+/// Why a domain could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The archive lacks a file the manifest names.
+    MissingFile(String),
+    /// The kernel image is not usable.
+    Image(loader::ImageError),
+    /// The kernel, initrd and DTB do not fit the domain's memory.
+    Placement(loader::PlacementError),
+    /// The guest device tree could not be generated.
+    DeviceTree(loader::DtError),
+    /// Not enough free memory.
+    OutOfMemory(&'static str),
+    /// Stage-2 setup failed.
+    Stage2(stage2::MapError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::MissingFile(name) => write!(f, "the boot archive has no file {name:?}"),
+            BuildError::Image(e) => write!(f, "kernel image: {e}"),
+            BuildError::Placement(e) => write!(f, "{e}"),
+            BuildError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
+            BuildError::OutOfMemory(what) => write!(f, "not enough free memory for {what}"),
+            BuildError::Stage2(e) => write!(f, "stage-2 tables: {e}"),
+        }
+    }
+}
+
+/// The images a domain is (re)loaded from: slices of the boot archive, which stays in
+/// memory for the hypervisor's lifetime.
+pub struct Images {
+    /// Kernel image.
+    pub kernel: &'static [u8],
+    /// Initial ramdisk.
+    pub initrd: Option<&'static [u8]>,
+}
+
+/// The emulated console and the line buffer behind it.
+pub struct Console {
+    /// Register model.
+    pub uart: Pl011,
+    /// Output collected into lines.
+    pub output: LineBuffer,
+}
+
+/// A guest.
+pub struct Domain {
+    /// Small number for messages (`d1`, ...), from 1.
+    pub id: usize,
+    /// Name from the configuration.
+    pub name: String,
+    /// The configuration it was built from.
+    pub spec: DomainSpec,
+    images: Images,
+    gic: GicVersion,
+    /// Host-physical base of its RAM (contiguous).
+    pub ram_pa: PhysAddr,
+    /// VTTBR_EL2 (VMID and stage-2 root).
+    pub vttbr: u64,
+    /// VTCR_EL2.
+    pub vtcr: u64,
+    /// Where the kernel entry, DTB and initrd are.
+    pub placement: Placement,
+    /// Stage-2 tables and their memory.
+    pub stage2: Mutex<(PageTable<Stage2>, FrameTables)>,
+    /// vCPU power states.
+    pub psci: Mutex<PsciDomain>,
+    /// Emulated PL011, if configured.
+    pub console: Option<Mutex<Console>>,
+    /// Physical CPU each vCPU is pinned to.
+    pub vcpu_pcpu: Vec<usize>,
+    state: AtomicU8,
+    /// Status recorded when it powered off.
+    pub exit_status: AtomicU32,
+    /// Guest faults reported so far (reports stop after a few).
+    pub faults_reported: AtomicU32,
+}
+
+impl Domain {
+    /// Builds a domain from `spec`: allocates and zeroes its RAM, loads the kernel,
+    /// initrd and a generated device tree, and maps the RAM in fresh stage-2 tables.
+    pub fn build(
+        id: usize,
+        spec: DomainSpec,
+        images: Images,
+        gic: GicVersion,
+        s2_config: Stage2Config,
+        vmid: Vmid,
+        vcpu_pcpu: Vec<usize>,
+    ) -> Result<Self, BuildError> {
+        let image = loader::parse_image(images.kernel).map_err(BuildError::Image)?;
+        let placement = loader::plan(
+            spec.memory,
+            &image,
+            images.kernel.len() as u64,
+            images.initrd.map(|i| i.len() as u64),
+            loader::placement::DTB_MAX_SIZE,
+        )
+        .map_err(BuildError::Placement)?;
+
+        let pages = (spec.memory / PAGE_SIZE) as usize;
+        let ram_pa = frames::alloc(pages).ok_or(BuildError::OutOfMemory("guest RAM"))?;
+        let mut tables = FrameTables::default();
+        let result = PageTable::<Stage2>::new(&mut tables, s2_config)
+            .map_err(BuildError::Stage2)
+            .and_then(|mut s2| {
+                let mut tlb = Stage2Tlb {
+                    vttbr: vmid.vttbr_bits(s2.root()),
+                };
+                s2.map(
+                    IntermPhysAddr::new(RAM_BASE),
+                    ram_pa,
+                    spec.memory,
+                    Attributes::NORMAL_RWX,
+                    &mut tables,
+                    &mut tlb,
+                )
+                .map(|()| s2)
+                .map_err(BuildError::Stage2)
+            });
+        let s2 = match result {
+            Ok(s2) => s2,
+            Err(e) => {
+                frames::free(ram_pa, pages);
+                return Err(e);
+            }
+        };
+        let console = spec.console.then(|| {
+            Mutex::new(Console {
+                uart: Pl011::new(),
+                output: LineBuffer::default(),
+            })
+        });
+        let vcpus = spec.vcpus as usize;
+        let domain = Domain {
+            id,
+            name: spec.name.clone(),
+            images,
+            gic,
+            ram_pa,
+            vttbr: vmid.vttbr_bits(s2.root()),
+            vtcr: s2_config.vtcr_el2(),
+            placement,
+            stage2: Mutex::new((s2, tables)),
+            psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
+            console,
+            vcpu_pcpu,
+            state: AtomicU8::new(DomainState::Running as u8),
+            exit_status: AtomicU32::new(0),
+            faults_reported: AtomicU32::new(0),
+            spec,
+        };
+        domain.load()?;
+        Ok(domain)
+    }
+
+    /// Zeroes the RAM and copies the kernel, initrd and device tree into it, then makes
+    /// it visible to a vCPU running with its MMU and caches off.
+    fn load(&self) -> Result<(), BuildError> {
+        let config = GuestDtConfig {
+            vcpus: self.spec.vcpus,
+            ram_size: self.spec.memory,
+            gic: self.gic,
+            psci_conduit: self.spec.psci_conduit,
+            bootargs: &self.spec.cmdline,
+            initrd: self.placement.initrd,
+            console: self.spec.console,
+        };
+        let dtb = loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)?;
+        let ram = self.ram_slice();
+        ram.fill(0);
+        let copy = |ram: &mut [u8], ipa: u64, bytes: &[u8]| {
+            let offset = (ipa - RAM_BASE) as usize;
+            ram[offset..offset + bytes.len()].copy_from_slice(bytes);
+        };
+        copy(ram, self.placement.kernel.start, self.images.kernel);
+        if let (Some(region), Some(initrd)) = (self.placement.initrd, self.images.initrd) {
+            copy(ram, region.start, initrd);
+        }
+        copy(ram, self.placement.dtb.start, &dtb);
+        cache::clean_invalidate_to_poc(ram.as_ptr() as usize, ram.len());
+        cache::invalidate_icache_all();
+        Ok(())
+    }
+
+    /// The domain's RAM as the hypervisor sees it (identity-mapped).
+    #[allow(clippy::mut_from_ref)]
+    fn ram_slice(&self) -> &mut [u8] {
+        // SAFETY: the RAM was allocated for this domain alone and is identity-mapped
+        // read-write at EL2. The hypervisor writes it only while no vCPU of the domain
+        // runs (at build and at reset, after every vCPU parked), so no other reference
+        // to it is live.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                self.ram_pa.as_u64() as *mut u8,
+                self.spec.memory as usize,
+            )
+        }
+    }
+
+    /// The domain's RAM as a range of IPAs.
+    pub fn ram_ipa(&self) -> core::ops::Range<u64> {
+        RAM_BASE..RAM_BASE + self.spec.memory
+    }
+
+    /// Current state.
+    pub fn state(&self) -> DomainState {
+        match self.state.load(Ordering::Acquire) {
+            0 => DomainState::Running,
+            1 => DomainState::Resetting,
+            _ => DomainState::Off,
+        }
+    }
+
+    /// Moves from `from` to `to`; false if the domain was not in `from`.
+    pub fn transition(&self, from: DomainState, to: DomainState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Removes the RAM from stage 2 so every vCPU of the domain faults at its next
+    /// memory access and can be parked.
+    pub fn unmap_ram(&self) {
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = &mut *guard;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        if let Err(e) = s2.unmap(
+            IntermPhysAddr::new(RAM_BASE),
+            self.spec.memory,
+            tables,
+            &mut tlb,
+        ) {
+            log::warn!("d{}: unmapping its RAM failed: {e}", self.id);
+        }
+    }
+
+    /// Reloads the images into the (zeroed) RAM and maps it again, for a reset. Every
+    /// vCPU must be parked.
+    pub fn reload(&self) -> Result<(), BuildError> {
+        self.load()?;
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = &mut *guard;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        s2.map(
+            IntermPhysAddr::new(RAM_BASE),
+            self.ram_pa,
+            self.spec.memory,
+            Attributes::NORMAL_RWX,
+            tables,
+            &mut tlb,
+        )
+        .map_err(BuildError::Stage2)?;
+        self.psci.lock().reset();
+        Ok(())
+    }
+
+    /// Prints what is left in the console's line buffer.
+    pub fn flush_console(&self) {
+        if let Some(console) = &self.console {
+            console.lock().output.flush(&self.name);
+        }
+    }
+}

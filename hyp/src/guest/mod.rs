@@ -1,0 +1,383 @@
+//! Running guests: domains built from the boot archive, one vCPU pinned to each physical
+//! CPU, the exit handler, and the domain life cycle (power off, reset).
+//!
+//! Each physical CPU runs [`run_this_cpu`]: it waits for a start request for the vCPU
+//! pinned to it (the domain's boot, or a PSCI `CPU_ON`), loads that vCPU and enters it.
+//! The guest then runs until an exception comes to EL2; the handler works on the trap
+//! frame at the top of this CPU's stack and returns to the guest, or, when the vCPU
+//! stops, saves it and comes back to `run_this_cpu` (the stack is reset on each entry).
+
+mod console;
+mod domain;
+mod el1;
+mod inject;
+mod regs;
+mod s2tables;
+mod trap;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use log::{error, info, warn};
+use platforms::{GicVersion as HostGic, Platform};
+use spin::Mutex;
+use stage2::{Stage2Config, VmidAllocator, VmidWidth};
+
+use domain::{BuildError, Images};
+pub use domain::{Domain, DomainState};
+use el1::{El1State, FpState};
+
+use crate::exception::TrapFrame;
+use crate::percpu::{self, MAX_CPUS};
+use crate::{arch, psci};
+
+/// A vCPU as its physical CPU holds it.
+pub struct Vcpu {
+    /// Its domain.
+    pub domain: &'static Domain,
+    /// Index within the domain.
+    pub index: usize,
+    /// A start request from another CPU: (entry, x0).
+    start: Mutex<Option<(u64, u64)>>,
+    /// Whether it is running (or being handled) on its physical CPU.
+    running: AtomicBool,
+    /// Saved state, touched only by the physical CPU the vCPU is pinned to.
+    saved: UnsafeCell<SavedState>,
+}
+
+/// Guest state kept while a vCPU is not loaded on its CPU.
+struct SavedState {
+    frame: TrapFrame,
+    el1: El1State,
+    fp: FpState,
+}
+
+// SAFETY: `saved` is only accessed by the one physical CPU the vCPU is pinned to (see
+// `saved_mut`); the other fields are atomics or locks.
+unsafe impl Sync for Vcpu {}
+
+impl Vcpu {
+    /// The saved state.
+    ///
+    /// # Safety
+    /// Only on the physical CPU this vCPU is pinned to, with no other reference live.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn saved_mut(&self) -> &mut SavedState {
+        // SAFETY: the caller is the only CPU that touches `saved`.
+        unsafe { &mut *self.saved.get() }
+    }
+
+    /// Asks the vCPU's physical CPU to start it at `entry` with `x0`.
+    pub fn request_start(&self, entry: u64, x0: u64) {
+        *self.start.lock() = Some((entry, x0));
+        // SAFETY: SEV only wakes CPUs waiting in WFE.
+        unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+    }
+}
+
+/// Entry from the exception vectors for anything taken from a guest.
+pub fn handle_exit(frame: &mut TrapFrame, kind: u64) {
+    trap::handle(frame, kind);
+}
+
+/// The vCPU pinned to each physical CPU, if any.
+static PINNED: [AtomicPtr<Vcpu>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
+
+/// Every domain, in configuration order.
+static DOMAINS: Mutex<Vec<&'static Domain>> = Mutex::new(Vec::new());
+
+/// Domains not yet powered off.
+static LIVE_DOMAINS: AtomicUsize = AtomicUsize::new(0);
+
+/// The vCPU pinned to this CPU.
+fn pinned_here() -> Option<&'static Vcpu> {
+    let vcpu = PINNED[percpu::current_index()].load(Ordering::Acquire);
+    // SAFETY: pinned vCPUs are leaked boxes, never freed.
+    unsafe { vcpu.as_ref() }
+}
+
+/// The vCPU `index` of `domain`.
+pub fn vcpu_of(domain: &Domain, index: usize) -> Option<&'static Vcpu> {
+    let pcpu = *domain.vcpu_pcpu.get(index)?;
+    // SAFETY: as in `pinned_here`.
+    unsafe { PINNED[pcpu].load(Ordering::Acquire).as_ref() }
+}
+
+/// Builds the domains the boot archive describes and starts each one's first vCPU.
+/// Returns how many were started.
+pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize {
+    let Some(region) = platform.initrd else {
+        info!("no boot archive (initrd): no domains to start");
+        return 0;
+    };
+    // SAFETY: the boot archive region comes from /chosen, was excluded from every
+    // allocator and is mapped read-only at its identity address for good.
+    let bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(region.base as *const u8, region.size as usize) };
+    let archive = match loader::BootArchive::open(bytes) {
+        Ok(a) => a,
+        Err(e) => {
+            error!("boot archive at {region:?} unusable: {e}");
+            return 0;
+        }
+    };
+    let specs = match archive.manifest() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("boot configuration unusable: {e}");
+            return 0;
+        }
+    };
+    let gic = match platform.gic.as_ref().map(|g| g.version) {
+        Some(HostGic::V2) => loader::GicVersion::V2,
+        _ => loader::GicVersion::V3,
+    };
+    let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {
+        Ok(c) => c.with_vmid_width(vmid_width()),
+        Err(e) => {
+            error!("cannot configure stage 2: {e}");
+            return 0;
+        }
+    };
+    let mut vmids = VmidAllocator::new(vmid_width());
+    let mut next_pcpu = 0;
+    let mut started = 0;
+    for (n, spec) in specs.into_iter().enumerate() {
+        let id = n + 1;
+        let vcpus = spec.vcpus as usize;
+        if next_pcpu + vcpus > online_cpus {
+            error!(
+                "d{id} ({}): asks for {vcpus} vCPUs but only {} of {online_cpus} physical CPUs \
+                 are free (vCPUs are pinned one per CPU); not started",
+                spec.name,
+                online_cpus - next_pcpu
+            );
+            continue;
+        }
+        if gic == loader::GicVersion::V2 && spec.vcpus > gic.max_vcpus() {
+            error!(
+                "d{id} ({}): {vcpus} vCPUs, but a GICv2 guest has at most {}; not started",
+                spec.name,
+                gic.max_vcpus()
+            );
+            continue;
+        }
+        let Some(vmid) = vmids.alloc() else {
+            error!("d{id} ({}): no VMID left; not started", spec.name);
+            continue;
+        };
+        let images = match (archive.file(&spec.kernel), spec.initrd.as_deref()) {
+            (Some(kernel), None) => Ok(Images {
+                kernel,
+                initrd: None,
+            }),
+            (Some(kernel), Some(name)) => archive
+                .file(name)
+                .map(|initrd| Images {
+                    kernel,
+                    initrd: Some(initrd),
+                })
+                .ok_or_else(|| BuildError::MissingFile(name.into())),
+            (None, _) => Err(BuildError::MissingFile(spec.kernel.clone())),
+        };
+        let pcpus: Vec<usize> = (next_pcpu..next_pcpu + vcpus).collect();
+        let name = spec.name.clone();
+        let built = images.and_then(|images| {
+            Domain::build(id, spec, images, gic, s2_config, vmid, pcpus.clone())
+        });
+        let domain: &'static Domain = match built {
+            Ok(d) => Box::leak(Box::new(d)),
+            Err(e) => {
+                error!("d{id} ({name}): cannot build: {e}");
+                let _ = vmids.free(vmid);
+                continue;
+            }
+        };
+        for (index, &pcpu) in pcpus.iter().enumerate() {
+            let vcpu = Box::leak(Box::new(Vcpu {
+                domain,
+                index,
+                start: Mutex::new(None),
+                running: AtomicBool::new(false),
+                saved: UnsafeCell::new(SavedState {
+                    frame: TrapFrame::zeroed(),
+                    el1: El1State::reset(),
+                    fp: FpState::default(),
+                }),
+            }));
+            PINNED[pcpu].store(vcpu, Ordering::Release);
+        }
+        next_pcpu += vcpus;
+        info!(
+            "d{id} ({}): {} MiB at {:#x}, {} vCPU(s) on CPU {}-{}, kernel entry {:#x}, DTB {:#x}{}",
+            domain.name,
+            domain.spec.memory >> 20,
+            domain.ram_pa.as_u64(),
+            vcpus,
+            pcpus[0],
+            pcpus[vcpus - 1],
+            domain.placement.entry,
+            domain.placement.dtb.start,
+            if domain.placement.initrd.is_some() {
+                ", initrd"
+            } else {
+                ""
+            }
+        );
+        DOMAINS.lock().push(domain);
+        LIVE_DOMAINS.fetch_add(1, Ordering::AcqRel);
+        started += 1;
+    }
+    // Start every domain's boot vCPU only once all are built.
+    for domain in DOMAINS.lock().iter() {
+        if let Some(vcpu) = vcpu_of(domain, 0) {
+            vcpu.request_start(domain.placement.entry, domain.placement.dtb.start);
+        }
+    }
+    started
+}
+
+/// VMID width the CPU supports (ID_AA64MMFR1_EL1.VMIDBits).
+fn vmid_width() -> VmidWidth {
+    use aarch64_cpu::registers::{ID_AA64MMFR1_EL1, Readable};
+    VmidWidth::from_vmidbits_field(((ID_AA64MMFR1_EL1.get() >> 4) & 0xf) as u8)
+        .unwrap_or(VmidWidth::Bits8)
+}
+
+/// This CPU's loop: wait for the pinned vCPU to be started, then run it.
+pub fn run_this_cpu() -> ! {
+    loop {
+        if let Some(vcpu) = pinned_here() {
+            let request = vcpu.start.lock().take();
+            if let Some((entry, x0)) = request
+                && vcpu.domain.state() == DomainState::Running
+            {
+                start_vcpu(vcpu, entry, x0);
+            }
+        }
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// Resets `vcpu` to the architectural start state and enters it.
+fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
+    // SAFETY: we are the CPU this vCPU is pinned to, and it is not running.
+    let saved = unsafe { vcpu.saved_mut() };
+    saved.frame = TrapFrame::zeroed();
+    saved.frame.x[0] = x0;
+    saved.frame.elr = entry;
+    saved.frame.spsr = regs::SPSR_EL1H_MASKED;
+    saved.el1 = El1State::reset();
+    saved.fp = FpState::default();
+    vcpu.domain.psci.lock().vcpu_started(vcpu.index);
+    vcpu.running.store(true, Ordering::Release);
+    let domain = vcpu.domain;
+    // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
+    // EL1 state and frame are this vCPU's.
+    unsafe {
+        regs::load(
+            domain.vttbr,
+            domain.vtcr,
+            exits::mpidr_of(vcpu.index) | (1 << 31),
+        );
+        saved.el1.restore();
+    }
+    saved.fp.restore();
+    let stack_top = percpu::cpu(percpu::current_index())
+        .stack_top
+        .load(Ordering::Relaxed);
+    // SAFETY: `stack_top` is this CPU's stack top; nothing on the stack is needed after
+    // this point (the frame is copied first).
+    unsafe { enter_guest(&saved.frame, stack_top) }
+}
+
+unsafe extern "C" {
+    fn enter_guest(frame: *const TrapFrame, stack_top: u64) -> !;
+}
+
+/// Stops the vCPU whose exit is being handled: saves its state and returns this CPU to
+/// [`run_this_cpu`].
+fn park(vcpu: &'static Vcpu, frame: &TrapFrame) -> ! {
+    // SAFETY: called on the vCPU's own CPU while handling its exit.
+    let saved = unsafe { vcpu.saved_mut() };
+    saved.frame.x = frame.x;
+    saved.frame.elr = frame.elr;
+    saved.frame.spsr = frame.spsr;
+    saved.el1.save();
+    saved.fp.save();
+    vcpu.running.store(false, Ordering::Release);
+    run_this_cpu()
+}
+
+/// Powers `domain` off with `status`: its RAM is unmapped so its other vCPUs fault and
+/// park; when it was the last live domain, the machine powers off with that status.
+fn power_off(domain: &'static Domain, status: u32, why: &str) {
+    let from_running = domain.transition(DomainState::Running, DomainState::Off);
+    if !from_running && !domain.transition(DomainState::Resetting, DomainState::Off) {
+        return; // already off
+    }
+    domain.exit_status.store(status, Ordering::Release);
+    domain.flush_console();
+    domain.unmap_ram();
+    info!(
+        "d{} ({}): {why}; powered off with status {status}",
+        domain.id, domain.name
+    );
+    if LIVE_DOMAINS.fetch_sub(1, Ordering::AcqRel) == 1 {
+        info!("every domain is off: powering the machine off with status {status}");
+        psci::power_off_machine(status);
+    }
+}
+
+/// Resets `domain` (PSCI `SYSTEM_RESET`): parks every vCPU, reloads its images and
+/// starts vCPU 0 again. Called on the vCPU `caller`, which is parked afterwards.
+fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> ! {
+    if domain.transition(DomainState::Running, DomainState::Resetting) {
+        domain.flush_console();
+        info!("d{} ({}): system reset", domain.id, domain.name);
+        domain.unmap_ram();
+        // Every other vCPU faults on its next access and parks; wait for that.
+        let deadline = arch::counter() + arch::counter_frequency();
+        let others_parked = || {
+            (0..domain.vcpu_pcpu.len())
+                .filter(|&i| i != caller.index)
+                .filter_map(|i| vcpu_of(domain, i))
+                .all(|v| !v.running.load(Ordering::Acquire))
+        };
+        while !others_parked() {
+            if arch::counter() > deadline {
+                warn!("d{}: vCPUs did not stop for the reset", domain.id);
+                power_off(domain, 1, "reset failed");
+                park(caller, frame);
+            }
+            core::hint::spin_loop();
+        }
+        match domain.reload() {
+            Ok(()) if domain.transition(DomainState::Resetting, DomainState::Running) => {
+                if let Some(boot) = vcpu_of(domain, 0) {
+                    boot.request_start(domain.placement.entry, domain.placement.dtb.start);
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                warn!("d{}: reset failed: {e}", domain.id);
+                power_off(domain, 1, "reset failed");
+            }
+        }
+    }
+    park(caller, frame)
+}
+
+/// Whether `domain` may report one more guest fault (a few per domain, then silence,
+/// so a misbehaving guest cannot flood the console).
+fn may_report(domain: &Domain) -> bool {
+    const MAX_REPORTS: u32 = 16;
+    let n = domain.faults_reported.fetch_add(1, Ordering::Relaxed);
+    if n == MAX_REPORTS {
+        warn!("d{}: further guest faults will not be reported", domain.id);
+    }
+    n < MAX_REPORTS
+}

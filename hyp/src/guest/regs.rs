@@ -1,0 +1,84 @@
+//! EL2 controls that shape what a guest may do, chosen once and documented in
+//! docs/traps.md. Everything here is written when a physical CPU takes up a vCPU.
+
+use core::arch::asm;
+
+/// HCR_EL2 for every guest.
+pub const HCR_EL2: u64 = {
+    const VM: u64 = 1 << 0; // stage-2 translation on
+    const SWIO: u64 = 1 << 1; // set/way invalidate becomes clean+invalidate
+    const FMO: u64 = 1 << 3; // physical FIQs to EL2; virtual FIQ to the guest
+    const IMO: u64 = 1 << 4; // physical IRQs to EL2; virtual IRQ to the guest
+    const AMO: u64 = 1 << 5; // physical SErrors to EL2
+    const FB: u64 = 1 << 9; // broadcast TLB/cache maintenance: vCPUs may move
+    const BSU_INNER: u64 = 1 << 10; // barriers upgraded to inner shareable
+    const TWI: u64 = 1 << 13; // trap WFI: the hypervisor decides how to wait
+    const TSC: u64 = 1 << 19; // trap SMC: PSCI/SMCCC are emulated, firmware is ours
+    const TIDCP: u64 = 1 << 20; // trap IMPLEMENTATION DEFINED system registers
+    const TACR: u64 = 1 << 21; // trap ACTLR_EL1 (implementation-defined controls)
+    const TSW: u64 = 1 << 22; // trap set/way cache maintenance
+    const RW: u64 = 1 << 31; // EL1 is AArch64
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TSC | TIDCP | TACR | TSW | RW
+};
+
+/// CPTR_EL2: FP/SIMD, SVE and SME are not trapped (they belong to the running guest; the
+/// hypervisor is soft-float and vCPUs are pinned, so only the FP/SIMD view is saved on a
+/// switch). TZ and TSM are RES1 when SVE or SME is absent, so they are set then.
+fn cptr_el2() -> (u64, bool, bool) {
+    use aarch64_cpu::registers::{ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, Readable};
+    const RES1: u64 = 0xff | (1 << 9) | (1 << 13);
+    let has_sve = (ID_AA64PFR0_EL1.get() >> 32) & 0xf != 0;
+    let has_sme = (ID_AA64PFR1_EL1.get() >> 24) & 0xf != 0;
+    let tz = if has_sve { 0 } else { 1 << 8 };
+    let tsm = if has_sme { 0 } else { 1 << 12 };
+    (RES1 | tz | tsm, has_sve, has_sme)
+}
+
+/// CNTHCTL_EL2: the guest may read the physical counter (EL1PCTEN) and use the EL1
+/// physical timer (EL1PCEN); the virtual timer is always the guest's.
+pub const CNTHCTL_EL2: u64 = (1 << 0) | (1 << 1);
+
+/// SPSR for entering a vCPU: EL1h with D, A, I and F masked.
+pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
+
+/// Writes the per-guest EL2 controls for a vCPU about to run on this CPU.
+///
+/// # Safety
+/// No guest may be running on this CPU; `vttbr` must name valid stage-2 tables whose
+/// configuration matches `vtcr`.
+pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64) {
+    let midr: u64;
+    let (cptr, has_sve, has_sme) = cptr_el2();
+    // SAFETY: the caller guarantees no guest runs here; these registers only affect
+    // EL1/EL0 execution, which starts at the next ERET.
+    unsafe {
+        asm!("mrs {}, midr_el1", out(reg) midr, options(nomem, nostack));
+        asm!(
+            "msr vtcr_el2, {vtcr}",
+            "msr vttbr_el2, {vttbr}",
+            "msr vpidr_el2, {midr}",
+            "msr vmpidr_el2, {vmpidr}",
+            "msr cptr_el2, {cptr}",
+            "msr cnthctl_el2, {cnthctl}",
+            "msr cntvoff_el2, xzr",
+            "msr hcr_el2, {hcr}",
+            "isb",
+            vtcr = in(reg) vtcr,
+            vttbr = in(reg) vttbr,
+            midr = in(reg) midr,
+            vmpidr = in(reg) vmpidr,
+            cptr = in(reg) cptr,
+            cnthctl = in(reg) CNTHCTL_EL2,
+            hcr = in(reg) HCR_EL2,
+            options(nostack)
+        );
+        // The largest vector lengths the CPU offers (ZCR_EL2 / SMCR_EL2 .LEN all ones),
+        // written by encoding so the assembler needs no SVE/SME support.
+        if has_sve {
+            asm!("msr s3_4_c1_c2_0, {}", "isb", in(reg) 0xf_u64, options(nostack));
+        }
+        if has_sme {
+            asm!("msr s3_4_c1_c2_6, {}", "isb", in(reg) 0xf_u64, options(nostack));
+        }
+    }
+}

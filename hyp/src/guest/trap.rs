@@ -1,0 +1,278 @@
+//! Guest exits: decoded from the syndrome values by `exits`, handled here, applied to
+//! the trap frame. This is the hot path: nothing here allocates, and the common exits
+//! (calls, console accesses) take one lock each.
+
+use exits::{ArchCall, CallKind, DataAbort, Exit, FaultKind, PsciOutcome, SmcccCall, SysRegAccess};
+use loader::layout::{PL011_BASE, PL011_SIZE};
+use log::{info, warn};
+use vdevices::MmioDevice;
+
+use super::{Domain, DomainState, Vcpu, inject, park, pinned_here, power_off, reset, vcpu_of};
+use crate::exception::TrapFrame;
+use crate::{arch, exception};
+
+use exits::smccc::{
+    PSCI_INTERNAL_FAILURE, SMCCC_NOT_SUPPORTED as NOT_SUPPORTED, SMCCC_VERSION_1_1,
+};
+
+/// ACTLR_EL1 (op0 3, op1 0, CRn 1, CRm 0, op2 1).
+const ACTLR_EL1: exits::SysReg = exits::SysReg::new(3, 0, 1, 0, 1);
+
+/// Handles an exception taken from a guest (`kind` as in `vectors.S`, 8..=15).
+pub fn handle(frame: &mut TrapFrame, kind: u64) {
+    let Some(vcpu) = pinned_here() else {
+        exception::unexpected(frame, kind);
+    };
+    let domain = vcpu.domain;
+    if domain.state() != DomainState::Running {
+        // Its RAM is gone (power-off or reset): this is how its vCPUs come to a stop.
+        park(vcpu, frame);
+    }
+    match kind {
+        8 => synchronous(vcpu, frame),
+        // Physical interrupts are routed to EL2 but none is enabled yet: nothing to do.
+        9 | 10 => {}
+        11 => {
+            warn!(
+                "d{}: SError from the guest (ESR {:#x})",
+                domain.id, frame.esr
+            );
+            power_off(domain, 1, "SError");
+            park(vcpu, frame);
+        }
+        _ => {
+            warn!(
+                "d{}: exception from AArch32, which guests may not use",
+                domain.id
+            );
+            power_off(domain, 1, "AArch32 state");
+            park(vcpu, frame);
+        }
+    }
+}
+
+fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) {
+    let hpfar: u64;
+    // SAFETY: reading HPFAR_EL2 has no side effect.
+    unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
+    match exits::decode(frame.esr, frame.far, hpfar) {
+        Exit::DataAbort(abort) => data_abort(vcpu, frame, &abort),
+        Exit::InstructionAbort { ipa, .. } => {
+            if may_report(vcpu) {
+                warn!(
+                    "d{}v{}: instruction fetch from IPA {ipa:#x} outside its RAM: abort injected",
+                    vcpu.domain.id, vcpu.index
+                );
+            }
+            inject::instruction_abort(frame, frame.far);
+        }
+        Exit::Hvc { imm } => call(vcpu, frame, imm),
+        Exit::Smc { imm } => {
+            // A trapped SMC reports the SMC itself as the return address.
+            frame.elr += 4;
+            call(vcpu, frame, imm);
+        }
+        Exit::SysReg(access) => system_register(vcpu, frame, &access),
+        Exit::Wfx { .. } => {
+            // No virtual interrupt can arrive yet (no vGIC), so waiting would be
+            // forever: WFI completes at once, as the architecture allows.
+            frame.elr += 4;
+        }
+        other => {
+            if may_report(vcpu) {
+                warn!(
+                    "d{}v{}: unexpected exit ({}, ESR {:#x}) at {:#x}: UNDEF injected",
+                    vcpu.domain.id,
+                    vcpu.index,
+                    other.name(),
+                    frame.esr,
+                    frame.elr
+                );
+            }
+            inject::undefined(frame);
+        }
+    }
+}
+
+fn may_report(vcpu: &Vcpu) -> bool {
+    super::may_report(vcpu.domain)
+}
+
+fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
+    let domain = vcpu.domain;
+    if abort.cache_maintenance {
+        // A DC by VA on an address with no RAM behind it: nothing is cached there.
+        frame.elr += abort.instruction_len();
+        return;
+    }
+    let in_console = (PL011_BASE..PL011_BASE + PL011_SIZE).contains(&abort.ipa);
+    let translation = matches!(abort.fault, FaultKind::Translation { .. });
+    if in_console && translation && abort.ipa_valid {
+        if let (Some(console), Some(access)) = (&domain.console, abort.access) {
+            let offset = abort.ipa - PL011_BASE;
+            let mut console = console.lock();
+            let result = if abort.write {
+                let value = if access.is_zero_register() {
+                    0
+                } else {
+                    frame.x[access.register as usize]
+                };
+                let result = console
+                    .uart
+                    .write(offset, access.size, access.store_value(value));
+                let super::domain::Console { uart, output } = &mut *console;
+                while let Some(byte) = uart.take_output() {
+                    output.put(&domain.name, byte);
+                }
+                result
+            } else {
+                console.uart.read(offset, access.size).map(|raw| {
+                    if !access.is_zero_register() {
+                        frame.x[access.register as usize] = access.load_value(raw);
+                    }
+                })
+            };
+            drop(console);
+            match result {
+                Ok(()) => frame.elr += abort.instruction_len(),
+                Err(e) => {
+                    if may_report(vcpu) {
+                        warn!(
+                            "d{}v{}: console register access at offset {offset:#x} refused ({e:?}): abort injected",
+                            domain.id, vcpu.index
+                        );
+                    }
+                    inject::data_abort(frame, abort.far, abort.write);
+                }
+            }
+            return;
+        }
+        if domain.console.is_some() && may_report(vcpu) {
+            warn!(
+                "d{}v{}: console access at {:#x} without a usable syndrome (e.g. load/store \
+                 pair or writeback): abort injected",
+                domain.id, vcpu.index, frame.elr
+            );
+        }
+    } else if may_report(vcpu) {
+        warn!(
+            "d{}v{}: {} IPA {:#x} (not RAM, no device) at {:#x}: abort injected",
+            domain.id,
+            vcpu.index,
+            if abort.write { "write to" } else { "read from" },
+            abort.ipa,
+            frame.elr
+        );
+    }
+    inject::data_abort(frame, abort.far, abort.write);
+}
+
+fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
+    let reg = access.encoding();
+    if reg.is_set_way() {
+        // Set/way operations only reach this CPU's caches; for a guest that may share
+        // memory with others, clean and invalidate all of its RAM instead, once per
+        // operation on set 0, way 0 of a level (the start of a full walk).
+        let operand = if access.is_zero_register() {
+            0
+        } else {
+            frame.x[access.register as usize]
+        };
+        // Xt = set/way fields above bit 4, the level in bits 3:1.
+        if operand & !0xf == 0 {
+            let domain = vcpu.domain;
+            arch::cache::clean_invalidate_to_poc(
+                domain.ram_pa.as_u64() as usize,
+                domain.spec.memory as usize,
+            );
+        }
+        frame.elr += 4;
+        return;
+    }
+    if reg == ACTLR_EL1 {
+        // Reads see the real value; writes are ignored: these controls are the
+        // hypervisor's.
+        if access.read && !access.is_zero_register() {
+            let value: u64;
+            // SAFETY: reading ACTLR_EL1 at EL2 has no side effect.
+            unsafe {
+                core::arch::asm!("mrs {}, actlr_el1", out(reg) value, options(nomem, nostack))
+            };
+            frame.x[access.register as usize] = value;
+        }
+        frame.elr += 4;
+        return;
+    }
+    if may_report(vcpu) {
+        let kind = if reg.is_implementation_defined() {
+            "IMPLEMENTATION DEFINED register"
+        } else {
+            "unhandled system register"
+        };
+        warn!(
+            "d{}v{}: {} {kind} {reg} at {:#x}: UNDEF injected",
+            vcpu.domain.id,
+            vcpu.index,
+            if access.read { "read of" } else { "write to" },
+            frame.elr
+        );
+    }
+    inject::undefined(frame);
+}
+
+/// An SMCCC call on either conduit. The result goes to `x0`.
+fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) {
+    if imm != 0 {
+        frame.x[0] = NOT_SUPPORTED as u64;
+        return;
+    }
+    let regs: &[u64; 7] = frame.x[..7].try_into().expect("seven registers");
+    let call = SmcccCall::from_regs(regs);
+    let result = match call.kind() {
+        CallKind::Arch(ArchCall::Version) => SMCCC_VERSION_1_1,
+        CallKind::Arch(ArchCall::ArchFeatures) => exits::arch_features(call.args[0] as u32),
+        CallKind::Arch(_) => NOT_SUPPORTED,
+        CallKind::Psci(psci) => return psci_call(vcpu, frame, psci, &call.args),
+        CallKind::VendorHyp(hyp_abi::HYP_ABI_VERSION) => hyp_abi::encoded_version() as i64,
+        CallKind::VendorHyp(hyp_abi::HYP_DOMAIN_EXIT) => {
+            let status = call.args[0] as u32;
+            power_off(vcpu.domain, status, "exit requested");
+            park(vcpu, frame);
+        }
+        CallKind::VendorHyp(_) | CallKind::Unknown => NOT_SUPPORTED,
+    };
+    frame.x[0] = result as u64;
+}
+
+fn psci_call(vcpu: &'static Vcpu, frame: &mut TrapFrame, psci: exits::PsciCall, args: &[u64; 6]) {
+    let domain: &'static Domain = vcpu.domain;
+    let outcome = domain
+        .psci
+        .lock()
+        .handle(vcpu.index, psci, args, domain.ram_ipa());
+    match outcome {
+        PsciOutcome::Return(value) => frame.x[0] = value as u64,
+        PsciOutcome::StartVcpu {
+            index,
+            entry,
+            context_id,
+        } => {
+            frame.x[0] = 0;
+            match vcpu_of(domain, index) {
+                Some(target) => target.request_start(entry, context_id),
+                None => frame.x[0] = PSCI_INTERNAL_FAILURE as u64,
+            }
+        }
+        PsciOutcome::StopCaller => {
+            info!("d{}v{}: CPU_OFF", domain.id, vcpu.index);
+            park(vcpu, frame);
+        }
+        // No virtual interrupt can wake a standby yet (no vGIC): return at once.
+        PsciOutcome::Standby => frame.x[0] = 0,
+        PsciOutcome::SystemOff => {
+            power_off(domain, 0, "SYSTEM_OFF");
+            park(vcpu, frame);
+        }
+        PsciOutcome::SystemReset => reset(domain, vcpu, frame),
+    }
+}

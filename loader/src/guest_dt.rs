@@ -1,0 +1,624 @@
+//! The device tree each guest boots with, generated from its configuration with `vm-fdt`.
+//!
+//! The tree describes exactly what `docs/guest-abi.md` promises:
+//!
+//! ```text
+//! / { compatible = "linux,dummy-virt"; model = "hyp virtual machine";
+//!     #address-cells = <2>; #size-cells = <2>; interrupt-parent = <&gic>;
+//!   chosen { bootargs; stdout-path = "/pl011@22000000"; linux,initrd-start/-end (u64) };
+//!   memory@40000000 { device_type = "memory"; reg = <RAM_BASE size>; };
+//!   cpus { #address-cells = <1>; #size-cells = <0>;
+//!          cpu@N { device_type = "cpu"; compatible = "arm,armv8"; reg = <MPIDR affinity>;
+//!                  enable-method = "psci"; } ... };
+//!   psci { compatible = "arm,psci-1.0", "arm,psci-0.2"; method = "hvc" | "smc"; };
+//!   timer { compatible = "arm,armv8-timer"; interrupts = PPIs 13, 14, 11, 10; };
+//!   gic: interrupt-controller@3001000 { arm,gic-v3 (GICD, GICR) | arm,cortex-a15-gic
+//!        (GICD, GICC); interrupt-controller; #interrupt-cells = <3>; #address-cells = <0>; };
+//!   clk: apb-pclk { fixed-clock, 24 MHz };            (only with a console)
+//!   pl011@22000000 { arm,pl011, arm,primecell; ... }; (only with a console)
+//! };
+//! ```
+//!
+//! The root is `linux,dummy-virt`, the string QEMU's `virt` machine uses: Linux needs no
+//! board code for it and treats it as a generic virtual platform. Interrupt specifiers use
+//! three cells (type, number, flags); every interrupt is level triggered, active high (flags
+//! 4), as on QEMU `virt`; on GICv2 the timer PPIs also carry the CPU mask in bits 15:8.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use vm_fdt::FdtWriter;
+
+use crate::layout::{
+    GICC_BASE, GICC_SIZE, GICD_BASE, GICR_BASE, GicVersion, PL011_BASE, PL011_CLOCK_HZ,
+    PL011_INTID, PL011_SIZE, RAM_BASE, RAM_MAX_SIZE, SPI_BASE_INTID, TIMER_HYP_PPI, TIMER_PHYS_PPI,
+    TIMER_SEC_PHYS_PPI, TIMER_VIRT_PPI, gicr_size, vcpu_mpidr,
+};
+use crate::placement::IpaRegion;
+
+/// The root node's `compatible`.
+pub const ROOT_COMPATIBLE: &str = "linux,dummy-virt";
+
+/// The root node's `model`.
+pub const MODEL: &str = "hyp virtual machine";
+
+/// Phandle of the GIC node.
+pub const GIC_PHANDLE: u32 = 1;
+
+/// Phandle of the fixed clock feeding the PL011.
+pub const CLOCK_PHANDLE: u32 = 2;
+
+/// Path of the PL011 node, the value of `/chosen/stdout-path` when there is a console.
+pub const PL011_PATH: &str = "/pl011@22000000";
+
+/// Interrupt specifier type cell of a shared peripheral interrupt.
+pub const GIC_SPI: u32 = 0;
+
+/// Interrupt specifier type cell of a private peripheral interrupt.
+pub const GIC_PPI: u32 = 1;
+
+/// Interrupt specifier flags: level triggered, active high.
+pub const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
+
+/// How a guest makes PSCI (and other SMCCC) calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PsciConduit {
+    /// `HVC #0`, trapped to the hypervisor directly (the default).
+    #[default]
+    Hvc,
+    /// `SMC #0`, trapped to the hypervisor through `HCR_EL2.TSC`.
+    Smc,
+}
+
+impl PsciConduit {
+    /// The PSCI node's `method` string: `"hvc"` or `"smc"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hvc => "hvc",
+            Self::Smc => "smc",
+        }
+    }
+
+    /// Parses a `method` string as [`PsciConduit::as_str`] writes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "hvc" => Some(Self::Hvc),
+            "smc" => Some(Self::Smc),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a guest's device tree depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestDtConfig<'a> {
+    /// Number of vCPUs, 1 up to the GIC version's maximum.
+    pub vcpus: u32,
+    /// Bytes of RAM from [`RAM_BASE`]: non-zero, at most [`RAM_MAX_SIZE`].
+    pub ram_size: u64,
+    /// Which virtual GIC the guest has.
+    pub gic: GicVersion,
+    /// The PSCI conduit.
+    pub psci_conduit: PsciConduit,
+    /// The kernel command line (`/chosen/bootargs`).
+    pub bootargs: &'a str,
+    /// Where the initrd was placed, if any (inside RAM, non-empty).
+    pub initrd: Option<IpaRegion>,
+    /// Whether the guest has the emulated PL011 (and so a `stdout-path`).
+    pub console: bool,
+}
+
+/// Why a guest device tree could not be built.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DtError {
+    /// The vCPU count is zero.
+    NoVcpus,
+    /// More vCPUs than the GIC version can serve.
+    TooManyVcpus {
+        /// The count asked for.
+        vcpus: u32,
+        /// The GIC version's limit.
+        max: u32,
+    },
+    /// The RAM size is zero or larger than [`RAM_MAX_SIZE`].
+    BadRamSize(u64),
+    /// The initrd is empty or not inside RAM.
+    BadInitrd(IpaRegion),
+    /// The writer refused something (for instance a NUL byte in the command line).
+    Fdt(vm_fdt::Error),
+}
+
+impl fmt::Display for DtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoVcpus => f.write_str("a guest needs at least one vCPU"),
+            Self::TooManyVcpus { vcpus, max } => {
+                write!(f, "{vcpus} vCPUs asked for, this GIC serves at most {max}")
+            }
+            Self::BadRamSize(size) => write!(
+                f,
+                "guest RAM size {size:#x} must be non-zero and at most {RAM_MAX_SIZE:#x}"
+            ),
+            Self::BadInitrd(r) => write!(
+                f,
+                "initrd {:#x}..{:#x} is empty or outside guest RAM",
+                r.start,
+                r.start.saturating_add(r.size)
+            ),
+            Self::Fdt(e) => write!(f, "device-tree writer: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for DtError {}
+
+impl From<vm_fdt::Error> for DtError {
+    fn from(e: vm_fdt::Error) -> Self {
+        Self::Fdt(e)
+    }
+}
+
+fn string_list(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| String::from(*s)).collect()
+}
+
+/// `reg` cells for a 64-bit address and size (`#address-cells = #size-cells = 2`).
+fn reg64(regions: &[(u64, u64)]) -> Vec<u64> {
+    regions.iter().flat_map(|&(a, s)| [a, s]).collect()
+}
+
+fn check(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
+    if config.vcpus == 0 {
+        return Err(DtError::NoVcpus);
+    }
+    let max = config.gic.max_vcpus();
+    if config.vcpus > max {
+        return Err(DtError::TooManyVcpus {
+            vcpus: config.vcpus,
+            max,
+        });
+    }
+    if config.ram_size == 0 || config.ram_size > RAM_MAX_SIZE {
+        return Err(DtError::BadRamSize(config.ram_size));
+    }
+    if let Some(initrd) = config.initrd {
+        let ram = IpaRegion {
+            start: RAM_BASE,
+            size: config.ram_size,
+        };
+        let inside = initrd.start >= RAM_BASE
+            && initrd
+                .start
+                .checked_add(initrd.size)
+                .is_some_and(|end| end <= ram.end());
+        if initrd.size == 0 || !inside {
+            return Err(DtError::BadInitrd(initrd));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the flattened device tree of a guest described by `config` (layout in the module
+/// documentation). The result is a complete DTB, well under the 2 MiB the boot protocol
+/// allows; copy it to an 8-byte-aligned IPA such as [`crate::Placement::dtb`]'s start.
+pub fn build_guest_dt(config: &GuestDtConfig<'_>) -> Result<Vec<u8>, DtError> {
+    check(config)?;
+    let mut fdt = FdtWriter::new()?;
+
+    let root = fdt.begin_node("")?;
+    fdt.property_string("compatible", ROOT_COMPATIBLE)?;
+    fdt.property_string("model", MODEL)?;
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    let chosen = fdt.begin_node("chosen")?;
+    fdt.property_string("bootargs", config.bootargs)?;
+    if config.console {
+        fdt.property_string("stdout-path", PL011_PATH)?;
+    }
+    if let Some(initrd) = config.initrd {
+        fdt.property_u64("linux,initrd-start", initrd.start)?;
+        fdt.property_u64("linux,initrd-end", initrd.end())?;
+    }
+    fdt.end_node(chosen)?;
+
+    let memory = fdt.begin_node(&format!("memory@{RAM_BASE:x}"))?;
+    fdt.property_string("device_type", "memory")?;
+    fdt.property_array_u64("reg", &reg64(&[(RAM_BASE, config.ram_size)]))?;
+    fdt.end_node(memory)?;
+
+    let cpus = fdt.begin_node("cpus")?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    for vcpu in 0..config.vcpus {
+        // vcpu_mpidr stays below 2^16 for every allowed count, so one cell holds it.
+        let mpidr = vcpu_mpidr(vcpu) as u32;
+        let cpu = fdt.begin_node(&format!("cpu@{mpidr:x}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,armv8")?;
+        fdt.property_u32("reg", mpidr)?;
+        fdt.property_string("enable-method", "psci")?;
+        fdt.end_node(cpu)?;
+    }
+    fdt.end_node(cpus)?;
+
+    let psci = fdt.begin_node("psci")?;
+    fdt.property_string_list("compatible", string_list(&["arm,psci-1.0", "arm,psci-0.2"]))?;
+    fdt.property_string("method", config.psci_conduit.as_str())?;
+    fdt.end_node(psci)?;
+
+    let ppi_flags = match config.gic {
+        GicVersion::V2 => (((1u32 << config.vcpus) - 1) << 8) | IRQ_TYPE_LEVEL_HIGH,
+        GicVersion::V3 => IRQ_TYPE_LEVEL_HIGH,
+    };
+    let timer = fdt.begin_node("timer")?;
+    fdt.property_string("compatible", "arm,armv8-timer")?;
+    let mut timer_irqs = Vec::new();
+    for ppi in [
+        TIMER_SEC_PHYS_PPI,
+        TIMER_PHYS_PPI,
+        TIMER_VIRT_PPI,
+        TIMER_HYP_PPI,
+    ] {
+        timer_irqs.extend([GIC_PPI, ppi, ppi_flags]);
+    }
+    fdt.property_array_u32("interrupts", &timer_irqs)?;
+    fdt.end_node(timer)?;
+
+    let gic = fdt.begin_node(&format!("interrupt-controller@{GICD_BASE:x}"))?;
+    match config.gic {
+        GicVersion::V3 => {
+            fdt.property_string("compatible", "arm,gic-v3")?;
+            fdt.property_array_u64(
+                "reg",
+                &reg64(&[
+                    (GICD_BASE, GicVersion::V3.gicd_size()),
+                    (GICR_BASE, gicr_size(config.vcpus)),
+                ]),
+            )?;
+            fdt.property_u32("#redistributor-regions", 1)?;
+        }
+        GicVersion::V2 => {
+            fdt.property_string("compatible", "arm,cortex-a15-gic")?;
+            fdt.property_array_u64(
+                "reg",
+                &reg64(&[
+                    (GICD_BASE, GicVersion::V2.gicd_size()),
+                    (GICC_BASE, GICC_SIZE),
+                ]),
+            )?;
+        }
+    }
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    // No children and no interrupt-map: interrupt specifiers carry no address cells.
+    fdt.property_u32("#address-cells", 0)?;
+    fdt.property_phandle(GIC_PHANDLE)?;
+    fdt.end_node(gic)?;
+
+    if config.console {
+        let clock = fdt.begin_node("apb-pclk")?;
+        fdt.property_string("compatible", "fixed-clock")?;
+        fdt.property_u32("#clock-cells", 0)?;
+        fdt.property_u32("clock-frequency", PL011_CLOCK_HZ)?;
+        fdt.property_string("clock-output-names", "clk24mhz")?;
+        fdt.property_phandle(CLOCK_PHANDLE)?;
+        fdt.end_node(clock)?;
+
+        let uart = fdt.begin_node(&PL011_PATH[1..])?;
+        fdt.property_string_list("compatible", string_list(&["arm,pl011", "arm,primecell"]))?;
+        fdt.property_array_u64("reg", &reg64(&[(PL011_BASE, PL011_SIZE)]))?;
+        fdt.property_array_u32(
+            "interrupts",
+            &[GIC_SPI, PL011_INTID - SPI_BASE_INTID, IRQ_TYPE_LEVEL_HIGH],
+        )?;
+        fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
+        fdt.property_string_list("clock-names", string_list(&["uartclk", "apb_pclk"]))?;
+        fdt.end_node(uart)?;
+    }
+
+    fdt.end_node(root)?;
+    Ok(fdt.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{GICD_SIZE_V2, GICD_SIZE_V3, GICR_STRIDE, MIB};
+    use alloc::vec;
+    use fdt::Fdt;
+    use fdt::node::FdtNode;
+
+    /// Splits a property value into big-endian `u32` cells.
+    fn cells(value: &[u8]) -> Vec<u32> {
+        value
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    fn strings<'a>(node: &FdtNode<'_, 'a>, name: &str) -> Vec<&'a str> {
+        let value = node.property(name).expect(name).value;
+        value
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| core::str::from_utf8(s).unwrap())
+            .collect()
+    }
+
+    fn u32s(node: &FdtNode<'_, '_>, name: &str) -> Vec<u32> {
+        cells(node.property(name).expect(name).value)
+    }
+
+    fn u64s(node: &FdtNode<'_, '_>, name: &str) -> Vec<u64> {
+        let c = u32s(node, name);
+        c.chunks_exact(2)
+            .map(|p| (u64::from(p[0]) << 32) | u64::from(p[1]))
+            .collect()
+    }
+
+    fn property_names<'a>(node: &FdtNode<'_, 'a>) -> Vec<&'a str> {
+        node.properties().map(|p| p.name).collect()
+    }
+
+    fn config(gic: GicVersion, vcpus: u32, initrd: Option<IpaRegion>) -> GuestDtConfig<'static> {
+        GuestDtConfig {
+            vcpus,
+            ram_size: 256 * MIB,
+            gic,
+            psci_conduit: PsciConduit::Hvc,
+            bootargs: "console=ttyAMA0 earlycon rdinit=/init",
+            initrd,
+            console: true,
+        }
+    }
+
+    /// Reads the DTB back and checks every node and property against `config`.
+    fn check_round_trip(config: &GuestDtConfig<'_>) {
+        let dtb = build_guest_dt(config).unwrap();
+        let fdt = Fdt::new(&dtb).unwrap();
+        assert_eq!(fdt.total_size(), dtb.len());
+
+        let root = fdt.find_node("/").unwrap();
+        assert_eq!(strings(&root, "compatible"), [ROOT_COMPATIBLE]);
+        assert_eq!(strings(&root, "model"), [MODEL]);
+        assert_eq!(u32s(&root, "#address-cells"), [2]);
+        assert_eq!(u32s(&root, "#size-cells"), [2]);
+        assert_eq!(u32s(&root, "interrupt-parent"), [GIC_PHANDLE]);
+        let mut top: Vec<&str> = root.children().map(|n| n.name).collect();
+        top.sort_unstable();
+        let mut expected = vec![
+            "chosen",
+            "cpus",
+            "interrupt-controller@3001000",
+            "memory@40000000",
+            "psci",
+            "timer",
+        ];
+        if config.console {
+            expected.extend(["apb-pclk", "pl011@22000000"]);
+        }
+        expected.sort_unstable();
+        assert_eq!(top, expected);
+
+        // /chosen
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(fdt.chosen().bootargs(), Some(config.bootargs));
+        let mut chosen_props = vec!["bootargs"];
+        if config.console {
+            assert_eq!(strings(&chosen, "stdout-path"), [PL011_PATH]);
+            assert_eq!(fdt.chosen().stdout().unwrap().name, "pl011@22000000");
+            chosen_props.push("stdout-path");
+        }
+        if let Some(initrd) = config.initrd {
+            let start = chosen.property("linux,initrd-start").unwrap();
+            let end = chosen.property("linux,initrd-end").unwrap();
+            assert_eq!(start.value.len(), 8);
+            assert_eq!(end.value.len(), 8);
+            assert_eq!(start.as_usize(), Some(initrd.start as usize));
+            assert_eq!(end.as_usize(), Some(initrd.end() as usize));
+            chosen_props.extend(["linux,initrd-start", "linux,initrd-end"]);
+        }
+        assert_eq!(property_names(&chosen), chosen_props);
+
+        // /memory
+        let memory = fdt.find_node("/memory@40000000").unwrap();
+        assert_eq!(strings(&memory, "device_type"), ["memory"]);
+        assert_eq!(u64s(&memory, "reg"), [RAM_BASE, config.ram_size]);
+        let region = fdt.memory().regions().next().unwrap();
+        assert_eq!(region.starting_address as u64, RAM_BASE);
+        assert_eq!(region.size, Some(config.ram_size as usize));
+
+        // /cpus
+        let cpus = fdt.find_node("/cpus").unwrap();
+        assert_eq!(u32s(&cpus, "#address-cells"), [1]);
+        assert_eq!(u32s(&cpus, "#size-cells"), [0]);
+        let cpu_nodes: Vec<_> = cpus.children().collect();
+        assert_eq!(cpu_nodes.len(), config.vcpus as usize);
+        for (n, cpu) in cpu_nodes.iter().enumerate() {
+            let mpidr = vcpu_mpidr(n as u32);
+            assert_eq!(cpu.name, format!("cpu@{mpidr:x}"));
+            assert_eq!(strings(cpu, "device_type"), ["cpu"]);
+            assert_eq!(strings(cpu, "compatible"), ["arm,armv8"]);
+            assert_eq!(u32s(cpu, "reg"), [mpidr as u32]);
+            assert_eq!(strings(cpu, "enable-method"), ["psci"]);
+            assert_eq!(property_names(cpu).len(), 4);
+        }
+        let ids: Vec<usize> = fdt.cpus().map(|c| c.ids().first()).collect();
+        assert_eq!(ids.len(), config.vcpus as usize);
+
+        // /psci
+        let psci = fdt.find_node("/psci").unwrap();
+        assert_eq!(
+            strings(&psci, "compatible"),
+            ["arm,psci-1.0", "arm,psci-0.2"]
+        );
+        assert_eq!(strings(&psci, "method"), [config.psci_conduit.as_str()]);
+
+        // /timer
+        let timer = fdt.find_node("/timer").unwrap();
+        assert_eq!(strings(&timer, "compatible"), ["arm,armv8-timer"]);
+        let flags = match config.gic {
+            GicVersion::V2 => (((1 << config.vcpus) - 1) << 8) | 4,
+            GicVersion::V3 => 4,
+        };
+        assert_eq!(
+            u32s(&timer, "interrupts"),
+            [1, 13, flags, 1, 14, flags, 1, 11, flags, 1, 10, flags]
+        );
+
+        // The GIC
+        let gic = fdt.find_node("/interrupt-controller@3001000").unwrap();
+        assert_eq!(u32s(&gic, "phandle"), [GIC_PHANDLE]);
+        assert_eq!(u32s(&gic, "#interrupt-cells"), [3]);
+        assert_eq!(u32s(&gic, "#address-cells"), [0]);
+        assert!(
+            gic.property("interrupt-controller")
+                .unwrap()
+                .value
+                .is_empty()
+        );
+        assert_eq!(gic.interrupt_cells(), Some(3));
+        assert_eq!(
+            fdt.find_phandle(GIC_PHANDLE).unwrap().name,
+            "interrupt-controller@3001000"
+        );
+        match config.gic {
+            GicVersion::V3 => {
+                assert_eq!(strings(&gic, "compatible"), ["arm,gic-v3"]);
+                assert_eq!(
+                    u64s(&gic, "reg"),
+                    [
+                        GICD_BASE,
+                        GICD_SIZE_V3,
+                        GICR_BASE,
+                        u64::from(config.vcpus) * GICR_STRIDE
+                    ]
+                );
+                assert_eq!(u32s(&gic, "#redistributor-regions"), [1]);
+            }
+            GicVersion::V2 => {
+                assert_eq!(strings(&gic, "compatible"), ["arm,cortex-a15-gic"]);
+                assert_eq!(
+                    u64s(&gic, "reg"),
+                    [GICD_BASE, GICD_SIZE_V2, GICC_BASE, GICC_SIZE]
+                );
+                assert!(gic.property("#redistributor-regions").is_none());
+            }
+        }
+
+        // The clock and the console
+        if config.console {
+            let clock = fdt.find_node("/apb-pclk").unwrap();
+            assert_eq!(strings(&clock, "compatible"), ["fixed-clock"]);
+            assert_eq!(u32s(&clock, "#clock-cells"), [0]);
+            assert_eq!(u32s(&clock, "clock-frequency"), [24_000_000]);
+            assert_eq!(strings(&clock, "clock-output-names"), ["clk24mhz"]);
+            assert_eq!(u32s(&clock, "phandle"), [CLOCK_PHANDLE]);
+
+            let uart = fdt.find_node(PL011_PATH).unwrap();
+            assert_eq!(strings(&uart, "compatible"), ["arm,pl011", "arm,primecell"]);
+            assert_eq!(u64s(&uart, "reg"), [PL011_BASE, PL011_SIZE]);
+            assert_eq!(u32s(&uart, "interrupts"), [0, 0, 4]);
+            assert_eq!(u32s(&uart, "clocks"), [CLOCK_PHANDLE, CLOCK_PHANDLE]);
+            assert_eq!(strings(&uart, "clock-names"), ["uartclk", "apb_pclk"]);
+            let reg = uart.reg().unwrap().next().unwrap();
+            assert_eq!(reg.starting_address as u64, PL011_BASE);
+            // The interrupt parent is inherited from the root (checked above).
+            assert!(uart.property("interrupt-parent").is_none());
+        } else {
+            assert!(fdt.find_node("/apb-pclk").is_none());
+            assert!(fdt.find_compatible(&["arm,pl011"]).is_none());
+        }
+    }
+
+    const INITRD: IpaRegion = IpaRegion {
+        start: RAM_BASE + 200 * MIB,
+        size: 3 * MIB + 17,
+    };
+
+    #[test]
+    fn gicv3_one_and_four_vcpus_with_and_without_initrd() {
+        for vcpus in [1, 4] {
+            for initrd in [None, Some(INITRD)] {
+                check_round_trip(&config(GicVersion::V3, vcpus, initrd));
+            }
+        }
+    }
+
+    #[test]
+    fn gicv2_one_and_four_vcpus_with_and_without_initrd() {
+        for vcpus in [1, 4] {
+            for initrd in [None, Some(INITRD)] {
+                check_round_trip(&config(GicVersion::V2, vcpus, initrd));
+            }
+        }
+    }
+
+    #[test]
+    fn limits_of_each_gic_and_smc_conduit_without_console() {
+        let mut c = config(GicVersion::V3, 64, Some(INITRD));
+        c.psci_conduit = PsciConduit::Smc;
+        c.console = false;
+        c.bootargs = "";
+        check_round_trip(&c);
+        let dtb = build_guest_dt(&c).unwrap();
+        let fdt = Fdt::new(&dtb).unwrap();
+        assert!(fdt.find_node("/cpus/cpu@30f").is_some());
+        assert!(fdt.chosen().stdout().is_none());
+
+        let mut c = config(GicVersion::V2, 8, None);
+        c.ram_size = RAM_MAX_SIZE;
+        check_round_trip(&c);
+    }
+
+    #[test]
+    fn refuses_bad_configurations() {
+        let mut c = config(GicVersion::V3, 0, None);
+        assert_eq!(build_guest_dt(&c), Err(DtError::NoVcpus));
+        c.vcpus = 65;
+        assert_eq!(
+            build_guest_dt(&c),
+            Err(DtError::TooManyVcpus { vcpus: 65, max: 64 })
+        );
+        let c = config(GicVersion::V2, 9, None);
+        assert_eq!(
+            build_guest_dt(&c),
+            Err(DtError::TooManyVcpus { vcpus: 9, max: 8 })
+        );
+        let mut c = config(GicVersion::V3, 1, None);
+        c.ram_size = 0;
+        assert_eq!(build_guest_dt(&c), Err(DtError::BadRamSize(0)));
+        let mut c = config(GicVersion::V3, 1, None);
+        let outside = IpaRegion {
+            start: RAM_BASE + 255 * MIB,
+            size: 2 * MIB,
+        };
+        c.initrd = Some(outside);
+        assert_eq!(build_guest_dt(&c), Err(DtError::BadInitrd(outside)));
+        let empty = IpaRegion {
+            start: RAM_BASE,
+            size: 0,
+        };
+        c.initrd = Some(empty);
+        assert_eq!(build_guest_dt(&c), Err(DtError::BadInitrd(empty)));
+        let mut c = config(GicVersion::V3, 1, None);
+        c.bootargs = "a\0b";
+        assert_eq!(
+            build_guest_dt(&c),
+            Err(DtError::Fdt(vm_fdt::Error::InvalidString))
+        );
+    }
+
+    #[test]
+    fn conduit_names() {
+        for conduit in [PsciConduit::Hvc, PsciConduit::Smc] {
+            assert_eq!(PsciConduit::from_name(conduit.as_str()), Some(conduit));
+        }
+        assert_eq!(PsciConduit::from_name("svc"), None);
+        assert_eq!(PsciConduit::default(), PsciConduit::Hvc);
+    }
+}

@@ -1,0 +1,694 @@
+//! The boot manifest: which domains to build, stored as a small device tree.
+//!
+//! `xtask` writes it with [`write_manifest`]; the hypervisor reads it with [`read_manifest`].
+//! Format (also in `loader/README.md`):
+//!
+//! ```text
+//! / {
+//!     compatible = "hyp,boot-manifest";
+//!     version = <1>;
+//!     domains {
+//!         dom0 {                             // the node name is the domain's name
+//!             kernel = "Image";              // required: file in the boot archive
+//!             initrd = "rootfs.cpio.gz";     // optional: file in the boot archive
+//!             cmdline = "console=ttyAMA0";   // optional, default ""
+//!             memory = /bits/ 64 <0x10000000>; // required: bytes (a 1-cell value is accepted)
+//!             vcpus = <2>;                   // required: 1..=64
+//!             console = <1>;                 // optional: 0 or 1 (empty = 1), default 1
+//!             psci-conduit = "hvc";          // optional: "hvc" or "smc", default "hvc"
+//!         };
+//!     };
+//! };
+//! ```
+//!
+//! Every child of `/domains` is a domain, in order, named by its node name (so a domain
+//! name is a valid device-tree node name without unit address, and `dtc` can decompile and
+//! recompile a manifest).
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use fdt::Fdt;
+use fdt::node::FdtNode;
+use vm_fdt::FdtWriter;
+
+use crate::fdt_check;
+use crate::guest_dt::PsciConduit;
+use crate::layout::{MAX_VCPUS, RAM_MAX_SIZE, RAM_SIZE_ALIGN};
+
+/// The manifest root's `compatible`.
+pub const MANIFEST_COMPATIBLE: &str = "hyp,boot-manifest";
+
+/// The manifest format version this crate writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Longest domain name (the device-tree limit on a node name).
+pub const MAX_NAME_LEN: usize = 31;
+
+/// One domain to build at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DomainSpec {
+    /// Unique name: 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `-`, `_` or `.`, starting
+    /// with a letter (it is the domain's node name in the manifest).
+    pub name: String,
+    /// File name of the kernel image inside the boot archive.
+    pub kernel: String,
+    /// File name of the initrd inside the boot archive, if any.
+    pub initrd: Option<String>,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Bytes of RAM: a non-zero multiple of 2 MiB, at most 3 GiB.
+    pub memory: u64,
+    /// Number of vCPUs, 1 to [`MAX_VCPUS`].
+    pub vcpus: u32,
+    /// Whether the domain gets the emulated PL011 console.
+    pub console: bool,
+    /// How the domain calls PSCI.
+    pub psci_conduit: PsciConduit,
+}
+
+impl DomainSpec {
+    /// A domain with no initrd, an empty command line, a console and the HVC conduit.
+    pub fn new(name: &str, kernel: &str, memory: u64, vcpus: u32) -> Self {
+        Self {
+            name: name.to_string(),
+            kernel: kernel.to_string(),
+            initrd: None,
+            cmdline: String::new(),
+            memory,
+            vcpus,
+            console: true,
+            psci_conduit: PsciConduit::Hvc,
+        }
+    }
+
+    /// Checks the fields one by one (not uniqueness, which needs the whole list).
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let name_ok = self.name.len() <= MAX_NAME_LEN
+            && self.name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !name_ok {
+            return Err(ManifestError::BadName(self.name.clone()));
+        }
+        let bad = |field, reason| ManifestError::BadField {
+            domain: self.name.clone(),
+            field,
+            reason,
+        };
+        if self.kernel.is_empty() {
+            return Err(bad("kernel", "empty file name"));
+        }
+        if self.initrd.as_deref() == Some("") {
+            return Err(bad("initrd", "empty file name"));
+        }
+        for (field, value) in [
+            ("kernel", self.kernel.as_str()),
+            ("initrd", self.initrd.as_deref().unwrap_or("")),
+            ("cmdline", self.cmdline.as_str()),
+        ] {
+            if value.contains('\0') {
+                return Err(bad(field, "contains a NUL byte"));
+            }
+        }
+        if self.memory == 0
+            || !self.memory.is_multiple_of(RAM_SIZE_ALIGN)
+            || self.memory > RAM_MAX_SIZE
+        {
+            return Err(ManifestError::BadMemory {
+                domain: self.name.clone(),
+                memory: self.memory,
+            });
+        }
+        if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
+            return Err(ManifestError::BadVcpus {
+                domain: self.name.clone(),
+                vcpus: self.vcpus,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    /// The data is not a well-formed device tree.
+    Malformed(&'static str),
+    /// The root's `compatible` is not [`MANIFEST_COMPATIBLE`].
+    NotAManifest,
+    /// The `version` is missing or not [`MANIFEST_VERSION`].
+    UnsupportedVersion(Option<u32>),
+    /// There is no `/domains` node or it has no children.
+    NoDomains,
+    /// A required property is missing.
+    MissingField {
+        /// The domain.
+        domain: String,
+        /// The property.
+        field: &'static str,
+    },
+    /// A property has the wrong shape or value.
+    BadField {
+        /// The domain.
+        domain: String,
+        /// The property.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A domain name is empty, too long, does not start with a letter or uses other
+    /// characters than letters, digits, `-`, `_` and `.`.
+    BadName(String),
+    /// Two domains share a name.
+    DuplicateName(String),
+    /// A memory size that is zero, not a multiple of 2 MiB, or above 3 GiB.
+    BadMemory {
+        /// The domain.
+        domain: String,
+        /// The size given.
+        memory: u64,
+    },
+    /// A vCPU count of zero or above [`MAX_VCPUS`].
+    BadVcpus {
+        /// The domain.
+        domain: String,
+        /// The count given.
+        vcpus: u32,
+    },
+    /// The device-tree writer failed.
+    Write(String),
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(why) => write!(f, "manifest is not a valid device tree: {why}"),
+            Self::NotAManifest => write!(
+                f,
+                "device tree is not a boot manifest (root compatible is not \"{MANIFEST_COMPATIBLE}\")"
+            ),
+            Self::UnsupportedVersion(None) => f.write_str("manifest has no version"),
+            Self::UnsupportedVersion(Some(v)) => write!(
+                f,
+                "manifest version {v} is not supported (expected {MANIFEST_VERSION})"
+            ),
+            Self::NoDomains => f.write_str("manifest lists no domains"),
+            Self::MissingField { domain, field } => {
+                write!(f, "domain {domain}: missing required property `{field}`")
+            }
+            Self::BadField {
+                domain,
+                field,
+                reason,
+            } => write!(f, "domain {domain}: property `{field}`: {reason}"),
+            Self::BadName(name) => write!(
+                f,
+                "bad domain name {name:?}: use 1 to {MAX_NAME_LEN} ASCII letters, digits, '-', '_' or '.', starting with a letter"
+            ),
+            Self::DuplicateName(name) => write!(f, "two domains are named {name:?}"),
+            Self::BadMemory { domain, memory } => write!(
+                f,
+                "domain {domain}: memory {memory:#x} must be a non-zero multiple of 2 MiB, at most 3 GiB"
+            ),
+            Self::BadVcpus { domain, vcpus } => write!(
+                f,
+                "domain {domain}: {vcpus} vCPUs; a domain has 1 to {MAX_VCPUS}"
+            ),
+            Self::Write(why) => write!(f, "writing the manifest: {why}"),
+        }
+    }
+}
+
+impl core::error::Error for ManifestError {}
+
+impl From<vm_fdt::Error> for ManifestError {
+    fn from(e: vm_fdt::Error) -> Self {
+        Self::Write(e.to_string())
+    }
+}
+
+fn check_list(domains: &[DomainSpec]) -> Result<(), ManifestError> {
+    if domains.is_empty() {
+        return Err(ManifestError::NoDomains);
+    }
+    for (i, domain) in domains.iter().enumerate() {
+        domain.validate()?;
+        if domains[..i].iter().any(|d| d.name == domain.name) {
+            return Err(ManifestError::DuplicateName(domain.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `domains` as a manifest DTB, after checking each (see [`DomainSpec::validate`]) and
+/// that names are unique and the list is not empty.
+pub fn write_manifest(domains: &[DomainSpec]) -> Result<Vec<u8>, ManifestError> {
+    check_list(domains)?;
+    let mut w = FdtWriter::new()?;
+    let root = w.begin_node("")?;
+    w.property_string("compatible", MANIFEST_COMPATIBLE)?;
+    w.property_u32("version", MANIFEST_VERSION)?;
+    let list = w.begin_node("domains")?;
+    for d in domains {
+        let node = w.begin_node(&d.name)?;
+        w.property_string("kernel", &d.kernel)?;
+        if let Some(initrd) = &d.initrd {
+            w.property_string("initrd", initrd)?;
+        }
+        w.property_string("cmdline", &d.cmdline)?;
+        w.property_u64("memory", d.memory)?;
+        w.property_u32("vcpus", d.vcpus)?;
+        w.property_u32("console", u32::from(d.console))?;
+        w.property_string("psci-conduit", d.psci_conduit.as_str())?;
+        w.end_node(node)?;
+    }
+    w.end_node(list)?;
+    w.end_node(root)?;
+    Ok(w.finish()?)
+}
+
+/// One property as a string: NUL terminated, no other NUL, UTF-8.
+fn string_value(value: &[u8]) -> Option<&str> {
+    let (last, body) = value.split_last()?;
+    if *last != 0 || body.contains(&0) {
+        return None;
+    }
+    core::str::from_utf8(body).ok()
+}
+
+fn u32_value(value: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(value.try_into().ok()?))
+}
+
+struct DomainNode<'n, 'a> {
+    node: FdtNode<'n, 'a>,
+    label: String,
+}
+
+impl<'a> DomainNode<'_, 'a> {
+    fn raw(&self, field: &'static str) -> Option<&'a [u8]> {
+        self.node.property(field).map(|p| p.value)
+    }
+
+    fn missing(&self, field: &'static str) -> ManifestError {
+        ManifestError::MissingField {
+            domain: self.label.clone(),
+            field,
+        }
+    }
+
+    fn bad(&self, field: &'static str, reason: &'static str) -> ManifestError {
+        ManifestError::BadField {
+            domain: self.label.clone(),
+            field,
+            reason,
+        }
+    }
+
+    fn string(&self, field: &'static str) -> Result<Option<&'a str>, ManifestError> {
+        self.raw(field)
+            .map(|v| string_value(v).ok_or_else(|| self.bad(field, "not a single UTF-8 string")))
+            .transpose()
+    }
+
+    fn required_string(&self, field: &'static str) -> Result<&'a str, ManifestError> {
+        self.string(field)?.ok_or_else(|| self.missing(field))
+    }
+}
+
+fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
+    let name = node.name;
+    let d = DomainNode {
+        node,
+        label: name.to_string(),
+    };
+    let kernel = d.required_string("kernel")?;
+    let initrd = d.string("initrd")?;
+    let cmdline = d.string("cmdline")?.unwrap_or("");
+    let memory = match d.raw("memory") {
+        None => return Err(d.missing("memory")),
+        Some(v) if v.len() == 8 => u64::from_be_bytes(v.try_into().unwrap_or([0; 8])),
+        Some(v) => u64::from(u32_value(v).ok_or_else(|| d.bad("memory", "not 1 or 2 cells"))?),
+    };
+    let vcpus = u32_value(d.raw("vcpus").ok_or_else(|| d.missing("vcpus"))?)
+        .ok_or_else(|| d.bad("vcpus", "not one cell"))?;
+    let console = match d.raw("console") {
+        None | Some([]) => true,
+        Some(v) => match u32_value(v) {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err(d.bad("console", "not <0> or <1>")),
+        },
+    };
+    let psci_conduit = match d.string("psci-conduit")? {
+        None => PsciConduit::default(),
+        Some(s) => PsciConduit::from_name(s)
+            .ok_or_else(|| d.bad("psci-conduit", "not \"hvc\" or \"smc\""))?,
+    };
+    let spec = DomainSpec {
+        name: name.to_string(),
+        kernel: kernel.to_string(),
+        initrd: initrd.map(ToString::to_string),
+        cmdline: cmdline.to_string(),
+        memory,
+        vcpus,
+        console,
+        psci_conduit,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Reads and checks a manifest DTB: the root's `compatible` and `version`, every domain's
+/// required properties and values, unique names. Malformed data gives an error, never a
+/// panic.
+pub fn read_manifest(dtb: &[u8]) -> Result<Vec<DomainSpec>, ManifestError> {
+    fdt_check::check(dtb).map_err(ManifestError::Malformed)?;
+    let fdt = Fdt::new(dtb).map_err(|_| ManifestError::Malformed("bad header"))?;
+    let root = fdt
+        .find_node("/")
+        .ok_or(ManifestError::Malformed("no root node"))?;
+    let is_manifest = root
+        .property("compatible")
+        .map(|p| {
+            p.value
+                .split(|&b| b == 0)
+                .any(|c| c == MANIFEST_COMPATIBLE.as_bytes())
+        })
+        .unwrap_or(false);
+    if !is_manifest {
+        return Err(ManifestError::NotAManifest);
+    }
+    let version = root.property("version").and_then(|p| u32_value(p.value));
+    if version != Some(MANIFEST_VERSION) {
+        return Err(ManifestError::UnsupportedVersion(version));
+    }
+    let list = root
+        .children()
+        .find(|n| n.name == "domains")
+        .ok_or(ManifestError::NoDomains)?;
+    let domains = list
+        .children()
+        .map(read_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    check_list(&domains)?;
+    Ok(domains)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::MIB;
+    use alloc::vec;
+
+    fn sample() -> Vec<DomainSpec> {
+        let mut dom0 = DomainSpec::new("dom0", "Image", 512 * MIB, 2);
+        dom0.initrd = Some("rootfs.cpio.gz".to_string());
+        dom0.cmdline = "console=ttyAMA0 earlycon rdinit=/init".to_string();
+        let mut test = DomainSpec::new("guest-1.test_a", "guests/timer.bin", 2 * MIB, 64);
+        test.console = false;
+        test.psci_conduit = PsciConduit::Smc;
+        vec![dom0, test]
+    }
+
+    #[test]
+    fn round_trip() {
+        let domains = sample();
+        let dtb = write_manifest(&domains).unwrap();
+        assert_eq!(read_manifest(&dtb).unwrap(), domains);
+    }
+
+    #[test]
+    fn round_trip_single_domain_defaults() {
+        let domains = vec![DomainSpec::new("d", "k", RAM_MAX_SIZE, 1)];
+        let dtb = write_manifest(&domains).unwrap();
+        let read = read_manifest(&dtb).unwrap();
+        assert_eq!(read, domains);
+        assert!(read[0].console);
+        assert_eq!(read[0].psci_conduit, PsciConduit::Hvc);
+    }
+
+    #[test]
+    fn written_layout_is_as_documented() {
+        let dtb = write_manifest(&sample()).unwrap();
+        let fdt = Fdt::new(&dtb).unwrap();
+        let names: Vec<&str> = fdt
+            .find_node("/domains")
+            .unwrap()
+            .children()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["dom0", "guest-1.test_a"]);
+        let d1 = fdt.find_node("/domains/guest-1.test_a").unwrap();
+        assert_eq!(d1.property("memory").unwrap().value.len(), 8);
+        assert_eq!(d1.property("console").unwrap().as_usize(), Some(0));
+        assert_eq!(d1.property("psci-conduit").unwrap().as_str(), Some("smc"));
+        assert!(d1.property("initrd").is_none());
+        let root = fdt.find_node("/").unwrap();
+        assert_eq!(root.property("version").unwrap().as_usize(), Some(1));
+    }
+
+    #[test]
+    fn writer_refuses_invalid_lists() {
+        assert_eq!(write_manifest(&[]), Err(ManifestError::NoDomains));
+        let mut d = sample();
+        d[1].name = "dom0".to_string();
+        assert_eq!(
+            write_manifest(&d),
+            Err(ManifestError::DuplicateName("dom0".to_string()))
+        );
+        let mut d = sample();
+        d[0].vcpus = 0;
+        assert_eq!(
+            write_manifest(&d),
+            Err(ManifestError::BadVcpus {
+                domain: "dom0".to_string(),
+                vcpus: 0
+            })
+        );
+        let mut d = sample();
+        d[0].vcpus = 65;
+        assert!(matches!(
+            write_manifest(&d),
+            Err(ManifestError::BadVcpus { vcpus: 65, .. })
+        ));
+        for memory in [0, MIB, 3 * MIB, RAM_MAX_SIZE + 2 * MIB] {
+            let mut d = sample();
+            d[0].memory = memory;
+            assert!(matches!(
+                write_manifest(&d),
+                Err(ManifestError::BadMemory { memory: m, .. }) if m == memory
+            ));
+        }
+        for name in [
+            "",
+            "has space",
+            "x/y",
+            "1st",
+            "d@1",
+            "abcdefghijklmnopqrstuvwxyz012345",
+        ] {
+            let mut d = sample();
+            d[0].name = name.to_string();
+            assert_eq!(
+                write_manifest(&d),
+                Err(ManifestError::BadName(name.to_string()))
+            );
+        }
+        let mut d = sample();
+        d[0].kernel = String::new();
+        assert!(matches!(
+            write_manifest(&d),
+            Err(ManifestError::BadField {
+                field: "kernel",
+                ..
+            })
+        ));
+        let mut d = sample();
+        d[0].initrd = Some(String::new());
+        assert!(matches!(
+            write_manifest(&d),
+            Err(ManifestError::BadField {
+                field: "initrd",
+                ..
+            })
+        ));
+        let mut d = sample();
+        d[0].cmdline = "a\0b".to_string();
+        assert!(matches!(
+            write_manifest(&d),
+            Err(ManifestError::BadField {
+                field: "cmdline",
+                ..
+            })
+        ));
+    }
+
+    /// Writes a manifest by hand so the reader meets what the writer never produces.
+    fn hand_written(version: Option<u32>, props: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_string("compatible", MANIFEST_COMPATIBLE)
+            .unwrap();
+        if let Some(v) = version {
+            w.property_u32("version", v).unwrap();
+        }
+        let list = w.begin_node("domains").unwrap();
+        let node = w.begin_node("x").unwrap();
+        for (name, value) in props {
+            w.property(name, value).unwrap();
+        }
+        w.end_node(node).unwrap();
+        w.end_node(list).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    const KERNEL: (&str, &[u8]) = ("kernel", b"Image\0");
+    const MEMORY: (&str, &[u8]) = ("memory", &[0, 0x40, 0, 0]); // one cell: 4 MiB
+    const VCPUS: (&str, &[u8]) = ("vcpus", &[0, 0, 0, 1]);
+
+    #[test]
+    fn reader_accepts_minimal_hand_written_domain() {
+        let dtb = hand_written(Some(1), &[KERNEL, MEMORY, VCPUS, ("console", b"")]);
+        let d = read_manifest(&dtb).unwrap();
+        assert_eq!(d, vec![DomainSpec::new("x", "Image", 4 * MIB, 1)]);
+    }
+
+    #[test]
+    fn reader_reports_missing_and_bad_fields() {
+        let missing = |props: &[(&str, &[u8])], domain: &str, field| {
+            assert_eq!(
+                read_manifest(&hand_written(Some(1), props)),
+                Err(ManifestError::MissingField {
+                    domain: domain.to_string(),
+                    field
+                })
+            );
+        };
+        missing(&[MEMORY, VCPUS], "x", "kernel");
+        missing(&[KERNEL, VCPUS], "x", "memory");
+        missing(&[KERNEL, MEMORY], "x", "vcpus");
+
+        let bad = |extra: (&str, &[u8]), field: &str| {
+            let err =
+                read_manifest(&hand_written(Some(1), &[KERNEL, MEMORY, VCPUS, extra])).unwrap_err();
+            match err {
+                ManifestError::BadField { field: f, .. } => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        };
+        bad(("console", &[0, 0, 0, 2]), "console");
+        bad(("psci-conduit", b"svc\0"), "psci-conduit");
+        bad(("cmdline", b"no terminator"), "cmdline");
+        bad(("initrd", b"two\0strings\0"), "initrd");
+        bad(("initrd", &[0xff, 0]), "initrd");
+
+        let zero_vcpus = hand_written(Some(1), &[KERNEL, MEMORY, ("vcpus", &[0; 4])]);
+        assert_eq!(
+            read_manifest(&zero_vcpus),
+            Err(ManifestError::BadVcpus {
+                domain: "x".to_string(),
+                vcpus: 0
+            })
+        );
+        let odd_memory = hand_written(Some(1), &[KERNEL, VCPUS, ("memory", &[0, 0x10, 0, 0])]);
+        assert_eq!(
+            read_manifest(&odd_memory),
+            Err(ManifestError::BadMemory {
+                domain: "x".to_string(),
+                memory: MIB
+            })
+        );
+        let three_byte = hand_written(Some(1), &[KERNEL, VCPUS, ("memory", &[1, 2, 3])]);
+        assert!(matches!(
+            read_manifest(&three_byte),
+            Err(ManifestError::BadField {
+                field: "memory",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reader_checks_the_envelope() {
+        let all = [KERNEL, MEMORY, VCPUS];
+        assert_eq!(
+            read_manifest(&hand_written(None, &all)),
+            Err(ManifestError::UnsupportedVersion(None))
+        );
+        assert_eq!(
+            read_manifest(&hand_written(Some(2), &all)),
+            Err(ManifestError::UnsupportedVersion(Some(2)))
+        );
+        let guest = crate::guest_dt::build_guest_dt(&crate::GuestDtConfig {
+            vcpus: 1,
+            ram_size: 64 * MIB,
+            gic: crate::GicVersion::V3,
+            psci_conduit: PsciConduit::Hvc,
+            bootargs: "",
+            initrd: None,
+            console: true,
+        })
+        .unwrap();
+        assert_eq!(read_manifest(&guest), Err(ManifestError::NotAManifest));
+        assert!(matches!(
+            read_manifest(b"not a dtb at all, just some words here"),
+            Err(ManifestError::Malformed(_))
+        ));
+
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_string("compatible", MANIFEST_COMPATIBLE)
+            .unwrap();
+        w.property_u32("version", 1).unwrap();
+        let list = w.begin_node("domains").unwrap();
+        w.end_node(list).unwrap();
+        w.end_node(root).unwrap();
+        assert_eq!(
+            read_manifest(&w.finish().unwrap()),
+            Err(ManifestError::NoDomains)
+        );
+    }
+
+    #[test]
+    fn reader_refuses_duplicates() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_string("compatible", MANIFEST_COMPATIBLE)
+            .unwrap();
+        w.property_u32("version", 1).unwrap();
+        let list = w.begin_node("domains").unwrap();
+        for _ in 0..2 {
+            let node = w.begin_node("x").unwrap();
+            for (name, value) in [KERNEL, MEMORY, VCPUS] {
+                w.property(name, value).unwrap();
+            }
+            w.end_node(node).unwrap();
+        }
+        w.end_node(list).unwrap();
+        w.end_node(root).unwrap();
+        assert_eq!(
+            read_manifest(&w.finish().unwrap()),
+            Err(ManifestError::DuplicateName("x".to_string()))
+        );
+    }
+
+    #[test]
+    fn truncated_or_corrupted_manifests_give_errors() {
+        let dtb = write_manifest(&sample()).unwrap();
+        for len in 0..dtb.len() {
+            assert!(read_manifest(&dtb[..len]).is_err());
+        }
+        for i in 0..dtb.len() {
+            let mut bad = dtb.clone();
+            bad[i] ^= 0xa5;
+            // Must not panic; may still read when the byte was in a string's text.
+            let _ = read_manifest(&bad);
+        }
+    }
+}

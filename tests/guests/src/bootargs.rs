@@ -1,0 +1,83 @@
+//! The guest's command line (`/chosen/bootargs`): space-separated `key=value` words.
+
+/// Most `test=` words kept.
+pub const MAX_TESTS: usize = 16;
+
+/// What the bootargs ask for.
+pub struct BootArgs<'a> {
+    /// `name=...`: printed in the start line. Default "guest".
+    pub name: &'a str,
+    /// `test=NAME` words, in order (`all` is expanded by the runner).
+    pub tests: [&'a str; MAX_TESTS],
+    /// Number of `test=` words kept in `tests`.
+    pub test_count: usize,
+    /// `exit=status`: power off through `HYP_DOMAIN_EXIT(min(fail, 255))`.
+    pub exit_status: bool,
+    /// `magic=0x...`: this domain's magic for the `isolation` test.
+    pub magic: Option<u64>,
+    /// `peer-magic=0x...`: the other domain's magic for the `isolation` test.
+    pub peer_magic: Option<u64>,
+    /// Words that were not understood (the first few), reported once.
+    pub unknown: [&'a str; 4],
+    /// Number of entries in `unknown`.
+    pub unknown_count: usize,
+}
+
+/// Reads `0x`-prefixed hexadecimal or decimal; `_` separators are allowed.
+pub fn parse_u64(text: &str) -> Option<u64> {
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (text, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = c.to_digit(radix)?;
+        value = value
+            .checked_mul(u64::from(radix))?
+            .checked_add(u64::from(digit))?;
+        any = true;
+    }
+    any.then_some(value)
+}
+
+impl<'a> BootArgs<'a> {
+    /// Splits `line` into the options above.
+    pub fn parse(line: &'a str) -> Self {
+        let mut args = Self {
+            name: "guest",
+            tests: [""; MAX_TESTS],
+            test_count: 0,
+            exit_status: false,
+            magic: None,
+            peer_magic: None,
+            unknown: [""; 4],
+            unknown_count: 0,
+        };
+        for word in line.split_ascii_whitespace() {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            match key {
+                "test" if args.test_count < MAX_TESTS => {
+                    args.tests[args.test_count] = value;
+                    args.test_count += 1;
+                }
+                "name" if !value.is_empty() => args.name = value,
+                "exit" => args.exit_status = value == "status",
+                "magic" => args.magic = parse_u64(value),
+                "peer-magic" => args.peer_magic = parse_u64(value),
+                _ => {
+                    if args.unknown_count < args.unknown.len() {
+                        args.unknown[args.unknown_count] = word;
+                        args.unknown_count += 1;
+                    }
+                }
+            }
+        }
+        args
+    }
+
+    /// The `test=` words, in order.
+    pub fn tests(&self) -> &[&'a str] {
+        &self.tests[..self.test_count]
+    }
+}

@@ -1,0 +1,77 @@
+//! The console: a PL011 found through `/chosen/stdout-path`, written by polling.
+//!
+//! Only the boot vCPU prints in normal operation (the secondary entry code does not), so
+//! there is no lock; an unexpected exception on a secondary vCPU may interleave its report.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// PL011 data register.
+const UARTDR: u64 = 0x000;
+/// PL011 flag register.
+const UARTFR: u64 = 0x018;
+/// UARTFR: transmit FIFO full.
+const FR_TXFF: u32 = 1 << 5;
+
+/// Base address of the console UART; 0 while there is none.
+static BASE: AtomicU64 = AtomicU64::new(0);
+
+/// Sends every later print to the PL011 at `base`.
+pub fn init(base: u64) {
+    BASE.store(base, Ordering::Release);
+}
+
+/// The console UART's base address, if there is one.
+pub fn base() -> Option<u64> {
+    match BASE.load(Ordering::Acquire) {
+        0 => None,
+        base => Some(base),
+    }
+}
+
+fn put_byte(base: u64, byte: u8) {
+    // SAFETY: `base` is the PL011 the device tree names as stdout; the MMU maps it as
+    // Device memory (or is off), and reading FR / writing DR has no effect beyond the UART.
+    unsafe {
+        let fr = (base + UARTFR) as *const u32;
+        while fr.read_volatile() & FR_TXFF != 0 {
+            core::hint::spin_loop();
+        }
+        ((base + UARTDR) as *mut u32).write_volatile(u32::from(byte));
+    }
+}
+
+/// A handle that writes to the console; `\n` goes out as `\r\n`.
+pub struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let Some(base) = base() else { return Ok(()) };
+        for byte in s.bytes() {
+            if byte == b'\n' {
+                put_byte(base, b'\r');
+            }
+            put_byte(base, byte);
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn print_args(args: fmt::Arguments<'_>) {
+    // Console::write_str never fails.
+    let _ = Console.write_fmt(args);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print_args(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::print_args(format_args!("{}\n", format_args!($($arg)*))) };
+}
