@@ -11,8 +11,12 @@ pub const HYP_ABI_VERSION: u32 = 0x8600_0000;
 /// `SYSTEM_OFF`, which records 0). Does not return.
 pub const HYP_DOMAIN_EXIT: u32 = 0x8600_0001;
 
+/// `HYP_DOMAIN_RESET_COUNT()` -> `x0` = how many times the calling domain has been reset
+/// (PSCI `SYSTEM_RESET`) since it was built.
+pub const HYP_DOMAIN_RESET_COUNT: u32 = 0x8600_0002;
+
 /// ABI version this crate describes.
-pub const ABI_VERSION: (u16, u16) = (0, 1);
+pub const ABI_VERSION: (u16, u16) = (0, 2);
 
 /// `ABI_VERSION` encoded as `HYP_ABI_VERSION` returns it.
 pub const fn encoded_version() -> u64 {
@@ -25,11 +29,11 @@ mod tests {
 
     #[test]
     fn ids_are_fast_smc32_vendor_hypervisor_calls() {
-        for id in [HYP_ABI_VERSION, HYP_DOMAIN_EXIT] {
+        for id in [HYP_ABI_VERSION, HYP_DOMAIN_EXIT, HYP_DOMAIN_RESET_COUNT] {
             assert_eq!(id >> 31, 1, "fast call");
             assert_eq!((id >> 30) & 1, 0, "SMC32 convention");
             assert_eq!((id >> 24) & 0x3f, 6, "vendor-specific hypervisor service");
         }
-        assert_eq!(encoded_version(), 1);
+        assert_eq!(encoded_version(), 2);
     }
 }

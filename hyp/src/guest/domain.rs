@@ -110,6 +110,8 @@ pub struct Domain {
     pub exit_status: AtomicU32,
     /// Guest faults reported so far (reports stop after a few).
     pub faults_reported: AtomicU32,
+    /// Times the domain was reset.
+    pub resets: AtomicU32,
 }
 
 impl Domain {
@@ -184,6 +186,7 @@ impl Domain {
             state: AtomicU8::new(DomainState::Running as u8),
             exit_status: AtomicU32::new(0),
             faults_reported: AtomicU32::new(0),
+            resets: AtomicU32::new(0),
             spec,
         };
         domain.load()?;
@@ -274,6 +277,7 @@ impl Domain {
     /// Reloads the images into the (zeroed) RAM and maps it again, for a reset. Every
     /// vCPU must be parked.
     pub fn reload(&self) -> Result<(), BuildError> {
+        self.resets.fetch_add(1, Ordering::AcqRel);
         self.load()?;
         let mut guard = self.stage2.lock();
         let (s2, tables) = &mut *guard;

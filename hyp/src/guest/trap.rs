@@ -234,6 +234,11 @@ fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) {
         CallKind::Arch(_) => NOT_SUPPORTED,
         CallKind::Psci(psci) => return psci_call(vcpu, frame, psci, &call.args),
         CallKind::VendorHyp(hyp_abi::HYP_ABI_VERSION) => hyp_abi::encoded_version() as i64,
+        CallKind::VendorHyp(hyp_abi::HYP_DOMAIN_RESET_COUNT) => i64::from(
+            vcpu.domain
+                .resets
+                .load(core::sync::atomic::Ordering::Acquire),
+        ),
         CallKind::VendorHyp(hyp_abi::HYP_DOMAIN_EXIT) => {
             let status = call.args[0] as u32;
             power_off(vcpu.domain, status, "exit requested");

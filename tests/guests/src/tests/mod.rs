@@ -3,9 +3,11 @@
 mod abort;
 mod cpu_on;
 mod exit;
+mod initrd;
 mod isolation;
 mod memory;
 mod psci;
+mod reset;
 mod smccc;
 mod sysreg;
 
@@ -23,6 +25,16 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "reset",
+        in_all: false,
+        run: reset::run,
+    },
+    Test {
+        name: "initrd",
+        in_all: false,
+        run: initrd::run,
+    },
     Test {
         name: "smccc",
         in_all: true,
