@@ -71,6 +71,8 @@ struct Spec {
     #[serde(default = "default_true")]
     builtin_fail: bool,
     domains: Option<String>,
+    input: Option<String>,
+    input_after: Option<String>,
 }
 
 fn default_gic() -> Axis<u8> {
@@ -123,6 +125,8 @@ pub struct Case {
     pub domains: Option<PathBuf>,
     /// The boot archive built from `domains`, filled in before the case runs.
     pub initrd: Option<PathBuf>,
+    /// Text typed on QEMU's console once a line matches the regex (`input_after`).
+    pub input: Option<(Regex, String)>,
 }
 
 /// Reads and expands a case file.
@@ -227,6 +231,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     image_text_offset: spec.image_text_offset,
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,
+                    input: match (&spec.input_after, &spec.input) {
+                        (Some(after), Some(text)) => Some((compile(after)?, text.clone())),
+                        (None, None) => None,
+                        _ => anyhow::bail!("case {}: input and input_after go together", spec.name),
+                    },
                 });
             }
         }

@@ -65,7 +65,12 @@ fn watch(
     let writer2 = writer
         .try_clone()
         .map_err(|e| format!("cannot clone a pipe: {e}"))?;
-    cmd.stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    let stdin = if case.input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin).stdout(writer).stderr(writer2);
     let spawned = cmd.spawn();
     // Close our copies of the pipe's write end, so the reader sees EOF when the child exits.
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
@@ -92,11 +97,26 @@ fn watch(
         }
     });
 
+    let mut pending_input = case.input.clone();
+    let mut stdin = child.0.stdin.take();
     let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone());
     let deadline = start + case.timeout;
     let verdict = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
+                if pending_input
+                    .as_ref()
+                    .is_some_and(|(after, _)| after.is_match(&line))
+                {
+                    let (_, text) = pending_input.take().expect("checked");
+                    if let Some(pipe) = stdin.as_mut() {
+                        use std::io::Write;
+                        if let Err(e) = pipe.write_all(text.as_bytes()).and_then(|()| pipe.flush())
+                        {
+                            break Err(format!("cannot type on QEMU's console: {e}"));
+                        }
+                    }
+                }
                 let bad = matcher.feed(&line).map(|re| re.as_str().to_owned());
                 log.push(line);
                 if let Some(bad) = bad {
@@ -112,6 +132,7 @@ fn watch(
             }
         }
     };
+    drop(stdin);
     drop(child);
     verdict
 }

@@ -78,6 +78,14 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Takes one byte typed on the console, if any (polled: the UART's interrupt is not
+/// used yet).
+pub fn try_read_byte() -> Option<u8> {
+    let console = raw()?;
+    let _guard = LOCKING.load(Ordering::Acquire).then(|| LOCK.lock());
+    console.0.try_get_byte()
+}
+
 /// Writes `(prefix) line` followed by a newline as one unit. Bytes outside printable
 /// ASCII are shown as `\xNN`, so a guest cannot send control sequences to the terminal.
 pub fn write_prefixed_line(prefix: &str, line: &[u8]) {

@@ -9,6 +9,8 @@ register_bitfields! {u32,
     FR [
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// UART busy transmitting.
         BUSY OFFSET(3) NUMBITS(1) [],
     ],
@@ -57,6 +59,15 @@ impl Pl011 {
     pub fn flush(&self) {
         while self.registers.fr.is_set(FR::BUSY) {
             core::hint::spin_loop();
+        }
+    }
+
+    /// Reads one received byte, if any.
+    pub fn try_get_byte(&self) -> Option<u8> {
+        if self.registers.fr.is_set(FR::RXFE) {
+            None
+        } else {
+            Some((self.registers.dr.get() & 0xff) as u8)
         }
     }
 

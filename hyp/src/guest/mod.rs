@@ -86,8 +86,17 @@ pub fn handle_exit(frame: &mut TrapFrame, kind: u64) {
 /// The vCPU pinned to each physical CPU, if any.
 static PINNED: [AtomicPtr<Vcpu>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
 
-/// Every domain, in configuration order.
-static DOMAINS: Mutex<Vec<&'static Domain>> = Mutex::new(Vec::new());
+/// Every domain, in configuration order, fixed once they are all built.
+static DOMAINS: spin::Once<Vec<&'static Domain>> = spin::Once::new();
+
+/// Index in `DOMAINS` of the domain console input goes to.
+static INPUT_FOCUS: AtomicUsize = AtomicUsize::new(0);
+/// Held while bytes are moved from the console to a domain.
+static ROUTING: Mutex<()> = Mutex::new(());
+/// Consecutive Ctrl-a bytes typed so far.
+static CTRL_A_RUN: AtomicUsize = AtomicUsize::new(0);
+/// Ctrl-a, typed three times in a row, moves console input to the next domain.
+const CTRL_A: u8 = 0x01;
 
 /// Domains not yet powered off.
 static LIVE_DOMAINS: AtomicUsize = AtomicUsize::new(0);
@@ -143,6 +152,7 @@ pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize 
         }
     };
     let mut vmids = VmidAllocator::new(vmid_width());
+    let mut built_domains = Vec::new();
     let mut next_pcpu = 0;
     let mut started = 0;
     for (n, spec) in specs.into_iter().enumerate() {
@@ -227,12 +237,20 @@ pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize 
                 ""
             }
         );
-        DOMAINS.lock().push(domain);
+        built_domains.push(domain);
         LIVE_DOMAINS.fetch_add(1, Ordering::AcqRel);
         started += 1;
     }
+    let domains = DOMAINS.call_once(|| built_domains);
+    if let Some(first) = domains.first() {
+        info!(
+            "console input goes to d{} ({}); type Ctrl-a three times to switch \
+             (under QEMU -nographic, Ctrl-a is typed as Ctrl-a Ctrl-a)",
+            first.id, first.name
+        );
+    }
     // Start every domain's boot vCPU only once all are built.
-    for domain in DOMAINS.lock().iter() {
+    for domain in domains {
         if let Some(vcpu) = vcpu_of(domain, 0) {
             vcpu.request_start(domain.placement.entry, domain.placement.dtb.start);
         }
@@ -369,6 +387,54 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> !
         }
     }
     park(caller, frame)
+}
+
+/// Moves bytes typed on the hypervisor's console to the domain in focus; three Ctrl-a in
+/// a row move the focus to the next domain. Polled from the console emulation, so input
+/// reaches a guest when it looks at its UART.
+pub fn route_console_input() {
+    let Some(domains) = DOMAINS.get().filter(|d| !d.is_empty()) else {
+        return;
+    };
+    // One CPU routes at a time, so bytes keep their order and a focus switch cannot
+    // overtake a byte read before it.
+    let Some(_routing) = ROUTING.try_lock() else {
+        return;
+    };
+    loop {
+        let target = domains[INPUT_FOCUS.load(Ordering::Acquire) % domains.len()];
+        // Leave bytes in the physical UART until the guest has room for them (and for
+        // up to two held Ctrl-a), as flow control would.
+        let room = target
+            .console
+            .as_ref()
+            .is_none_or(|c| c.lock().uart.input_space() >= 3);
+        if !room {
+            return;
+        }
+        let Some(byte) = crate::console::try_read_byte() else {
+            return;
+        };
+        if byte == CTRL_A {
+            if CTRL_A_RUN.fetch_add(1, Ordering::AcqRel) + 1 == 3 {
+                CTRL_A_RUN.store(0, Ordering::Release);
+                let next = (INPUT_FOCUS.load(Ordering::Acquire) + 1) % domains.len();
+                INPUT_FOCUS.store(next, Ordering::Release);
+                let d = domains[next];
+                info!("console input now goes to d{} ({})", d.id, d.name);
+            }
+            continue;
+        }
+        // Fewer than three Ctrl-a were meant for the guest.
+        let held = CTRL_A_RUN.swap(0, Ordering::AcqRel);
+        // A domain without a console drops its input.
+        if let Some(console) = &target.console {
+            let mut console = console.lock();
+            for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
+                console.uart.push_input(b);
+            }
+        }
+    }
 }
 
 /// Whether `domain` may report one more guest fault (a few per domain, then silence,

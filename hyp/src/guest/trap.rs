@@ -109,6 +109,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
     let translation = matches!(abort.fault, FaultKind::Translation { .. });
     if in_console && translation && abort.ipa_valid {
         if let (Some(console), Some(access)) = (&domain.console, abort.access) {
+            super::route_console_input();
             let offset = abort.ipa - PL011_BASE;
             let mut console = console.lock();
             let result = if abort.write {

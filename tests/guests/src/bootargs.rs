@@ -17,6 +17,8 @@ pub struct BootArgs<'a> {
     pub magic: Option<u64>,
     /// `peer-magic=0x...`: the other domain's magic for the `isolation` test.
     pub peer_magic: Option<u64>,
+    /// `echo=TEXT`: the line the `echo` test expects to be typed on its console.
+    pub echo: Option<&'a str>,
     /// Words that were not understood (the first few), reported once.
     pub unknown: [&'a str; 4],
     /// Number of entries in `unknown`.
@@ -51,6 +53,7 @@ impl<'a> BootArgs<'a> {
             exit_status: false,
             magic: None,
             peer_magic: None,
+            echo: None,
             unknown: [""; 4],
             unknown_count: 0,
         };
@@ -65,6 +68,7 @@ impl<'a> BootArgs<'a> {
                 "exit" => args.exit_status = value == "status",
                 "magic" => args.magic = parse_u64(value),
                 "peer-magic" => args.peer_magic = parse_u64(value),
+                "echo" => args.echo = Some(value),
                 _ => {
                     if args.unknown_count < args.unknown.len() {
                         args.unknown[args.unknown_count] = word;

@@ -12,12 +12,25 @@ const UARTDR: u64 = 0x000;
 const UARTFR: u64 = 0x018;
 /// UARTFR: transmit FIFO full.
 const FR_TXFF: u32 = 1 << 5;
+/// UARTFR: receive FIFO empty.
+const FR_RXFE: u32 = 1 << 4;
 
 /// Base address of the console UART; 0 while there is none.
 static BASE: AtomicU64 = AtomicU64::new(0);
 
-/// Sends every later print to the PL011 at `base`.
+/// PL011 line control register.
+const UARTLCR_H: u64 = 0x02c;
+/// UARTLCR_H: FIFOs enabled (otherwise the receiver holds a single character).
+const LCR_H_FEN: u32 = 1 << 4;
+
+/// Sends every later print to the PL011 at `base`, with its FIFOs enabled.
 pub fn init(base: u64) {
+    // SAFETY: `base` is the PL011 the device tree names as stdout, mapped as Device
+    // memory; setting FEN keeps the line format and only turns the FIFOs on.
+    unsafe {
+        let lcr_h = (base + UARTLCR_H) as *mut u32;
+        lcr_h.write_volatile(lcr_h.read_volatile() | LCR_H_FEN);
+    }
     BASE.store(base, Ordering::Release);
 }
 
@@ -38,6 +51,18 @@ fn put_byte(base: u64, byte: u8) {
             core::hint::spin_loop();
         }
         ((base + UARTDR) as *mut u32).write_volatile(u32::from(byte));
+    }
+}
+
+/// Reads one received byte, if any.
+pub fn try_read_byte() -> Option<u8> {
+    let base = base()?;
+    // SAFETY: as in `put_byte`; reading DR takes the byte out of the receive FIFO.
+    unsafe {
+        if ((base + UARTFR) as *const u32).read_volatile() & FR_RXFE != 0 {
+            return None;
+        }
+        Some(((base + UARTDR) as *const u32).read_volatile() as u8)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod abort;
 mod cpu_on;
+mod echo;
 mod exit;
 mod initrd;
 mod isolation;
@@ -25,6 +26,11 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "echo",
+        in_all: false,
+        run: echo::run,
+    },
     Test {
         name: "reset",
         in_all: false,
