@@ -73,6 +73,20 @@ struct Spec {
     domains: Option<String>,
     input: Option<String>,
     input_after: Option<String>,
+    guest: Option<String>,
+    #[serde(default)]
+    guest_cmdline: String,
+    #[serde(default = "default_guest_vcpus")]
+    guest_vcpus: u32,
+    #[serde(default = "default_guest_mem")]
+    guest_mem: String,
+}
+
+fn default_guest_vcpus() -> u32 {
+    1
+}
+fn default_guest_mem() -> String {
+    "256M".into()
 }
 
 fn default_gic() -> Axis<u8> {
@@ -127,6 +141,8 @@ pub struct Case {
     pub initrd: Option<PathBuf>,
     /// Text typed on QEMU's console once a line matches the regex (`input_after`).
     pub input: Option<(Regex, String)>,
+    /// One guest given as `cargo xtask run --guest` would give it.
+    pub guest: Option<crate::domains::DomainConfig>,
 }
 
 /// Reads and expands a case file.
@@ -231,6 +247,16 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     image_text_offset: spec.image_text_offset,
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,
+                    guest: match &spec.guest {
+                        Some(kernel) => Some(crate::domains::single_guest(
+                            kernel.clone(),
+                            None,
+                            spec.guest_cmdline.clone(),
+                            spec.guest_vcpus,
+                            parse_size(&spec.guest_mem)?,
+                        )),
+                        None => None,
+                    },
                     input: match (&spec.input_after, &spec.input) {
                         (Some(after), Some(text)) => Some((compile(after)?, text.clone())),
                         (None, None) => None,

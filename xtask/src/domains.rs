@@ -100,6 +100,27 @@ pub fn parse(text: &str) -> Result<Vec<DomainConfig>> {
     Ok(file.domains)
 }
 
+/// The one domain `cargo xtask run --guest` boots (and boot cases with `guest = ...`):
+/// named `guest`, with a console, PSCI over HVC.
+pub fn single_guest(
+    kernel: String,
+    initrd: Option<String>,
+    cmdline: String,
+    vcpus: u32,
+    memory: u64,
+) -> DomainConfig {
+    DomainConfig {
+        name: "guest".into(),
+        kernel,
+        initrd,
+        cmdline,
+        memory: crate::qemu::format_size(memory),
+        vcpus,
+        console: true,
+        psci: default_psci(),
+    }
+}
+
 /// Whether any domain uses the test guest (which must then be built).
 pub fn uses_test_guest(domains: &[DomainConfig]) -> bool {
     domains.iter().any(|d| d.kernel == TEST_GUEST)

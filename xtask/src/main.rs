@@ -149,19 +149,15 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let from_cwd = |p: &Path| invoked_from.join(p);
     let domain_list = match (&args.domains, &args.guest) {
         (Some(file), _) => Some(domains::load(&from_cwd(file))?),
-        (None, Some(image)) => Some(vec![domains::DomainConfig {
-            name: "guest".into(),
-            kernel: from_cwd(image).to_string_lossy().into_owned(),
-            initrd: args
-                .initrd
+        (None, Some(image)) => Some(vec![domains::single_guest(
+            from_cwd(image).to_string_lossy().into_owned(),
+            args.initrd
                 .as_deref()
                 .map(|p| from_cwd(p).to_string_lossy().into_owned()),
-            cmdline: args.cmdline.clone(),
-            memory: qemu::format_size(args.mem),
-            vcpus: args.vcpus,
-            console: true,
-            psci: "hvc".into(),
-        }]),
+            args.cmdline.clone(),
+            args.vcpus,
+            args.mem,
+        )]),
         (None, None) => None,
     };
     let mut initrd = None;
@@ -273,10 +269,12 @@ fn package_case_domains(cases: &mut [cases::Case]) -> Result<()> {
             configs.push((path, list));
         }
     }
-    if configs.is_empty() {
-        return Ok(());
-    }
-    let test_guest = if configs.iter().any(|(_, l)| domains::uses_test_guest(l)) {
+    let needs_test_guest = configs.iter().any(|(_, l)| domains::uses_test_guest(l))
+        || cases
+            .iter()
+            .filter_map(|c| c.guest.as_ref())
+            .any(|g| domains::uses_test_guest(std::slice::from_ref(g)));
+    let test_guest = if needs_test_guest {
         Some(build::build_test_guest(false)?.bin)
     } else {
         None
@@ -286,16 +284,20 @@ fn package_case_domains(cases: &mut [cases::Case]) -> Result<()> {
         let stem = path
             .file_stem()
             .map_or("domains".into(), |s| s.to_string_lossy());
-        let archive = domains::package(
-            list,
-            test_guest.as_deref(),
-            &dir.join(format!("{stem}.cpio")),
-        )?;
+        let out = dir.join(format!("{stem}.cpio"));
+        let archive = domains::package(list, test_guest.as_deref(), &out)?;
         for case in cases
             .iter_mut()
             .filter(|c| c.domains.as_ref() == Some(path))
         {
             case.initrd = Some(archive.clone());
+        }
+    }
+    for case in cases.iter_mut() {
+        if let Some(guest) = &case.guest {
+            let out = dir.join(format!("{}.cpio", case.name));
+            let guests = std::slice::from_ref(guest);
+            case.initrd = Some(domains::package(guests, test_guest.as_deref(), &out)?);
         }
     }
     Ok(())

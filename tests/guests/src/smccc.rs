@@ -26,6 +26,7 @@ pub mod psci {
     pub const NOT_SUPPORTED: i64 = -1;
     pub const INVALID_PARAMETERS: i64 = -2;
     pub const ALREADY_ON: i64 = -4;
+    pub const INVALID_ADDRESS: i64 = -9;
 
     /// `AFFINITY_INFO` results.
     pub const AFFINITY_ON: i64 = 0;

@@ -129,6 +129,14 @@ pub fn run(ctx: &mut Ctx<'_>) {
     if !release_and_wait_off(ctx, target, "") {
         return;
     }
+    // Off again: an entry point outside RAM must be refused before anything starts.
+    let outside_ram = 0x1000;
+    let result = power::psci(CPU_ON, [target, outside_ram, FIRST_CONTEXT]);
+    ctx.report.check(
+        returned(&result, INVALID_ADDRESS),
+        format_args!("CPU_ON with entry {outside_ram:#x}, outside RAM, is INVALID_ADDRESS"),
+        result,
+    );
     if start_and_check(ctx, target, SECOND_CONTEXT, "again: ") {
         release_and_wait_off(ctx, target, "again: ");
     }
