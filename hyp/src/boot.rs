@@ -84,13 +84,14 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     percpu::set_online();
     let online = smp::start_secondaries(&platform, boot_index);
     info!(
-        "boot complete: {online} of {} CPUs online",
+        "boot complete: {} of {} CPUs online",
+        online.len(),
         platform.cpus.len().max(1)
     );
     if let Some(test) = cmdline.selftest {
         run_selftest(test);
     }
-    let domains = guest::start_domains(&platform, online);
+    let domains = guest::start_domains(&platform, &online);
     if domains > 0 {
         info!("{domains} domain(s) started");
     }

@@ -1,6 +1,7 @@
 //! Bringing up the other CPUs.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
@@ -25,17 +26,18 @@ struct SecondaryBoot {
     cpu_index: u64,
 }
 
-/// Starts every CPU of the device tree other than this one; returns how many CPUs are
-/// online afterwards, this one included.
-pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> usize {
-    let mut online = 1;
+/// Starts every CPU of the device tree other than this one; returns the indices of the
+/// CPUs online afterwards, this one included, in ascending order. (A CPU that comes up
+/// after its timeout runs, but nothing is ever pinned to it.)
+pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> Vec<usize> {
+    let mut online = alloc::vec![boot_index];
     for (index, cpu) in platform.cpus.iter().enumerate() {
         if index == boot_index {
             continue;
         }
         match cpu.enable_method {
             EnableMethod::Psci => match start_with_psci(index, cpu.mpidr) {
-                Ok(()) => online += 1,
+                Ok(()) => online.push(index),
                 Err(why) => warn!("CPU {index} (MPIDR {:#x}) not started: {why}", cpu.mpidr),
             },
             EnableMethod::SpinTable { .. } => warn!(
@@ -48,6 +50,7 @@ pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> usize {
             ),
         }
     }
+    online.sort_unstable();
     online
 }
 

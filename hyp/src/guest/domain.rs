@@ -274,8 +274,8 @@ impl Domain {
         }
     }
 
-    /// Reloads the images into the (zeroed) RAM and maps it again, for a reset. Every
-    /// vCPU must be parked.
+    /// Reloads the images into the (zeroed) RAM, maps it again and resets the PSCI
+    /// state and the console, for a reset. Every vCPU must be parked.
     pub fn reload(&self) -> Result<(), BuildError> {
         self.resets.fetch_add(1, Ordering::AcqRel);
         self.load()?;
@@ -292,6 +292,9 @@ impl Domain {
         )
         .map_err(BuildError::Stage2)?;
         self.psci.lock().reset();
+        if let Some(console) = &self.console {
+            console.lock().uart.reset();
+        }
         Ok(())
     }
 

@@ -25,26 +25,33 @@ const IL: u64 = 1 << 25;
 const FSC_EXTERNAL: u64 = 0x10;
 /// ISS.WnR for data aborts.
 const WNR: u64 = 1 << 6;
+/// ISS.FnV: FAR is not valid.
+const FNV: u64 = 1 << 10;
+/// SPSR.M[4]: the exception came from AArch32 (EL0).
+const FROM_AARCH32: u64 = 1 << 4;
 
-/// Injects a synchronous external data abort for guest virtual address `far`.
-pub fn data_abort(frame: &mut TrapFrame, far: u64, write: bool) {
+/// Injects a synchronous external data abort for guest virtual address `far` (`None`
+/// when the hardware did not report a valid one: the guest is told so with FnV).
+pub fn data_abort(frame: &mut TrapFrame, far: Option<u64>, write: bool) {
     let ec = if from_el0(frame) {
         EC_DATA_ABORT_LOWER
     } else {
         EC_DATA_ABORT_SAME
     };
     let wnr = if write { WNR } else { 0 };
-    deliver(frame, (ec << 26) | IL | wnr | FSC_EXTERNAL, Some(far));
+    let fnv = if far.is_none() { FNV } else { 0 };
+    deliver(frame, (ec << 26) | IL | wnr | fnv | FSC_EXTERNAL, far);
 }
 
 /// Injects a synchronous external instruction abort for guest virtual address `far`.
-pub fn instruction_abort(frame: &mut TrapFrame, far: u64) {
+pub fn instruction_abort(frame: &mut TrapFrame, far: Option<u64>) {
     let ec = if from_el0(frame) {
         EC_INSTRUCTION_ABORT_LOWER
     } else {
         EC_INSTRUCTION_ABORT_SAME
     };
-    deliver(frame, (ec << 26) | IL | FSC_EXTERNAL, Some(far));
+    let fnv = if far.is_none() { FNV } else { 0 };
+    deliver(frame, (ec << 26) | IL | fnv | FSC_EXTERNAL, far);
 }
 
 /// Injects an UNDEF (unknown reason) at the trapped instruction.
@@ -53,7 +60,7 @@ pub fn undefined(frame: &mut TrapFrame) {
 }
 
 fn from_el0(frame: &TrapFrame) -> bool {
-    frame.spsr & MODE_MASK == MODE_EL0T
+    frame.spsr & FROM_AARCH32 != 0 || frame.spsr & MODE_MASK == MODE_EL0T
 }
 
 fn deliver(frame: &mut TrapFrame, esr: u64, far: Option<u64>) {
@@ -76,13 +83,39 @@ fn deliver(frame: &mut TrapFrame, esr: u64, far: Option<u64>) {
             asm!("msr far_el1, {}", in(reg) far, options(nomem, nostack));
         }
     }
-    // Vector offset: current EL with SP_EL0 0x000, with SP_EL1 0x200, lower EL 0x400.
-    let offset = match frame.spsr & MODE_MASK {
-        MODE_EL0T => 0x400,
-        MODE_EL1T => 0x000,
-        _ => 0x200,
+    // Vector offset: current EL with SP_EL0 0x000, with SP_EL1 0x200, lower EL in
+    // AArch64 0x400, lower EL in AArch32 0x600.
+    let offset = if frame.spsr & FROM_AARCH32 != 0 {
+        0x600
+    } else {
+        match frame.spsr & MODE_MASK {
+            MODE_EL0T => 0x400,
+            MODE_EL1T => 0x000,
+            _ => 0x200,
+        }
     };
-    frame.elr = vbar + offset;
-    // EL1h, D/A/I/F masked, as an exception entry to EL1 leaves PSTATE.
-    frame.spsr = super::regs::SPSR_EL1H_MASKED;
+    frame.elr = vbar.wrapping_add(offset);
+    frame.spsr = exception_entry_pstate();
+}
+
+/// PSTATE on taking an exception to EL1: EL1h with D, A, I, F masked; PAN set when the
+/// CPU has it and SCTLR_EL1.SPAN is 0; SSBS from SCTLR_EL1.DSSBS.
+fn exception_entry_pstate() -> u64 {
+    use aarch64_cpu::registers::{ID_AA64MMFR1_EL1, Readable};
+    const SPAN: u64 = 1 << 23;
+    const DSSBS: u64 = 1 << 44;
+    const PSTATE_PAN: u64 = 1 << 22;
+    const PSTATE_SSBS: u64 = 1 << 12;
+    let sctlr: u64;
+    // SAFETY: reading the guest's SCTLR_EL1 has no side effect.
+    unsafe { asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack)) };
+    let has_pan = (ID_AA64MMFR1_EL1.get() >> 20) & 0xf != 0;
+    let mut pstate = super::regs::SPSR_EL1H_MASKED;
+    if has_pan && sctlr & SPAN == 0 {
+        pstate |= PSTATE_PAN;
+    }
+    if sctlr & DSSBS != 0 {
+        pstate |= PSTATE_SSBS;
+    }
+    pstate
 }

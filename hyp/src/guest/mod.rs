@@ -117,7 +117,8 @@ pub fn vcpu_of(domain: &Domain, index: usize) -> Option<&'static Vcpu> {
 
 /// Builds the domains the boot archive describes and starts each one's first vCPU.
 /// Returns how many were started.
-pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize {
+pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
+    let online_cpus = online.len();
     let Some(region) = platform.initrd else {
         info!("no boot archive (initrd): no domains to start");
         return 0;
@@ -193,7 +194,7 @@ pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize 
                 .ok_or_else(|| BuildError::MissingFile(name.into())),
             (None, _) => Err(BuildError::MissingFile(spec.kernel.clone())),
         };
-        let pcpus: Vec<usize> = (next_pcpu..next_pcpu + vcpus).collect();
+        let pcpus: Vec<usize> = online[next_pcpu..next_pcpu + vcpus].to_vec();
         let name = spec.name.clone();
         let built = images.and_then(|images| {
             Domain::build(id, spec, images, gic, s2_config, vmid, pcpus.clone())
@@ -222,13 +223,12 @@ pub fn start_domains(platform: &Platform<'static>, online_cpus: usize) -> usize 
         }
         next_pcpu += vcpus;
         info!(
-            "d{id} ({}): {} MiB at {:#x}, {} vCPU(s) on CPU {}-{}, kernel entry {:#x}, DTB {:#x}{}",
+            "d{id} ({}): {} MiB at {:#x}, {} vCPU(s) on CPU(s) {:?}, kernel entry {:#x}, DTB {:#x}{}",
             domain.name,
             domain.spec.memory >> 20,
             domain.ram_pa.as_u64(),
             vcpus,
-            pcpus[0],
-            pcpus[vcpus - 1],
+            pcpus,
             domain.placement.entry,
             domain.placement.dtb.start,
             if domain.placement.initrd.is_some() {
@@ -269,10 +269,15 @@ fn vmid_width() -> VmidWidth {
 pub fn run_this_cpu() -> ! {
     loop {
         if let Some(vcpu) = pinned_here() {
-            let request = vcpu.start.lock().take();
-            if let Some((entry, x0)) = request
+            // Claim the request under its lock: a reset clears pending requests under the
+            // same lock after leaving Running, so a vCPU is either seen `running` by the
+            // reset or does not start.
+            let mut start = vcpu.start.lock();
+            if let Some((entry, x0)) = start.take()
                 && vcpu.domain.state() == DomainState::Running
             {
+                vcpu.running.store(true, Ordering::Release);
+                drop(start);
                 start_vcpu(vcpu, entry, x0);
             }
         }
@@ -291,7 +296,6 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
     saved.el1 = El1State::reset();
     saved.fp = FpState::default();
     vcpu.domain.psci.lock().vcpu_started(vcpu.index);
-    vcpu.running.store(true, Ordering::Release);
     let domain = vcpu.domain;
     // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
     // EL1 state and frame are this vCPU's.
@@ -314,6 +318,13 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
 
 unsafe extern "C" {
     fn enter_guest(frame: *const TrapFrame, stack_top: u64) -> !;
+}
+
+/// Wakes every CPU waiting in WFE (a vCPU of a domain whose memory was just unmapped
+/// then faults at once instead of sleeping on).
+fn wake_all() {
+    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
 }
 
 /// Stops the vCPU whose exit is being handled: saves its state and returns this CPU to
@@ -357,6 +368,12 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> !
         domain.flush_console();
         info!("d{} ({}): system reset", domain.id, domain.name);
         domain.unmap_ram();
+        for index in 0..domain.vcpu_pcpu.len() {
+            if let Some(v) = vcpu_of(domain, index) {
+                *v.start.lock() = None;
+            }
+        }
+        wake_all();
         // Every other vCPU faults on its next access and parks; wait for that.
         let deadline = arch::counter() + arch::counter_frequency();
         let others_parked = || {
@@ -401,40 +418,41 @@ pub fn route_console_input() {
     let Some(_routing) = ROUTING.try_lock() else {
         return;
     };
-    loop {
-        let target = domains[INPUT_FOCUS.load(Ordering::Acquire) % domains.len()];
-        // Leave bytes in the physical UART until the guest has room for them (and for
-        // up to two held Ctrl-a), as flow control would.
-        let room = target
-            .console
-            .as_ref()
-            .is_none_or(|c| c.lock().uart.input_space() >= 3);
-        if !room {
-            return;
-        }
-        let Some(byte) = crate::console::try_read_byte() else {
-            return;
-        };
+    while let Some(byte) = crate::console::try_read_byte() {
         if byte == CTRL_A {
             if CTRL_A_RUN.fetch_add(1, Ordering::AcqRel) + 1 == 3 {
                 CTRL_A_RUN.store(0, Ordering::Release);
-                let next = (INPUT_FOCUS.load(Ordering::Acquire) + 1) % domains.len();
-                INPUT_FOCUS.store(next, Ordering::Release);
-                let d = domains[next];
-                info!("console input now goes to d{} ({})", d.id, d.name);
+                switch_input_focus(domains);
             }
             continue;
         }
         // Fewer than three Ctrl-a were meant for the guest.
         let held = CTRL_A_RUN.swap(0, Ordering::AcqRel);
-        // A domain without a console drops its input.
-        if let Some(console) = &target.console {
+        let target = domains[INPUT_FOCUS.load(Ordering::Acquire) % domains.len()];
+        // A domain without a console, or powered off, drops its input; a full receive
+        // FIFO drops the byte, as a real UART overruns.
+        if let (Some(console), DomainState::Running) = (&target.console, target.state()) {
             let mut console = console.lock();
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
                 console.uart.push_input(b);
             }
         }
     }
+}
+
+/// Moves console input to the next domain that is still running (or says none is).
+fn switch_input_focus(domains: &[&'static Domain]) {
+    let current = INPUT_FOCUS.load(Ordering::Acquire);
+    for step in 1..=domains.len() {
+        let next = (current + step) % domains.len();
+        let d = domains[next];
+        if d.state() != DomainState::Off && d.console.is_some() {
+            INPUT_FOCUS.store(next, Ordering::Release);
+            info!("console input now goes to d{} ({})", d.id, d.name);
+            return;
+        }
+    }
+    info!("console input: no running domain has a console");
 }
 
 /// Whether `domain` may report one more guest fault (a few per domain, then silence,

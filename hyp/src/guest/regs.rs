@@ -18,7 +18,9 @@ pub const HCR_EL2: u64 = {
     const TACR: u64 = 1 << 21; // trap ACTLR_EL1 (implementation-defined controls)
     const TSW: u64 = 1 << 22; // trap set/way cache maintenance
     const RW: u64 = 1 << 31; // EL1 is AArch64
-    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TSC | TIDCP | TACR | TSW | RW
+    const APK: u64 = 1 << 40; // pointer-authentication key registers not trapped
+    const API: u64 = 1 << 41; // pointer-authentication instructions not trapped
+    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TSC | TIDCP | TACR | TSW | RW | APK | API
 };
 
 /// CPTR_EL2: FP/SIMD, SVE and SME are not trapped (they belong to the running guest; the
@@ -72,6 +74,7 @@ pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64) {
             hcr = in(reg) HCR_EL2,
             options(nostack)
         );
+        load_feature_controls();
         // The largest vector lengths the CPU offers (ZCR_EL2 / SMCR_EL2 .LEN all ones),
         // written by encoding so the assembler needs no SVE/SME support.
         if has_sve {
@@ -80,5 +83,52 @@ pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64) {
         if has_sme {
             asm!("msr s3_4_c1_c2_6, {}", "isb", in(reg) 0xf_u64, options(nostack));
         }
+    }
+}
+
+/// Controls that exist only with some CPU features, set as the Linux boot protocol asks
+/// of a hypervisor: nothing trapped that a guest may use.
+///
+/// # Safety
+/// As for [`load`].
+unsafe fn load_feature_controls() {
+    use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, ID_AA64PFR1_EL1, Readable};
+    let field = |value: u64, shift: u32| (value >> shift) & 0xf;
+    let has_fgt = field(ID_AA64MMFR0_EL1.get(), 56) != 0;
+    let has_hcx = field(ID_AA64MMFR1_EL1.get(), 40) != 0;
+    let has_sme = field(ID_AA64PFR1_EL1.get(), 24) != 0;
+    let isar2: u64;
+    let pmcr: u64;
+    // SAFETY: reading ID_AA64ISAR2_EL1 and PMCR_EL0 has no side effect.
+    unsafe {
+        asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack));
+        asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack));
+    }
+    let has_mops = field(isar2, 16) != 0;
+    // MDCR_EL2: every event counter to the guest (HPMN = PMCR_EL0.N), nothing trapped.
+    let hpmn = (pmcr >> 11) & 0x1f;
+    // SAFETY: these registers only affect EL1/EL0, which run after the next ERET; the
+    // caller guarantees no guest runs here now.
+    unsafe {
+        asm!("msr mdcr_el2, {}", in(reg) hpmn, options(nostack));
+        if has_hcx {
+            // HCRX_EL2.MSCEn: the memory-copy instructions work at EL1/EL0.
+            let hcrx: u64 = if has_mops { 1 << 11 } else { 0 };
+            asm!("msr s3_4_c1_c2_2, {}", in(reg) hcrx, options(nostack));
+        }
+        if has_fgt {
+            // No fine-grained traps. The SME registers' bits are "not trap" when set.
+            let sme: u64 = if has_sme { (1 << 54) | (1 << 55) } else { 0 };
+            asm!(
+                "msr s3_4_c1_c1_4, {sme}", // HFGRTR_EL2
+                "msr s3_4_c1_c1_5, {sme}", // HFGWTR_EL2
+                "msr s3_4_c1_c1_6, xzr",   // HFGITR_EL2
+                "msr s3_4_c3_c1_4, xzr",   // HDFGRTR_EL2
+                "msr s3_4_c3_c1_5, xzr",   // HDFGWTR_EL2
+                sme = in(reg) sme,
+                options(nostack)
+            );
+        }
+        asm!("isb", options(nostack));
     }
 }

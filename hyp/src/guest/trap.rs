@@ -64,19 +64,19 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) {
                     vcpu.domain.id, vcpu.index
                 );
             }
-            inject::instruction_abort(frame, frame.far);
+            inject::instruction_abort(frame, Some(frame.far));
         }
         Exit::Hvc { imm } => call(vcpu, frame, imm),
         Exit::Smc { imm } => {
             // A trapped SMC reports the SMC itself as the return address.
-            frame.elr += 4;
+            frame.elr = frame.elr.wrapping_add(4);
             call(vcpu, frame, imm);
         }
         Exit::SysReg(access) => system_register(vcpu, frame, &access),
         Exit::Wfx { .. } => {
             // No virtual interrupt can arrive yet (no vGIC), so waiting would be
             // forever: WFI completes at once, as the architecture allows.
-            frame.elr += 4;
+            frame.elr = frame.elr.wrapping_add(4);
         }
         other => {
             if may_report(vcpu) {
@@ -102,7 +102,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
     let domain = vcpu.domain;
     if abort.cache_maintenance {
         // A DC by VA on an address with no RAM behind it: nothing is cached there.
-        frame.elr += abort.instruction_len();
+        frame.elr = frame.elr.wrapping_add(abort.instruction_len());
         return;
     }
     let in_console = (PL011_BASE..PL011_BASE + PL011_SIZE).contains(&abort.ipa);
@@ -135,7 +135,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
             };
             drop(console);
             match result {
-                Ok(()) => frame.elr += abort.instruction_len(),
+                Ok(()) => frame.elr = frame.elr.wrapping_add(abort.instruction_len()),
                 Err(e) => {
                     if may_report(vcpu) {
                         warn!(
@@ -143,7 +143,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
                             domain.id, vcpu.index
                         );
                     }
-                    inject::data_abort(frame, abort.far, abort.write);
+                    inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
                 }
             }
             return;
@@ -165,7 +165,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
             frame.elr
         );
     }
-    inject::data_abort(frame, abort.far, abort.write);
+    inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
 }
 
 fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
@@ -187,7 +187,7 @@ fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAc
                 domain.spec.memory as usize,
             );
         }
-        frame.elr += 4;
+        frame.elr = frame.elr.wrapping_add(4);
         return;
     }
     if reg == ACTLR_EL1 {
@@ -201,7 +201,7 @@ fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAc
             };
             frame.x[access.register as usize] = value;
         }
-        frame.elr += 4;
+        frame.elr = frame.elr.wrapping_add(4);
         return;
     }
     if may_report(vcpu) {
