@@ -63,6 +63,8 @@ struct Spec {
     #[serde(default)]
     expect: Vec<String>,
     #[serde(default)]
+    expect_any_order: Vec<String>,
+    #[serde(default)]
     fail: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
@@ -72,7 +74,8 @@ struct Spec {
     builtin_fail: bool,
     domains: Option<String>,
     input: Option<String>,
-    input_after: Option<String>,
+    #[serde(default)]
+    input_after: Vec<String>,
     guest: Option<String>,
     #[serde(default)]
     guest_cmdline: String,
@@ -127,6 +130,8 @@ pub struct Case {
     pub virtualization: bool,
     /// Patterns that must appear in this order.
     pub expect: Vec<Regex>,
+    /// Patterns that must each appear on a line of their own, in any order.
+    pub expect_any_order: Vec<Regex>,
     /// Patterns that fail the case at once, built-in ones included.
     pub fail: Vec<Regex>,
     /// How long the case may run.
@@ -139,8 +144,8 @@ pub struct Case {
     pub domains: Option<PathBuf>,
     /// The boot archive built from `domains`, filled in before the case runs.
     pub initrd: Option<PathBuf>,
-    /// Text typed on QEMU's console once a line matches the regex (`input_after`).
-    pub input: Option<(Regex, String)>,
+    /// Text typed on QEMU's console once every `input_after` regex has matched a line.
+    pub input: Option<(Vec<Regex>, String)>,
     /// One guest given as `cargo xtask run --guest` would give it.
     pub guest: Option<crate::domains::DomainConfig>,
 }
@@ -225,6 +230,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     .iter()
                     .map(|p| compile(p))
                     .collect::<Result<_>>()?;
+                let expect_any_order = spec
+                    .expect_any_order
+                    .iter()
+                    .map(|p| compile(p))
+                    .collect::<Result<_>>()?;
                 let builtin: &[&str] = if spec.builtin_fail { BUILTIN_FAIL } else { &[] };
                 let fail = builtin
                     .iter()
@@ -241,6 +251,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     append: spec.append.clone(),
                     virtualization: spec.virtualization,
                     expect,
+                    expect_any_order,
                     fail,
                     timeout: Duration::from_secs(spec.timeout_secs),
                     exit_code: spec.exit_code,
@@ -257,9 +268,15 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                         )),
                         None => None,
                     },
-                    input: match (&spec.input_after, &spec.input) {
-                        (Some(after), Some(text)) => Some((compile(after)?, text.clone())),
-                        (None, None) => None,
+                    input: match (spec.input_after.is_empty(), &spec.input) {
+                        (false, Some(text)) => Some((
+                            spec.input_after
+                                .iter()
+                                .map(|p| compile(p))
+                                .collect::<Result<_>>()?,
+                            text.clone(),
+                        )),
+                        (true, None) => None,
                         _ => anyhow::bail!("case {}: input and input_after go together", spec.name),
                     },
                 });

@@ -97,16 +97,25 @@ fn watch(
         }
     });
 
-    let mut pending_input = case.input.clone();
+    let mut pending_input = case.input.clone().map(|(after, text)| {
+        (
+            Matcher::new(Vec::new(), Vec::new()).with_unordered(after),
+            text,
+        )
+    });
     let mut stdin = child.0.stdin.take();
-    let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone());
+    let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone())
+        .with_unordered(case.expect_any_order.clone());
     let deadline = start + case.timeout;
     let verdict = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
+                if let Some((after, _)) = pending_input.as_mut() {
+                    after.feed(&line);
+                }
                 if pending_input
                     .as_ref()
-                    .is_some_and(|(after, _)| after.is_match(&line))
+                    .is_some_and(|(after, _)| after.done())
                 {
                     let (_, text) = pending_input.take().expect("checked");
                     if let Some(pipe) = stdin.as_mut() {

@@ -7,11 +7,14 @@ pub const BUILTIN_FAIL: &[&str] = &["panicked at", "EXCEPTION"];
 
 /// Follows console output line by line: `expect` patterns must appear in order, any `fail`
 /// pattern ends the case. Several expectations may be met by one line, left to right.
+/// `unordered` patterns must each appear on a line of its own, in any order (for output
+/// of several guests that run side by side).
 #[derive(Debug, Clone)]
 pub struct Matcher {
     expect: Vec<Regex>,
     fail: Vec<Regex>,
     seen: usize,
+    unordered: Vec<(Regex, bool)>,
 }
 
 impl Matcher {
@@ -21,7 +24,14 @@ impl Matcher {
             expect,
             fail,
             seen: 0,
+            unordered: Vec::new(),
         }
+    }
+
+    /// Also requires each of `patterns`, in any order, each on a different line.
+    pub fn with_unordered(mut self, patterns: Vec<Regex>) -> Self {
+        self.unordered = patterns.into_iter().map(|re| (re, false)).collect();
+        self
     }
 
     /// Takes one line; returns the fail pattern it matched, if any.
@@ -38,17 +48,29 @@ impl Matcher {
             pos = m.end();
             self.seen += 1;
         }
+        if let Some((_, seen)) = self
+            .unordered
+            .iter_mut()
+            .find(|(re, seen)| !*seen && re.is_match(line))
+        {
+            *seen = true;
+        }
         None
     }
 
     /// Whether every expected pattern has been seen.
     pub fn done(&self) -> bool {
-        self.seen == self.expect.len()
+        self.seen == self.expect.len() && self.unordered.iter().all(|(_, seen)| *seen)
     }
 
     /// The next expected pattern not yet seen.
     pub fn waiting_for(&self) -> Option<&Regex> {
-        self.expect.get(self.seen)
+        self.expect.get(self.seen).or_else(|| {
+            self.unordered
+                .iter()
+                .find(|(_, seen)| !*seen)
+                .map(|(re, _)| re)
+        })
     }
 }
 
@@ -58,6 +80,25 @@ pub fn clean_line(raw: &[u8]) -> String {
         .replace('\r', "")
         .trim_end_matches('\n')
         .to_owned()
+}
+
+#[cfg(test)]
+mod unordered_tests {
+    use super::*;
+
+    #[test]
+    fn unordered_patterns_need_a_line_each() {
+        let re = |p: &str| Regex::new(p).unwrap();
+        let mut m = Matcher::new(vec![re("start")], vec![])
+            .with_unordered(vec![re(r"done \w+"), re(r"done \w+")]);
+        m.feed("start");
+        m.feed("done left");
+        assert!(!m.done(), "one line meets one unordered pattern");
+        assert_eq!(m.waiting_for().unwrap().as_str(), r"done \w+");
+        m.feed("other");
+        m.feed("done right");
+        assert!(m.done());
+    }
 }
 
 #[cfg(test)]
