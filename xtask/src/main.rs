@@ -1,6 +1,7 @@
 //! `cargo xtask`: build the hypervisor image, run it under QEMU, run the tests.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod build;
 mod cases;
 mod domains;
@@ -34,6 +35,19 @@ enum Cmd {
     Run(RunArgs),
     /// Run the host unit tests, then every boot case of tests/boot/cases.toml.
     Test(TestArgs),
+    /// Measure guest-exit costs under QEMU with -icount (instruction counts; never a
+    /// pass/fail test).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// GIC version of the virt machine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: u8,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "cortex-a72")]
+    cpu: String,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Run(args) => run_qemu(args, &invoked_from),
         Cmd::Test(args) => test(args, &invoked_from),
+        Cmd::Bench(args) => bench::run(&args.cpu, args.gic, &invoked_from),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tests, each a function that `test=NAME` selects, and the accessors they fault with.
 
 mod abort;
+mod bench;
 mod cpu_on;
 mod echo;
 mod exit;
@@ -26,6 +27,11 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "bench",
+        in_all: false,
+        run: bench::run,
+    },
     Test {
         name: "echo",
         in_all: false,
