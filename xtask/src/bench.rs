@@ -54,7 +54,10 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
     println!("guest exits on QEMU virt, -cpu {cpu}, GICv{gic}, -icount shift=0");
     println!("(instructions executed per operation, guest and hypervisor, loop included)");
     println!();
-    println!("{:<40} {:>10} {:>12}", "operation", "instr/op", "x hyp call");
+    println!(
+        "{:<40} {:>10} {:>12}",
+        "operation", "instr/op", "x hyp call"
+    );
     for (what, n) in &figures {
         println!("{what:<40} {n:>10} {:>12.2}", *n as f64 / unit as f64);
     }

@@ -53,8 +53,7 @@ fn measure(mut op: impl FnMut()) -> u64 {
         op();
     }
     let ticks = time::now() - start;
-    (u128::from(ticks) * 1_000_000_000 / u128::from(time::frequency()) / u128::from(ROUNDS))
-        as u64
+    (u128::from(ticks) * 1_000_000_000 / u128::from(time::frequency()) / u128::from(ROUNDS)) as u64
 }
 
 fn report(what: &str, ns: u64) {
