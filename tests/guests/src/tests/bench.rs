@@ -41,7 +41,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
         report("emulated MMIO read (PL011 FR)", mmio);
     }
 
-    let wfi = measure(|| aarch64_cpu::asm::wfi());
+    let wfi = measure(aarch64_cpu::asm::wfi);
     report("trapped WFI", wfi);
     ctx.report.pass("exit costs measured");
 }
