@@ -2,7 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
 use log::{info, warn};
@@ -14,8 +14,8 @@ use crate::{arch, percpu, psci};
 const ONLINE_TIMEOUT_MS: u64 = 1000;
 
 /// What a secondary CPU reads, with its MMU off, in `secondary_entry` (entry.S): the
-/// boot CPU's EL2 translation registers, then its stack and index. Layout is fixed by the
-/// assembly.
+/// boot CPU's EL2 translation registers, then its stack, index and MPIDR. Layout is fixed
+/// by the assembly.
 #[repr(C)]
 struct SecondaryBoot {
     mair: u64,
@@ -24,7 +24,13 @@ struct SecondaryBoot {
     sctlr: u64,
     stack_top: u64,
     cpu_index: u64,
+    mpidr: u64,
 }
+
+/// The record of the spin-table CPU being released (0 when none is); read by
+/// `secondary_spin_entry` with the MMU off.
+#[unsafe(no_mangle)]
+static SPIN_TABLE_RECORD: AtomicU64 = AtomicU64::new(0);
 
 /// Starts every CPU of the device tree other than this one; returns the indices of the
 /// CPUs online afterwards, this one included, in ascending order. (A CPU that comes up
@@ -40,10 +46,12 @@ pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> Vec<usiz
                 Ok(()) => online.push(index),
                 Err(why) => warn!("CPU {index} (MPIDR {:#x}) not started: {why}", cpu.mpidr),
             },
-            EnableMethod::SpinTable { .. } => warn!(
-                "CPU {index} (MPIDR {:#x}): spin-table start is not supported yet; left offline",
-                cpu.mpidr
-            ),
+            EnableMethod::SpinTable { release_addr } => {
+                match start_with_spin_table(index, cpu.mpidr, release_addr) {
+                    Ok(()) => online.push(index),
+                    Err(why) => warn!("CPU {index} (MPIDR {:#x}) not started: {why}", cpu.mpidr),
+                }
+            }
             EnableMethod::None => warn!(
                 "CPU {index} (MPIDR {:#x}) has no enable-method; left offline",
                 cpu.mpidr
@@ -54,7 +62,9 @@ pub fn start_secondaries(platform: &Platform<'_>, boot_index: usize) -> Vec<usiz
     online
 }
 
-fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
+/// The boot record for CPU `index`, cleaned to the point of coherency (the new CPU reads
+/// it with its MMU, and so its caches, off). Returns its address.
+fn boot_record(index: usize, mpidr: u64) -> Result<u64, &'static str> {
     let stack_top = crate::mm::cpu_stack_top(index).ok_or("no stack slot for it")?;
     let boot = Box::leak(Box::new(SecondaryBoot {
         mair: MAIR_EL2.get(),
@@ -63,24 +73,56 @@ fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
         sctlr: SCTLR_EL2.get(),
         stack_top: stack_top.as_u64(),
         cpu_index: index as u64,
+        mpidr,
     }));
-    // The new CPU reads this with its MMU (and so its caches) off.
     let boot_addr = boot as *const SecondaryBoot as usize;
     arch::cache::clean_to_poc(boot_addr, core::mem::size_of::<SecondaryBoot>());
     percpu::cpu(index).mpidr.store(mpidr, Ordering::Relaxed);
-    psci::cpu_on(
-        mpidr,
-        arch::secondary_entry as *const () as u64,
-        boot_addr as u64,
-    )
-    .map_err(|e| match e {
-        psci::PsciError::NoFirmware => "no PSCI firmware",
-        psci::PsciError::Code(-2) => "PSCI CPU_ON: INVALID_PARAMETERS",
-        psci::PsciError::Code(-4) => "PSCI CPU_ON: ALREADY_ON",
-        psci::PsciError::Code(-5) => "PSCI CPU_ON: ON_PENDING",
-        psci::PsciError::Code(-9) => "PSCI CPU_ON: INVALID_ADDRESS",
-        psci::PsciError::Code(_) => "PSCI CPU_ON failed",
-    })?;
+    Ok(boot_addr as u64)
+}
+
+/// Starts a spin-table CPU: publishes its record, writes `secondary_spin_entry` to its
+/// release address (mapped for the write only) and wakes it with SEV.
+fn start_with_spin_table(index: usize, mpidr: u64, release_addr: u64) -> Result<(), &'static str> {
+    if !release_addr.is_multiple_of(8) {
+        return Err("cpu-release-addr is not 8-byte aligned");
+    }
+    let record = boot_record(index, mpidr)?;
+    SPIN_TABLE_RECORD.store(record, Ordering::Release);
+    arch::cache::clean_to_poc(SPIN_TABLE_RECORD.as_ptr() as usize, 8);
+    let entry = arch::secondary_spin_entry as *const () as u64;
+    crate::mm::with_device_page(release_addr, |slot| {
+        // SAFETY: `slot` is the identity mapping (Device memory, so the store reaches
+        // memory directly) of the release address the device tree gives for this CPU,
+        // which spins on it with its caches off.
+        unsafe { core::ptr::write_volatile(slot as *mut u64, entry) };
+    })
+    .map_err(|_| "cannot map its release address")?;
+    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
+    unsafe { core::arch::asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+    let result = wait_online(index);
+    SPIN_TABLE_RECORD.store(0, Ordering::Release);
+    arch::cache::clean_to_poc(SPIN_TABLE_RECORD.as_ptr() as usize, 8);
+    result
+}
+
+fn start_with_psci(index: usize, mpidr: u64) -> Result<(), &'static str> {
+    let boot_addr = boot_record(index, mpidr)?;
+    psci::cpu_on(mpidr, arch::secondary_entry as *const () as u64, boot_addr).map_err(
+        |e| match e {
+            psci::PsciError::NoFirmware => "no PSCI firmware",
+            psci::PsciError::Code(-2) => "PSCI CPU_ON: INVALID_PARAMETERS",
+            psci::PsciError::Code(-4) => "PSCI CPU_ON: ALREADY_ON",
+            psci::PsciError::Code(-5) => "PSCI CPU_ON: ON_PENDING",
+            psci::PsciError::Code(-9) => "PSCI CPU_ON: INVALID_ADDRESS",
+            psci::PsciError::Code(_) => "PSCI CPU_ON failed",
+        },
+    )?;
+    wait_online(index)
+}
+
+/// Waits up to [`ONLINE_TIMEOUT_MS`] for CPU `index` to report online.
+fn wait_online(index: usize) -> Result<(), &'static str> {
     let deadline = arch::counter() + arch::counter_frequency() * ONLINE_TIMEOUT_MS / 1000;
     while !percpu::cpu(index).online.load(Ordering::Acquire) {
         if arch::counter() > deadline {

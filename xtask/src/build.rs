@@ -90,3 +90,24 @@ fn write_flat(elf_path: &Path, bin_path: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+/// Compiles a device-tree source with `dtc` into the xtask directory; returns the blob.
+pub fn compile_dts(dts: &Path) -> Result<PathBuf> {
+    let stem = dts
+        .file_stem()
+        .context("device-tree source has no file name")?
+        .to_string_lossy();
+    let out_dir = xtask_dir().join("dtb");
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let out = out_dir.join(format!("{stem}.dtb"));
+    let mut cmd = Command::new("dtc");
+    cmd.args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&out)
+        .arg(dts);
+    shell::run_checked(&mut cmd).context(
+        "dtc failed (is it installed? `sudo apt-get install device-tree-compiler` or \
+         `bash .ci/install-deps`)",
+    )?;
+    Ok(out)
+}

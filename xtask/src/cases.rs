@@ -77,6 +77,7 @@ struct Spec {
     #[serde(default)]
     input_after: Vec<String>,
     guest: Option<String>,
+    raspi4b_dts: Option<String>,
     #[serde(default)]
     guest_cmdline: String,
     #[serde(default = "default_guest_vcpus")]
@@ -148,6 +149,10 @@ pub struct Case {
     pub input: Option<(Vec<Regex>, String)>,
     /// One guest given as `cargo xtask run --guest` would give it.
     pub guest: Option<crate::domains::DomainConfig>,
+    /// Boot QEMU's `raspi4b` with this device-tree source instead of `virt`.
+    pub raspi4b_dts: Option<PathBuf>,
+    /// The compiled `raspi4b_dts`, filled in before the case runs.
+    pub raspi4b_dtb: Option<PathBuf>,
 }
 
 /// Reads and expands a case file.
@@ -258,6 +263,8 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     image_text_offset: spec.image_text_offset,
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,
+                    raspi4b_dts: spec.raspi4b_dts.as_ref().map(PathBuf::from),
+                    raspi4b_dtb: None,
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
                             kernel.clone(),

@@ -269,6 +269,7 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         virtualization: case.virtualization,
         append: case.append.clone(),
         initrd: case.initrd.clone(),
+        raspi4b_dtb: case.raspi4b_dtb.clone(),
         ..Machine::new(kernel)
     };
     let cmd = qemu.command(&machine);

@@ -82,6 +82,10 @@ struct RunArgs {
     /// Start at EL1 (QEMU virtualization=off), to see the hypervisor refuse.
     #[arg(long)]
     no_virtualization: bool,
+    /// Boot QEMU's raspi4b (Raspberry Pi 4) with this device-tree source instead of
+    /// virt, e.g. platforms/dts/qemu-raspi4b.dts (--gic, --cpus, --cpu do not apply).
+    #[arg(long)]
+    raspi4b: Option<PathBuf>,
     /// Boot the domains described in this TOML file (see docs/domains.md).
     #[arg(long, conflicts_with = "guest")]
     domains: Option<PathBuf>,
@@ -205,6 +209,10 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         extra: args.qemu_args,
         initrd,
         semihosting_exit: args.exit_with_guest,
+        raspi4b_dtb: match &args.raspi4b {
+            Some(dts) => Some(build::compile_dts(&from_cwd(dts))?),
+            None => None,
+        },
         ..Machine::new(built.bin)
     };
     if machine.gdb {
@@ -261,6 +269,11 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     };
     let built = build::build(false)?;
     package_case_domains(&mut cases)?;
+    for case in &mut cases {
+        if let Some(dts) = &case.raspi4b_dts {
+            case.raspi4b_dtb = Some(build::compile_dts(dts)?);
+        }
+    }
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),

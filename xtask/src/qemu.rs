@@ -78,6 +78,10 @@ pub struct Machine {
     pub initrd: Option<PathBuf>,
     /// Whether the hypervisor may exit QEMU with a status through semihosting.
     pub semihosting_exit: bool,
+    /// Run on QEMU's `raspi4b` board (Raspberry Pi 4: four Cortex-A72, GIC-400, fixed
+    /// RAM) with this device tree, instead of `virt`; `gic`, `cpus`, `mem`, `cpu` and
+    /// `virtualization` then do not apply.
+    pub raspi4b_dtb: Option<PathBuf>,
 }
 
 impl Machine {
@@ -95,6 +99,7 @@ impl Machine {
             extra: Vec::new(),
             initrd: None,
             semihosting_exit: true,
+            raspi4b_dtb: None,
         }
     }
 
@@ -116,26 +121,36 @@ impl Machine {
     /// QEMU's arguments (the program name excluded).
     pub fn args(&self) -> Vec<OsString> {
         let on_off = if self.virtualization { "on" } else { "off" };
-        let mut args: Vec<OsString> = [
-            "-machine".into(),
-            format!("virt,virtualization={on_off},gic-version={}", self.gic),
-            "-cpu".into(),
-            self.cpu.clone(),
-            "-smp".into(),
-            self.cpus.to_string(),
-            "-m".into(),
-            format_size(self.mem),
-            "-nographic".into(),
-            // No default NIC: its PCI option ROM is often not installed, and we need none.
-            "-nic".into(),
-            "none".into(),
-            "-no-reboot".into(),
-            "-semihosting-config".into(),
-            "enable=on,target=native".into(),
-        ]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+        let machine_args: Vec<String> = match &self.raspi4b_dtb {
+            None => vec![
+                "-machine".into(),
+                format!("virt,virtualization={on_off},gic-version={}", self.gic),
+                "-cpu".into(),
+                self.cpu.clone(),
+                "-smp".into(),
+                self.cpus.to_string(),
+                "-m".into(),
+                format_size(self.mem),
+            ],
+            Some(_) => vec!["-machine".into(), "raspi4b".into()],
+        };
+        let mut args: Vec<OsString> = machine_args
+            .into_iter()
+            .chain([
+                "-nographic".into(),
+                // No default NIC: its PCI option ROM is often not installed, and we need none.
+                "-nic".into(),
+                "none".into(),
+                "-no-reboot".into(),
+                "-semihosting-config".into(),
+                "enable=on,target=native".into(),
+            ])
+            .map(OsString::from)
+            .collect();
+        if let Some(dtb) = &self.raspi4b_dtb {
+            args.push("-dtb".into());
+            args.push(dtb.clone().into());
+        }
         args.push("-kernel".into());
         args.push(self.kernel.clone().into());
         if let Some(initrd) = &self.initrd {
@@ -281,5 +296,23 @@ mod tests {
                 "int"
             ]
         );
+    }
+
+    #[test]
+    fn raspi4b_machine_arguments() {
+        let m = Machine {
+            raspi4b_dtb: Some("board.dtb".into()),
+            initrd: Some("boot.cpio".into()),
+            ..Machine::new("hyp.bin".into())
+        };
+        let args: Vec<String> = m
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("-machine raspi4b -nographic"));
+        assert!(joined.contains("-dtb board.dtb -kernel hyp.bin -initrd boot.cpio"));
+        assert!(!joined.contains("-smp"), "raspi4b has a fixed CPU count");
     }
 }

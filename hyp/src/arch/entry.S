@@ -113,6 +113,26 @@ secondary_entry:
     bl      secondary_main
     b       park
 
+/*
+ * Spin-table secondaries (Raspberry Pi 4) are released to this address with x0 = 0, MMU
+ * off. They find their `SecondaryBoot` record through `SPIN_TABLE_RECORD`, which the boot
+ * CPU set and cleaned to the point of coherency before the release, and check that the
+ * record is theirs (a CPU released late must not take another's stack).
+ */
+.global secondary_spin_entry
+secondary_spin_entry:
+    adrp    x0, SPIN_TABLE_RECORD
+    ldr     x0, [x0, :lo12:SPIN_TABLE_RECORD]
+    cbz     x0, park
+    ldr     x1, [x0, #48]           // the MPIDR the record is for
+    mrs     x2, mpidr_el1
+    mov     x3, #0xffffff
+    movk    x3, #0xff, lsl #32      // affinity fields Aff3..Aff0
+    and     x2, x2, x3
+    cmp     x1, x2
+    b.ne    park
+    b       secondary_entry
+
 .global park
 park:
     wfe

@@ -15,6 +15,8 @@ global_asm!(include_str!("guest.S"));
 unsafe extern "C" {
     /// Secondary-CPU entry point (physical address handed to PSCI `CPU_ON`).
     pub fn secondary_entry();
+    /// Entry point written to a spin-table CPU's release address.
+    pub fn secondary_spin_entry();
     /// Programs MAIR/TCR/TTBR0_EL2, invalidates the EL2 TLB and writes SCTLR_EL2.
     pub fn enable_el2_mmu(mair: u64, tcr: u64, ttbr0: u64, sctlr: u64);
 }

@@ -321,3 +321,23 @@ pub fn cpu_stack_top(index: usize) -> Option<PhysAddr> {
     let (base, count) = (*STACKS.lock())?;
     (index < count).then(|| base.offset((index as u64 + 1) * STACK_SLOT_PAGES * PAGE_SIZE))
 }
+
+/// Runs `f` with the page holding `addr` mapped (identity) as Device-nGnRE, read-write,
+/// then unmaps it: for the few writes to memory the hypervisor does not own (a spin-table
+/// release address in firmware-reserved memory). The page must not already be mapped.
+pub fn with_device_page(addr: u64, f: impl FnOnce(u64)) -> Result<(), stage2::MapError> {
+    let page = addr & !(PAGE_SIZE - 1);
+    let mut guard = EL2_MAP.lock();
+    let (tables, memory) = guard.as_mut().expect("EL2 map exists once the MMU is on");
+    let va = VirtAddr::new(page);
+    tables.map(
+        va,
+        PhysAddr::new(page),
+        PAGE_SIZE,
+        Attributes::DEVICE_RW,
+        memory,
+        &mut El2Tlb,
+    )?;
+    f(addr);
+    tables.unmap(va, PAGE_SIZE, memory, &mut El2Tlb)
+}
