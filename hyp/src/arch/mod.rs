@@ -65,44 +65,41 @@ pub struct SmcResult {
     pub x0: u64,
 }
 
-/// Issues an SMCCC call with `SMC #0`.
-///
-/// Whatever firmware answers runs at EL3; it can only affect this CPU as the call's
-/// function ID says, so the caller chooses what to ask for.
-pub fn smc(function: u32, a1: u64, a2: u64, a3: u64) -> SmcResult {
-    let x0: u64;
-    // SAFETY: an SMCCC call clobbers at most x0-x17 (SMCCC 1.1+ preserves x4-x17, older
-    // versions do not, so all are marked clobbered); it does not touch our memory.
-    unsafe {
-        asm!("smc #0",
-            inout("x0") u64::from(function) => x0,
-            inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _,
-            options(nostack));
-    }
-    SmcResult { x0 }
+/// Defines a function making an SMC Calling Convention call with `$insn #0`.
+macro_rules! smccc_call {
+    ($(#[$doc:meta])* $name:ident, $insn:literal) => {
+        $(#[$doc])*
+        pub fn $name(function: u32, a1: u64, a2: u64, a3: u64) -> SmcResult {
+            let x0: u64;
+            // SAFETY: an SMCCC call clobbers at most x0-x17 (SMCCC 1.1+ preserves x4-x17,
+            // older versions do not, so all are marked clobbered); it does not touch our
+            // memory. The callee only acts as the function ID asks.
+            unsafe {
+                asm!(concat!($insn, " #0"),
+                    inout("x0") u64::from(function) => x0,
+                    inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+                    out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+                    out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+                    out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                    out("x16") _, out("x17") _,
+                    options(nostack));
+            }
+            SmcResult { x0 }
+        }
+    };
 }
 
-/// Issues an SMCCC call with `HVC #0` (used when entered at EL1, where firmware PSCI is
-/// reached through a hypervisor).
-pub fn hvc(function: u32, a1: u64, a2: u64, a3: u64) -> SmcResult {
-    let x0: u64;
-    // SAFETY: as for `smc`: the callee clobbers only argument/scratch registers.
-    unsafe {
-        asm!("hvc #0",
-            inout("x0") u64::from(function) => x0,
-            inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
-            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-            out("x16") _, out("x17") _,
-            options(nostack));
-    }
-    SmcResult { x0 }
-}
+smccc_call!(
+    /// Issues an SMCCC call with `SMC #0` (firmware at EL3).
+    smc,
+    "smc"
+);
+smccc_call!(
+    /// Issues an SMCCC call with `HVC #0` (used when entered at EL1, where firmware PSCI
+    /// is reached through a hypervisor).
+    hvc,
+    "hvc"
+);
 
 /// Exits QEMU through Arm semihosting `SYS_EXIT` with `status`.
 ///
