@@ -11,6 +11,7 @@ mod memory;
 mod psci;
 mod reset;
 mod smccc;
+mod storm;
 mod sysreg;
 
 use core::arch::asm;
@@ -27,6 +28,11 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "storm",
+        in_all: false,
+        run: storm::run,
+    },
     Test {
         name: "bench",
         in_all: false,
