@@ -51,13 +51,7 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     let mpidr = arch::current_mpidr();
     let boot_index = platform.cpus.iter().position(|c| c.mpidr == mpidr);
     // SAFETY: first thing at EL2 on the boot CPU, before any other CPU runs.
-    unsafe {
-        percpu::set_current(
-            boot_index.unwrap_or(0),
-            mpidr,
-            mm::ImageLayout::current().end,
-        )
-    };
+    unsafe { percpu::set_current(boot_index.unwrap_or(0), mm::ImageLayout::current().end) };
     // SAFETY: once, on the boot CPU, before secondaries start.
     unsafe { console::init_logger(cmdline.log_level) };
 

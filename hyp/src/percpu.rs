@@ -8,8 +8,6 @@ pub use platforms::MAX_CPUS;
 
 /// What the hypervisor keeps for one physical CPU.
 pub struct PerCpu {
-    /// Affinity value from the device tree.
-    pub mpidr: AtomicU64,
     /// Set by the CPU itself once it runs hypervisor code with its MMU on.
     pub online: AtomicBool,
     /// Top of its stack: where a guest's trap frame goes.
@@ -19,7 +17,6 @@ pub struct PerCpu {
 // A `const` item is the way to repeat a non-Copy value in an array initialiser.
 #[allow(clippy::declare_interior_mutable_const)]
 const OFFLINE: PerCpu = PerCpu {
-    mpidr: AtomicU64::new(0),
     online: AtomicBool::new(false),
     stack_top: AtomicU64::new(0),
 };
@@ -36,8 +33,7 @@ pub fn cpu(index: usize) -> &'static PerCpu {
 /// # Safety
 /// Must run at EL2, once per CPU, before anything calls [`current_index`] on it; `index`
 /// must be below [`MAX_CPUS`] and unique to this CPU.
-pub unsafe fn set_current(index: usize, mpidr: u64, stack_top: u64) {
-    CPUS[index].mpidr.store(mpidr, Ordering::Relaxed);
+pub unsafe fn set_current(index: usize, stack_top: u64) {
     CPUS[index].stack_top.store(stack_top, Ordering::Relaxed);
     // SAFETY: TPIDR_EL2 is a scratch register reserved for this purpose.
     unsafe { asm!("msr tpidr_el2, {}", in(reg) index as u64, options(nomem, nostack)) };

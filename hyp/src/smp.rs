@@ -77,7 +77,6 @@ fn boot_record(index: usize, mpidr: u64) -> Result<u64, &'static str> {
     }));
     let boot_addr = boot as *const SecondaryBoot as usize;
     arch::cache::clean_to_poc(boot_addr, core::mem::size_of::<SecondaryBoot>());
-    percpu::cpu(index).mpidr.store(mpidr, Ordering::Relaxed);
     Ok(boot_addr as u64)
 }
 
@@ -140,7 +139,6 @@ pub fn secondary(index: usize) -> ! {
     unsafe {
         percpu::set_current(
             index,
-            mpidr,
             crate::mm::cpu_stack_top(index).map_or(0, |top| top.as_u64()),
         )
     };
