@@ -63,6 +63,13 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     for word in cmdline.unknown() {
         warn!("unknown command-line option \"{word}\" ignored");
     }
+    if platform.cpus_ignored > 0 {
+        warn!(
+            "the device tree has {} more CPUs than the {} the hypervisor manages; they stay off",
+            platform.cpus_ignored,
+            platforms::MAX_CPUS
+        );
+    }
     if boot_index.is_none() {
         warn!("boot CPU MPIDR {mpidr:#x} is not in the device tree; calling it CPU 0");
     }

@@ -203,8 +203,10 @@ pub struct Platform<'a> {
     pub gic: Option<Gic>,
     /// Generic timer.
     pub timer: Option<Timer>,
-    /// CPUs in `/cpus`, in device-tree order.
+    /// CPUs in `/cpus`, in device-tree order (the first [`MAX_CPUS`]).
     pub cpus: Vec<Cpu, MAX_CPUS>,
+    /// CPUs beyond [`MAX_CPUS`], left unused.
+    pub cpus_ignored: usize,
     /// PSCI firmware interface.
     pub psci: Option<Psci<'a>>,
     /// `/chosen/bootargs`: the hypervisor's own command line.
@@ -291,6 +293,7 @@ impl<'a> Platform<'a> {
                 gic: None,
                 timer: None,
                 cpus: Vec::new(),
+                cpus_ignored: 0,
                 psci: None,
                 bootargs,
                 initrd,
@@ -631,13 +634,19 @@ impl<'a> Walk<'a> {
             }
             _ => EnableMethod::None,
         };
-        self.platform
+        if self
+            .platform
             .cpus
             .push(Cpu {
                 mpidr,
                 enable_method,
             })
-            .map_err(|_| ParseError::TooMany("CPUs"))
+            .is_err()
+        {
+            // More CPUs than the hypervisor manages: it runs on the first ones.
+            self.platform.cpus_ignored += 1;
+        }
+        Ok(())
     }
 
     fn add_gic(&mut self, node: &FdtNode<'_, 'a>, bus: &Bus, v3: bool) -> Result<(), ParseError> {

@@ -42,6 +42,16 @@ fn qemu_virt_gicv3() {
     assert_eq!(psci.conduit, PsciConduit::Smc);
     assert_eq!(p.dtb_size as usize, VIRT_V3.len());
     assert_eq!(p.initrd, None);
+    assert_eq!(p.cpus_ignored, 0);
+}
+
+#[test]
+fn more_cpus_than_managed_are_left_unused() {
+    let p = Platform::parse(include_bytes!("../../tests/data/qemu-virt-gicv3-70cpu.dtb")).unwrap();
+    assert_eq!(p.cpus.len(), MAX_CPUS);
+    assert_eq!(p.cpus_ignored, 70 - MAX_CPUS);
+    // QEMU virt puts 16 CPUs in a cluster: CPU 63 is Aff1 = 3, Aff0 = 15.
+    assert_eq!(p.cpus[MAX_CPUS - 1].mpidr, 0x30f);
 }
 
 #[test]
