@@ -16,9 +16,9 @@ use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Stage2Conf
 use vdevices::Pl011;
 
 use super::console::LineBuffer;
-use super::s2tables::{FrameTables, Stage2Tlb};
+use super::s2tables::Stage2Tlb;
 use crate::arch::cache;
-use crate::mm::{PAGE_SIZE, frames};
+use crate::mm::{FrameTables, PAGE_SIZE, frames};
 
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,28 +139,11 @@ impl Domain {
         let pages = (spec.memory / PAGE_SIZE) as usize;
         let ram_pa = frames::alloc(pages).ok_or(BuildError::OutOfMemory("guest RAM"))?;
         let mut tables = FrameTables::default();
-        let result = PageTable::<Stage2>::new(&mut tables, s2_config)
-            .map_err(BuildError::Stage2)
-            .and_then(|mut s2| {
-                let mut tlb = Stage2Tlb {
-                    vttbr: vmid.vttbr_bits(s2.root()),
-                };
-                s2.map(
-                    IntermPhysAddr::new(RAM_BASE),
-                    ram_pa,
-                    spec.memory,
-                    Attributes::NORMAL_RWX,
-                    &mut tables,
-                    &mut tlb,
-                )
-                .map(|()| s2)
-                .map_err(BuildError::Stage2)
-            });
-        let s2 = match result {
+        let s2 = match PageTable::<Stage2>::new(&mut tables, s2_config) {
             Ok(s2) => s2,
             Err(e) => {
                 frames::free(ram_pa, pages);
-                return Err(e);
+                return Err(BuildError::Stage2(e));
             }
         };
         let console = spec.console.then(|| {
@@ -189,7 +172,16 @@ impl Domain {
             resets: AtomicU32::new(0),
             spec,
         };
-        domain.load()?;
+        if let Err(e) = domain.load().and_then(|()| domain.map_ram()) {
+            // Give back its tables and its RAM.
+            let mut tlb = Stage2Tlb {
+                vttbr: domain.vttbr,
+            };
+            let (s2, mut tables) = domain.stage2.into_inner();
+            s2.destroy(&mut tables, &mut tlb);
+            frames::free(ram_pa, pages);
+            return Err(e);
+        }
         Ok(domain)
     }
 
@@ -258,6 +250,22 @@ impl Domain {
             .is_ok()
     }
 
+    /// Maps the RAM at its IPA (2 MiB / 1 GiB blocks where alignment allows).
+    fn map_ram(&self) -> Result<(), BuildError> {
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = &mut *guard;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        s2.map(
+            IntermPhysAddr::new(RAM_BASE),
+            self.ram_pa,
+            self.spec.memory,
+            Attributes::NORMAL_RWX,
+            tables,
+            &mut tlb,
+        )
+        .map_err(BuildError::Stage2)
+    }
+
     /// Removes the RAM from stage 2 so every vCPU of the domain faults at its next
     /// memory access and can be parked.
     pub fn unmap_ram(&self) {
@@ -279,18 +287,7 @@ impl Domain {
     pub fn reload(&self) -> Result<(), BuildError> {
         self.resets.fetch_add(1, Ordering::AcqRel);
         self.load()?;
-        let mut guard = self.stage2.lock();
-        let (s2, tables) = &mut *guard;
-        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
-        s2.map(
-            IntermPhysAddr::new(RAM_BASE),
-            self.ram_pa,
-            self.spec.memory,
-            Attributes::NORMAL_RWX,
-            tables,
-            &mut tlb,
-        )
-        .map_err(BuildError::Stage2)?;
+        self.map_ram()?;
         self.psci.lock().reset();
         if let Some(console) = &self.console {
             console.lock().uart.reset();

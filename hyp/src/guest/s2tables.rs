@@ -1,62 +1,11 @@
-//! Stage-2 tables of a domain: table memory from the frame allocator, and TLB
-//! maintenance tagged with the domain's VMID.
+//! TLB maintenance for a domain's stage-2 tables, tagged with its VMID. (Their memory
+//! is `mm::FrameTables`.)
 
 use core::arch::asm;
-use core::ptr;
 
-use stage2::{PhysAddr, TableMemory, TlbMaintenance};
+use stage2::TlbMaintenance;
 
-use crate::mm::{PAGE_SIZE, frames};
-
-/// Stage-2 table pages, from the frame allocator, reached through the EL2 identity map.
-#[derive(Debug, Default)]
-pub struct FrameTables {
-    /// Pages currently held.
-    pub pages: usize,
-}
-
-impl FrameTables {
-    fn entry(table: PhysAddr, index: usize) -> *mut u64 {
-        assert!(index < 512, "table index out of range");
-        (table.as_u64() as usize + index * 8) as *mut u64
-    }
-}
-
-impl TableMemory for FrameTables {
-    fn alloc_table(&mut self) -> Option<PhysAddr> {
-        self.alloc_contiguous_tables(1)
-    }
-
-    fn alloc_contiguous_tables(&mut self, count: usize) -> Option<PhysAddr> {
-        let base = frames::alloc(count)?;
-        // SAFETY: fresh frames, ours alone, mapped read-write in the EL2 identity map.
-        unsafe { ptr::write_bytes(base.as_u64() as *mut u8, 0, count * PAGE_SIZE as usize) };
-        self.pages += count;
-        Some(base)
-    }
-
-    fn free_table(&mut self, table: PhysAddr) {
-        self.free_contiguous_tables(table, 1);
-    }
-
-    fn free_contiguous_tables(&mut self, base: PhysAddr, count: usize) {
-        self.pages -= count;
-        frames::free(base, count);
-    }
-
-    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
-        // SAFETY: `table` came from `alloc_table`: a page we own, identity-mapped.
-        unsafe { ptr::read_volatile(Self::entry(table, index)) }
-    }
-
-    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
-        // SAFETY: as for `read_entry`; the barrier orders earlier table writes first.
-        unsafe {
-            asm!("dmb ishst", options(nostack, preserves_flags));
-            ptr::write_volatile(Self::entry(table, index), value);
-        }
-    }
-}
+use crate::mm::PAGE_SIZE;
 
 /// TLB maintenance for one domain's stage 2. TLBI by IPA acts on the VMID in VTTBR_EL2,
 /// so each operation loads the domain's VTTBR and puts the previous value back.

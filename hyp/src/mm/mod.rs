@@ -20,6 +20,7 @@ use stage2::{Attributes, El2Stage1, El2Stage1Config, PageTable, PhysAddr, VirtAd
 
 use crate::arch::{self, cache, tlb::El2Tlb};
 use table::El2TableMemory;
+pub use table::FrameTables;
 
 /// Translation granule.
 pub const PAGE_SIZE: u64 = 4096;
