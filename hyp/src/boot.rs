@@ -8,7 +8,7 @@ use platforms::{
 };
 
 use crate::cmdline::{Cmdline, SelfTest};
-use crate::{arch, console, guest, mm, percpu, print, psci, smp};
+use crate::{arch, console, gic, guest, mm, percpu, print, psci, smp};
 
 /// Exit status printed when the hypervisor cannot start.
 const BOOT_FAILURE_STATUS: u32 = 2;
@@ -75,6 +75,11 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         panic!("memory setup failed: {e}");
     }
     print_summary(&platform, dtb_region);
+    if let Some(gic) = &platform.gic {
+        // SAFETY: `mm::init` mapped every GIC region as device memory; no other CPU runs
+        // yet and nothing else drives the GIC.
+        unsafe { gic::quiet(gic) };
+    }
 
     let boot_index = boot_index.unwrap_or(0);
     info!("CPU {boot_index} (MPIDR {mpidr:#x}) online");
