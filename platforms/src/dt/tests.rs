@@ -178,7 +178,8 @@ fn first_prop(dtb: &[u8]) -> usize {
 #[test]
 fn damaged_trees_are_errors_not_panics() {
     let prop = first_prop(VIRT_V2);
-    let cases: [(&str, fn(&mut std::vec::Vec<u8>)); 7] = [
+    type Damage = fn(&mut std::vec::Vec<u8>);
+    let cases: [(&str, Damage); 7] = [
         ("value past the structure block", |d| {
             let at = first_prop(d);
             d[at + 4..at + 8].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
