@@ -79,7 +79,7 @@ fn expected_check(offset: u64, size: AccessSize) -> Result<(), DeviceError> {
         Err(DeviceError::BadSize)
     } else if offset >= FRAME_SIZE {
         Err(DeviceError::BadOffset)
-    } else if offset % size.bytes() != 0 {
+    } else if !offset.is_multiple_of(size.bytes()) {
         Err(DeviceError::Unaligned)
     } else {
         Ok(())
