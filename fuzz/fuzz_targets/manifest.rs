@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
             d.validate().expect("accepted domains are valid");
         }
         let again = write_manifest(&domains).expect("accepted list can be written");
-        assert_eq!(read_manifest(&again).expect("written manifest reads"), domains);
+        assert_eq!(
+            read_manifest(&again).expect("written manifest reads"),
+            domains
+        );
     }
 });

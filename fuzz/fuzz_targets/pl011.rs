@@ -43,6 +43,11 @@ fuzz_target!(|ops: Vec<(u8, u16, u64)>| {
         let imsc = probe.read(reg::IMSC, AccessSize::Word).unwrap();
         assert_eq!(probe.read(reg::MIS, AccessSize::Word).unwrap(), ris & imsc);
         assert_eq!(probe.irq_level(), ris & imsc != 0);
-        assert!(std::iter::from_fn(|| probe.take_output()).take(FIFO_DEPTH + 1).count() <= FIFO_DEPTH);
+        assert!(
+            std::iter::from_fn(|| probe.take_output())
+                .take(FIFO_DEPTH + 1)
+                .count()
+                <= FIFO_DEPTH
+        );
     }
 });
