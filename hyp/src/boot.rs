@@ -76,6 +76,15 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     }
     print_summary(&platform, dtb_region);
     if let Some(gic) = &platform.gic {
+        if cmdline.selftest == Some(SelfTest::GicLeftover) {
+            info!(
+                "self-test: leaving interrupt {} enabled and pending, as firmware might",
+                gic::LEFTOVER_INTID
+            );
+            // SAFETY: `mm::init` mapped every GIC region as device memory; no other CPU
+            // runs yet; `quiet` follows.
+            unsafe { gic::leave_interrupt_pending(gic) };
+        }
         // SAFETY: `mm::init` mapped every GIC region as device memory; no other CPU runs
         // yet and nothing else drives the GIC.
         unsafe { gic::quiet(gic) };
@@ -115,6 +124,8 @@ fn run_selftest(test: SelfTest) {
             log::error!("self-test FAILED: the write to code was not refused");
         }
         SelfTest::Panic => panic!("self-test panic"),
+        // Done before the GIC was quieted; the guests show whether it worked.
+        SelfTest::GicLeftover => {}
     }
 }
 

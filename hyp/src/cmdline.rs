@@ -2,6 +2,9 @@
 //!
 //! Options (space separated, unknown ones are reported and ignored):
 //! - `loglvl=LEVEL`: `none`, `error`, `warn`, `info` (default), `debug`, `trace`, `all`.
+//! - `selftest=gic-leftover`: before the GIC is quieted at boot, leave an interrupt enabled
+//!   and pending on CPU 0 as careless firmware might, so a boot test can check that the
+//!   quieting stops it from storming the CPU once a guest runs there.
 //! - `selftest=wx` / `selftest=panic`: after boot, provoke a fault on purpose (a write to
 //!   the hypervisor's own code, or a panic) so the boot tests can check that the MMU
 //!   refuses it and that the exception dump and panic paths work.
@@ -19,6 +22,8 @@ pub enum SelfTest {
     WriteToCode,
     /// Panic: must print the location and exit with status 1.
     Panic,
+    /// An interrupt left enabled and pending by "firmware": must be quieted at boot.
+    GicLeftover,
 }
 
 /// Parsed options.
@@ -48,6 +53,9 @@ impl<'a> Cmdline<'a> {
                 }
                 ("selftest", Some("wx")) => cmdline.selftest = Some(SelfTest::WriteToCode),
                 ("selftest", Some("panic")) => cmdline.selftest = Some(SelfTest::Panic),
+                ("selftest", Some("gic-leftover")) => {
+                    cmdline.selftest = Some(SelfTest::GicLeftover);
+                }
                 _ => {}
             }
         }
@@ -60,7 +68,7 @@ impl<'a> Cmdline<'a> {
             .split_ascii_whitespace()
             .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
-                Some(("selftest", value)) => !matches!(value, "wx" | "panic"),
+                Some(("selftest", value)) => !matches!(value, "wx" | "panic" | "gic-leftover"),
                 _ => true,
             })
     }

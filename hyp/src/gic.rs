@@ -159,3 +159,106 @@ pub unsafe fn quiet_this_cpu() {
         unsafe { write32(gicc, GICC_CTLR, 0) };
     }
 }
+
+/// The private peripheral interrupt [`leave_interrupt_pending`] uses (PPI 7: no device of
+/// QEMU `virt` or the Raspberry Pi 4 drives it).
+pub const LEFTOVER_INTID: u32 = 23;
+
+/// Self-test (`selftest=gic-leftover`): enables the distributor, group 1 and
+/// [`LEFTOVER_INTID`] on this CPU, makes it pending, and turns this CPU's interface on,
+/// as firmware that forgot to clean up might. Without [`quiet`], every guest on this CPU
+/// would then be interrupted to EL2 at once, forever.
+///
+/// # Safety
+/// As for [`quiet`]; call it before `quiet`.
+pub unsafe fn leave_interrupt_pending(gic: &Gic) {
+    const GICD_IGROUPR: usize = 0x0080;
+    const GICD_ISENABLER: usize = 0x0100;
+    const GICD_ISPENDR: usize = 0x0200;
+    const GICD_IPRIORITYR: usize = 0x0400;
+    const GICR_WAKER: usize = 0x0014;
+    const GICC_PMR: usize = 0x0004;
+    let bit = 1u32 << LEFTOVER_INTID;
+    let priority_word = (LEFTOVER_INTID as usize / 4) * 4;
+    let gicd = gic.distributor.base;
+    match gic.version {
+        GicVersion::V3 => {
+            let mpidr = crate::arch::current_mpidr();
+            let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000);
+            // SAFETY (block): the caller maps the distributor and redistributors; this
+            // CPU's redistributor is found by its affinity in GICR_TYPER[63:32].
+            unsafe {
+                // ARE (bit 4) and both group enables, single security state.
+                write32(gicd, GICD_CTLR, (1 << 4) | 0b11);
+                wait_rwp(gicd, GICD_CTLR_RWP);
+                let Some(frame) = own_redistributor(gic, affinity as u32) else {
+                    return;
+                };
+                write32(frame, GICR_WAKER, 0);
+                write32(frame, GICR_FRAME + GICD_IGROUPR, bit);
+                write32(
+                    frame,
+                    GICR_FRAME + GICD_IPRIORITYR + priority_word,
+                    0x8080_8080,
+                );
+                write32(frame, GICR_FRAME + GICD_ISENABLER, bit);
+                write32(frame, GICR_FRAME + GICD_ISPENDR, bit);
+                // ICC_SRE_EL2: SRE and Enable; ICC_PMR_EL1 = 0xff; ICC_IGRPEN1_EL1 = 1.
+                core::arch::asm!(
+                    "msr s3_4_c12_c9_5, {sre}",
+                    "isb",
+                    "msr s3_0_c4_c6_0, {pmr}",
+                    "msr s3_0_c12_c12_7, {one}",
+                    "isb",
+                    sre = in(reg) 0b1001u64,
+                    pmr = in(reg) 0xffu64,
+                    one = in(reg) 1u64,
+                    options(nostack)
+                );
+            }
+        }
+        GicVersion::V2 => {
+            let Some(gicc) = gic.cpu_interface else {
+                return;
+            };
+            // SAFETY (block): the caller maps the distributor and CPU interface; word 0 of
+            // these registers is banked for this CPU.
+            unsafe {
+                write32(gicd, GICD_CTLR, 0b11);
+                write32(gicd, GICD_IPRIORITYR + priority_word, 0x8080_8080);
+                write32(gicd, GICD_ISENABLER, bit);
+                write32(gicd, GICD_ISPENDR, bit);
+                write32(gicc.base, GICC_PMR, 0xff);
+                write32(gicc.base, GICC_CTLR, 0b11);
+            }
+        }
+    }
+}
+
+/// The GICv3 redistributor frame whose GICR_TYPER.Affinity_Value is `affinity`.
+///
+/// # Safety
+/// As for [`quiet`].
+unsafe fn own_redistributor(gic: &Gic, affinity: u32) -> Option<u64> {
+    for region in &gic.redistributors {
+        let end = region.base + region.size;
+        let mut frame = region.base;
+        while frame + 2 * GICR_FRAME as u64 <= end {
+            // SAFETY: the caller maps every redistributor region.
+            let (low, high) = unsafe { (read32(frame, GICR_TYPER), read32(frame, GICR_TYPER + 4)) };
+            if high == affinity {
+                return Some(frame);
+            }
+            if u64::from(low) & GICR_TYPER_LAST != 0 {
+                break;
+            }
+            let frames = if u64::from(low) & GICR_TYPER_VLPIS != 0 {
+                4
+            } else {
+                2
+            };
+            frame += frames * GICR_FRAME as u64;
+        }
+    }
+    None
+}
