@@ -104,7 +104,16 @@ mod tests {
 
     #[test]
     fn ras_error_records_are_read_as_zero() {
-        for (crm, op2) in [(3, 0), (3, 1), (4, 0), (4, 1), (4, 2), (4, 3), (5, 0), (5, 3)] {
+        for (crm, op2) in [
+            (3, 0),
+            (3, 1),
+            (4, 0),
+            (4, 1),
+            (4, 2),
+            (4, 3),
+            (5, 0),
+            (5, 3),
+        ] {
             assert_eq!(
                 classify(SysReg::new(3, 0, 5, crm, op2)),
                 Some(Emulated::RasRecord)
@@ -115,21 +124,36 @@ mod tests {
             classify(SysReg::new(3, 0, 5, 2, 0)),
             Some(Emulated::VmControl(VmControl::Esr))
         );
-        assert_ne!(classify(SysReg::new(3, 0, 5, 1, 0)), Some(Emulated::RasRecord));
+        assert_ne!(
+            classify(SysReg::new(3, 0, 5, 1, 0)),
+            Some(Emulated::RasRecord)
+        );
         // The EL2 register space (op1 4) is never a guest's.
         assert_eq!(classify(SysReg::new(3, 4, 5, 3, 0)), None);
     }
 
     #[test]
     fn debug_power_and_lock_registers() {
-        assert_eq!(classify(SysReg::new(2, 0, 1, 0, 4)), Some(Emulated::OsLockAccess));
-        assert_eq!(classify(SysReg::new(2, 0, 1, 1, 4)), Some(Emulated::OsLockStatus));
-        assert_eq!(classify(SysReg::new(2, 0, 1, 3, 4)), Some(Emulated::OsDoubleLock));
+        assert_eq!(
+            classify(SysReg::new(2, 0, 1, 0, 4)),
+            Some(Emulated::OsLockAccess)
+        );
+        assert_eq!(
+            classify(SysReg::new(2, 0, 1, 1, 4)),
+            Some(Emulated::OsLockStatus)
+        );
+        assert_eq!(
+            classify(SysReg::new(2, 0, 1, 3, 4)),
+            Some(Emulated::OsDoubleLock)
+        );
         assert_eq!(
             classify(SysReg::new(2, 0, 1, 4, 4)),
             Some(Emulated::PowerDownControl)
         );
-        assert_eq!(classify(SysReg::new(3, 0, 1, 2, 1)), Some(Emulated::TraceFilter));
+        assert_eq!(
+            classify(SysReg::new(3, 0, 1, 2, 1)),
+            Some(Emulated::TraceFilter)
+        );
         // Breakpoint registers are the guest's own (not trapped, so not emulated).
         assert_eq!(classify(SysReg::new(2, 0, 0, 0, 4)), None);
     }

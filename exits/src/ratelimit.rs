@@ -116,8 +116,14 @@ mod tests {
             }
         }
         let bound = BURST as u64 + 60 / SECONDS_PER_LINE + 1;
-        assert!(printed as u64 <= bound, "{printed} lines printed, bound {bound}");
-        assert!(printed as u64 >= 60 / SECONDS_PER_LINE, "the trickle must go on");
+        assert!(
+            printed as u64 <= bound,
+            "{printed} lines printed, bound {bound}"
+        );
+        assert!(
+            printed as u64 >= 60 / SECONDS_PER_LINE,
+            "the trickle must go on"
+        );
     }
 
     #[test]
@@ -130,7 +136,10 @@ mod tests {
         for _ in 0..BURST {
             assert!(matches!(budget.take(much_later, HZ), Verdict::Print { .. }));
         }
-        assert_eq!(budget.take(much_later, HZ), Verdict::Suppress { first: true });
+        assert_eq!(
+            budget.take(much_later, HZ),
+            Verdict::Suppress { first: true }
+        );
     }
 
     #[test]

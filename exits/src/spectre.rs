@@ -337,7 +337,10 @@ mod tests {
         let p = plan(&ids(A72), &only_wa1);
         assert_eq!(p.on_exit, ExitMitigation::FirmwareWorkaround1);
         assert!(!p.v2_exposed());
-        assert!(p.bhb_exposed(), "WORKAROUND_1 does not clear the branch history");
+        assert!(
+            p.bhb_exposed(),
+            "WORKAROUND_1 does not clear the branch history"
+        );
         assert_eq!(p.guest_workaround_1, SMCCC_SUCCESS);
         assert_eq!(p.guest_workaround_3, SMCCC_NOT_SUPPORTED);
     }
@@ -397,7 +400,10 @@ mod tests {
     #[test]
     fn unknown_cores_are_not_called_unaffected() {
         let p = plan(&ids(UNKNOWN), &Firmware::default());
-        assert_eq!((p.v2, p.bhb, p.v4), (Exposure::Unknown, Exposure::Unknown, Exposure::Unknown));
+        assert_eq!(
+            (p.v2, p.bhb, p.v4),
+            (Exposure::Unknown, Exposure::Unknown, Exposure::Unknown)
+        );
         assert_eq!(p.guest_workaround_1, SMCCC_NOT_SUPPORTED);
         assert_eq!(p.guest_workaround_2, SMCCC_NOT_SUPPORTED);
         assert_eq!(p.guest_workaround_3, SMCCC_NOT_SUPPORTED);

@@ -11,7 +11,10 @@
 //!
 //! with `N` in decimal (the last domain's status, 1 after a hypervisor panic, 2 when the
 //! hypervisor cannot boot). Only a line that is exactly this, from its first column, counts;
-//! a guest cannot forge it because every guest line starts with `(name) `.
+//! a guest cannot forge it because every guest line starts with `(name) `. Two such lines
+//! with different statuses are a failure, never a choice: if an unlocked hypervisor write
+//! (panic, exception dump) ever split a guest's line, the guest's text could land at the
+//! start of a line, and neither the first nor the last status could be trusted.
 
 use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
@@ -34,12 +37,35 @@ pub fn parse(line: &str) -> Option<u32> {
 /// Longest line kept whole while scanning; longer ones cannot be exit lines.
 const MAX_LINE: usize = 256;
 
+/// What the exit lines of a run say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// No exit line.
+    #[default]
+    None,
+    /// One status (on one or more lines).
+    Status(u32),
+    /// Lines with different statuses: the first two.
+    Conflict(u32, u32),
+}
+
+impl Seen {
+    /// Adds one exit line's status.
+    pub fn add(&mut self, status: u32) {
+        *self = match *self {
+            Seen::None => Seen::Status(status),
+            Seen::Status(s) if s != status => Seen::Conflict(s, status),
+            other => other,
+        };
+    }
+}
+
 /// Finds exit lines in console output that arrives in arbitrary chunks.
 #[derive(Debug, Default)]
 pub struct Scanner {
     line: Vec<u8>,
     too_long: bool,
-    status: Option<u32>,
+    seen: Seen,
 }
 
 impl Scanner {
@@ -59,25 +85,25 @@ impl Scanner {
         if !self.too_long
             && let Some(status) = std::str::from_utf8(&self.line).ok().and_then(parse)
         {
-            self.status = Some(status);
+            self.seen.add(status);
         }
         self.line.clear();
         self.too_long = false;
     }
 
-    /// Ends the output (a last line without a line ending counts) and returns the status of
-    /// the last exit line seen.
-    pub fn finish(mut self) -> Option<u32> {
+    /// Ends the output (a last line without a line ending counts) and returns what the
+    /// exit lines said.
+    pub fn finish(mut self) -> Seen {
         if !self.line.is_empty() {
             self.end_line();
         }
-        self.status
+        self.seen
     }
 }
 
 /// Runs `cmd` with its standard output copied to ours as it comes (standard input and
 /// error inherited) and returns QEMU's own exit status and the hypervisor's exit line.
-pub fn run_and_scan(cmd: &mut Command) -> Result<(ExitStatus, Option<u32>)> {
+pub fn run_and_scan(cmd: &mut Command) -> Result<(ExitStatus, Seen)> {
     let line = crate::shell::display(cmd);
     println!("$ {line}");
     let mut child = cmd
@@ -111,7 +137,19 @@ pub fn run_and_scan(cmd: &mut Command) -> Result<(ExitStatus, Option<u32>)> {
 /// The exit code for `cargo xtask run --exit-with-guest`: the hypervisor's status if QEMU
 /// exited normally after printing it, else 1; with a note saying why when it is not the
 /// hypervisor's status.
-pub fn run_exit_code(qemu: ExitStatus, line: Option<u32>) -> (u8, Option<String>) {
+pub fn run_exit_code(qemu: ExitStatus, seen: Seen) -> (u8, Option<String>) {
+    let line = match seen {
+        Seen::Conflict(a, b) => {
+            return (
+                1,
+                Some(format!(
+                    "the hypervisor's exit line appeared with statuses {a} and {b}; exiting with 1"
+                )),
+            );
+        }
+        Seen::Status(n) => Some(n),
+        Seen::None => None,
+    };
     match (qemu.success(), line) {
         (true, Some(n)) => match u8::try_from(n) {
             Ok(code) => (code, None),
@@ -176,20 +214,32 @@ mod tests {
         s.feed(b"[INFO ] cpu0: hello\r\nhyp: power off, ex");
         s.feed(b"it status 3\r");
         s.feed(b"\n(g) hyp: power off, exit status 9\n");
-        assert_eq!(s.finish(), Some(3));
+        s.feed(b"hyp: power off, exit status 3\n");
+        assert_eq!(s.finish(), Seen::Status(3));
         let mut s = Scanner::default();
-        s.feed(b"hyp: power off, exit status 1\nhyp: power off, exit status 7");
-        assert_eq!(s.finish(), Some(7), "a last line without a newline counts");
+        s.feed(b"x\nhyp: power off, exit status 7");
+        assert_eq!(
+            s.finish(),
+            Seen::Status(7),
+            "a last line without a newline counts"
+        );
+        let mut s = Scanner::default();
+        s.feed(b"hyp: power off, exit status 1\nhyp: power off, exit status 0\n");
+        assert_eq!(s.finish(), Seen::Conflict(1, 0));
         let mut s = Scanner::default();
         s.feed(b"(guest) ");
         s.feed(b"hyp: power off, exit status 0\n");
-        assert_eq!(s.finish(), None, "a guest line cannot carry the status");
+        assert_eq!(
+            s.finish(),
+            Seen::None,
+            "a guest line cannot carry the status"
+        );
         let mut long = vec![b'x'; 1000];
         long.extend_from_slice(b"\rhyp: power off, exit status 5\n");
         let mut s = Scanner::default();
         s.feed(&long);
-        assert_eq!(s.finish(), None);
-        assert_eq!(Scanner::default().finish(), None);
+        assert_eq!(s.finish(), Seen::None);
+        assert_eq!(Scanner::default().finish(), Seen::None);
     }
 
     #[cfg(unix)]
@@ -198,11 +248,12 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         let ok = ExitStatus::from_raw(0);
         let failed = ExitStatus::from_raw(3 << 8);
-        assert_eq!(run_exit_code(ok, Some(7)), (7, None));
-        assert_eq!(run_exit_code(ok, Some(0)), (0, None));
-        assert_eq!(run_exit_code(ok, None).0, 1);
-        assert_eq!(run_exit_code(ok, Some(256)).0, 255);
-        let (code, note) = run_exit_code(failed, Some(0));
+        assert_eq!(run_exit_code(ok, Seen::Status(7)), (7, None));
+        assert_eq!(run_exit_code(ok, Seen::Status(0)), (0, None));
+        assert_eq!(run_exit_code(ok, Seen::None).0, 1);
+        assert_eq!(run_exit_code(ok, Seen::Status(256)).0, 255);
+        assert_eq!(run_exit_code(ok, Seen::Conflict(1, 0)).0, 1);
+        let (code, note) = run_exit_code(failed, Seen::Status(0));
         assert_eq!(code, 1);
         assert!(note.unwrap().contains("QEMU itself failed"));
     }
@@ -217,6 +268,6 @@ mod tests {
         ]);
         let (status, line) = run_and_scan(&mut cmd).unwrap();
         assert!(status.success());
-        assert_eq!(line, Some(4));
+        assert_eq!(line, Seen::Status(4));
     }
 }

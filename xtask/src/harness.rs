@@ -141,7 +141,7 @@ fn watch(
     let mut stdin = child.0.stdin.take();
     let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone())
         .with_unordered(case.expect_any_order.clone());
-    let mut exit_status = None;
+    let mut exit_status = exit_line::Seen::None;
     let deadline = start + case.timeout;
     let next_phase = |matcher: &Matcher| match (matcher.done(), case.exit_code) {
         (false, _) => Phase::Expecting,
@@ -175,7 +175,13 @@ fn watch(
                     }
                 }
                 if let Some(status) = exit_line::parse(&line) {
-                    exit_status = Some(status);
+                    exit_status.add(status);
+                    if let exit_line::Seen::Conflict(a, b) = exit_status {
+                        log.push(line);
+                        break Err(format!(
+                            "the hypervisor's exit line appeared with statuses {a} and {b}"
+                        ));
+                    }
                 }
                 let bad = matcher.feed(&line).map(|p| p.as_str().to_owned());
                 log.push(line);
@@ -230,7 +236,7 @@ fn after_output_closed(
     case: &Case,
     matcher: &Matcher,
     phase: Phase,
-    exit_status: Option<u32>,
+    exit_status: exit_line::Seen,
     child: &mut Child,
     deadline: Instant,
 ) -> Result<(), String> {
@@ -241,6 +247,11 @@ fn after_output_closed(
             Ok(None) => thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("cannot wait for QEMU: {e}")),
         }
+    };
+    let exit_status = match exit_status {
+        exit_line::Seen::Status(n) => Some(n),
+        // A conflict ends the case as soon as it is seen.
+        exit_line::Seen::None | exit_line::Seen::Conflict(..) => None,
     };
     let hyp = match exit_status {
         Some(n) => format!("hypervisor exit status {n}"),
@@ -585,6 +596,15 @@ mod tests {
         assert_eq!(
             o.result.unwrap_err(),
             "hypervisor exit status 0, expected 42"
+        );
+        // Two different statuses: neither is trusted.
+        let o = sh_case(
+            "exit_code = 0",
+            &format!("{}; {}; exit 0", exit(1), exit(0)),
+        );
+        assert_eq!(
+            o.result.unwrap_err(),
+            "the hypervisor's exit line appeared with statuses 1 and 0"
         );
         // Expectations still come first.
         let o = sh_case("expect = ['bye']", "echo hi; exit 0");

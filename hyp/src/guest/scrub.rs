@@ -103,10 +103,22 @@ pub unsafe fn clear_guest_state() {
         // uses. Encoded, so the assembler needs no SVE support.
         unsafe {
             asm!(
-                ".inst 0x2518e400", ".inst 0x2518e401", ".inst 0x2518e402", ".inst 0x2518e403",
-                ".inst 0x2518e404", ".inst 0x2518e405", ".inst 0x2518e406", ".inst 0x2518e407",
-                ".inst 0x2518e408", ".inst 0x2518e409", ".inst 0x2518e40a", ".inst 0x2518e40b",
-                ".inst 0x2518e40c", ".inst 0x2518e40d", ".inst 0x2518e40e", ".inst 0x2518e40f",
+                ".inst 0x2518e400",
+                ".inst 0x2518e401",
+                ".inst 0x2518e402",
+                ".inst 0x2518e403",
+                ".inst 0x2518e404",
+                ".inst 0x2518e405",
+                ".inst 0x2518e406",
+                ".inst 0x2518e407",
+                ".inst 0x2518e408",
+                ".inst 0x2518e409",
+                ".inst 0x2518e40a",
+                ".inst 0x2518e40b",
+                ".inst 0x2518e40c",
+                ".inst 0x2518e40d",
+                ".inst 0x2518e40e",
+                ".inst 0x2518e40f",
                 ".inst 0x25289000", // WRFFR P0.B (P0 is all false now)
                 options(nomem, nostack)
             )

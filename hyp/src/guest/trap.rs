@@ -8,8 +8,8 @@ use log::warn;
 use vdevices::MmioDevice;
 
 use super::{Domain, DomainState, Vcpu, inject, park, pinned_here, power_off, reset, vcpu_of};
-use crate::exception::TrapFrame;
 use crate::exception;
+use crate::exception::TrapFrame;
 
 use exits::smccc::{
     PSCI_INTERNAL_FAILURE, SMCCC_NOT_SUPPORTED as NOT_SUPPORTED, SMCCC_VERSION_1_1,

@@ -256,7 +256,11 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
     // The GIC, which the hypervisor puts in a quiet state at boot (`crate::gic`).
     if let Some(gic) = &platform.gic {
         let frames = core::iter::once(("GIC distributor", gic.distributor))
-            .chain(gic.redistributors.iter().map(|r| ("GIC redistributors", *r)))
+            .chain(
+                gic.redistributors
+                    .iter()
+                    .map(|r| ("GIC redistributors", *r)),
+            )
             .chain(gic.cpu_interface.map(|r| ("GIC CPU interface", r)));
         for (what, region) in frames {
             let pages = page_span(region);
