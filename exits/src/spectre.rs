@@ -11,7 +11,7 @@
 //!   stale data; mitigated per CPU by firmware (`WORKAROUND_2`) or by `PSTATE.SSBS`.
 //!
 //! The architecture's ID fields win over the table (`CSV2` says v2-safe, `ECBHB` or
-//! `CSV2_3` says BHB-safe); the table of known cores covers the rest. A core we do not
+//! `CSV2_3` says BHB-safe, `SSBS` lets everyone keep store bypass off); the table of known cores covers the rest. A core we do not
 //! know is treated as exposed: we say "not supported" rather than "unaffected".
 
 use crate::smccc::{SMCCC_NOT_SUPPORTED, SMCCC_SUCCESS};
@@ -238,8 +238,13 @@ pub fn plan(ids: &CpuIds, firmware: &Firmware) -> Plan {
     // A firmware that keeps the SSB mitigation on by itself answers NOT_REQUIRED; one
     // that switches it per call answers SUCCESS, and then the hypervisor turns it on for
     // good at boot (the guest cannot turn it off: its calls do not reach the firmware).
-    let enable_ssbd = v4.needs_mitigation() && fw_ok(firmware.workaround_2);
-    let v4_mitigated = enable_ssbd || firmware.workaround_2 == Some(WORKAROUND_NOT_REQUIRED);
+    // With FEAT_SSBS every exception entry to EL2 clears PSTATE.SSBS (SCTLR_EL2.DSSBS is
+    // 0), so the hypervisor never runs with store bypass allowed, and guests switch it for
+    // themselves: as KVM does, they are told it is taken care of.
+    let has_ssbs = field(ids.pfr1, 4) >= 1;
+    let enable_ssbd = v4.needs_mitigation() && !has_ssbs && fw_ok(firmware.workaround_2);
+    let v4_mitigated =
+        has_ssbs || enable_ssbd || firmware.workaround_2 == Some(WORKAROUND_NOT_REQUIRED);
 
     let mut result = Plan {
         v2,
@@ -353,6 +358,22 @@ mod tests {
         };
         let p = plan(&ids(A76), &fw);
         assert!(!p.enable_ssbd);
+        assert_eq!(p.guest_workaround_2, WORKAROUND_NOT_REQUIRED);
+    }
+
+    #[test]
+    fn ssbs_makes_firmware_ssb_calls_unnecessary() {
+        let with_ssbs = CpuIds {
+            pfr1: 2 << 4,
+            ..ids(A76)
+        };
+        let fw = Firmware {
+            workaround_2: Some(SMCCC_SUCCESS),
+            ..Firmware::default()
+        };
+        let p = plan(&with_ssbs, &fw);
+        assert!(!p.enable_ssbd);
+        assert!(!p.v4_exposed());
         assert_eq!(p.guest_workaround_2, WORKAROUND_NOT_REQUIRED);
     }
 

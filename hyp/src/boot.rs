@@ -8,7 +8,7 @@ use platforms::{
 };
 
 use crate::cmdline::{Cmdline, SelfTest};
-use crate::{arch, console, gic, guest, mm, percpu, print, psci, smp};
+use crate::{arch, console, gic, guest, mm, percpu, print, psci, smp, spectre};
 
 /// Exit status printed when the hypervisor cannot start.
 const BOOT_FAILURE_STATUS: u32 = 2;
@@ -82,9 +82,11 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     }
 
     let boot_index = boot_index.unwrap_or(0);
+    spectre::init_this_cpu();
     info!("CPU {boot_index} (MPIDR {mpidr:#x}) online");
     percpu::set_online();
     let online = smp::start_secondaries(&platform, boot_index);
+    spectre::report();
     info!(
         "boot complete: {} of {} CPUs online",
         online.len(),

@@ -13,6 +13,12 @@ const PSCI_VERSION: u32 = 0x8400_0000;
 const CPU_ON: u32 = 0xc400_0003;
 /// `SYSTEM_OFF`.
 const SYSTEM_OFF: u32 = 0x8400_0008;
+/// `PSCI_FEATURES`.
+const PSCI_FEATURES: u32 = 0x8400_000a;
+/// `SMCCC_VERSION`.
+const SMCCC_VERSION: u32 = 0x8000_0000;
+/// `SMCCC_ARCH_FEATURES`.
+const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 
 /// 0: no PSCI; 1: SMC; 2: HVC.
 static CONDUIT: AtomicU8 = AtomicU8::new(0);
@@ -66,6 +72,31 @@ fn call(function: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, PsciError> {
     } else {
         Ok(result.x0)
     }
+}
+
+/// Whether the firmware implements SMCCC 1.1 or later, found the way the SMCCC asks:
+/// `PSCI_FEATURES(SMCCC_VERSION)` first, since older firmware treats an unknown function
+/// ID as it likes (QEMU's built-in PSCI makes it an UNDEF).
+pub fn smccc_1_1_available() -> bool {
+    if call(PSCI_FEATURES, u64::from(SMCCC_VERSION), 0, 0).is_err() {
+        return false;
+    }
+    matches!(call(SMCCC_VERSION, 0, 0, 0), Ok(v) if v >= 0x1_0001)
+}
+
+/// The firmware's `SMCCC_ARCH_FEATURES` answer for `function` (only after
+/// [`smccc_1_1_available`]).
+pub fn arch_features(function: u32) -> Option<i64> {
+    match call(SMCCC_ARCH_FEATURES, u64::from(function), 0, 0) {
+        Ok(value) => Some(value as i64),
+        Err(PsciError::Code(code)) => Some(i64::from(code)),
+        Err(PsciError::NoFirmware) => None,
+    }
+}
+
+/// Calls a firmware function whose result does not matter (the SMCCC workarounds).
+pub fn firmware_call(function: u32, a1: u64) {
+    let _ = call(function, a1, 0, 0);
 }
 
 /// The firmware's PSCI version as (major, minor).

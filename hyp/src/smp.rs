@@ -146,6 +146,7 @@ pub fn secondary(index: usize) -> ! {
     };
     // SAFETY: the boot CPU ran `gic::quiet` before starting this CPU, with the GIC mapped.
     unsafe { crate::gic::quiet_this_cpu() };
+    crate::spectre::init_this_cpu();
     info!("CPU {index} (MPIDR {mpidr:#x}) online");
     percpu::set_online();
     crate::guest::run_this_cpu()

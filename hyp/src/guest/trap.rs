@@ -12,7 +12,8 @@ use crate::exception;
 use crate::exception::TrapFrame;
 
 use exits::smccc::{
-    PSCI_INTERNAL_FAILURE, SMCCC_NOT_SUPPORTED as NOT_SUPPORTED, SMCCC_VERSION_1_1,
+    PSCI_INTERNAL_FAILURE, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2,
+    SMCCC_ARCH_WORKAROUND_3, SMCCC_NOT_SUPPORTED as NOT_SUPPORTED, SMCCC_VERSION_1_1,
 };
 
 /// ACTLR_EL1 (op0 3, op1 0, CRn 1, CRm 0, op2 1).
@@ -20,6 +21,7 @@ const ACTLR_EL1: exits::SysReg = exits::SysReg::new(3, 0, 1, 0, 1);
 
 /// Handles an exception taken from a guest (`kind` as in `vectors.S`, 8..=15).
 pub fn handle(frame: &mut TrapFrame, kind: u64) {
+    crate::spectre::on_guest_exit();
     let Some(vcpu) = pinned_here() else {
         exception::unexpected(frame, kind);
     };
@@ -218,7 +220,20 @@ fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) {
     let call = SmcccCall::from_regs(regs);
     let result = match call.kind() {
         CallKind::Arch(ArchCall::Version) => SMCCC_VERSION_1_1,
-        CallKind::Arch(ArchCall::ArchFeatures) => exits::arch_features(call.args[0] as u32),
+        CallKind::Arch(ArchCall::ArchFeatures) => match call.args[0] as u32 {
+            id @ (SMCCC_ARCH_WORKAROUND_1 | SMCCC_ARCH_WORKAROUND_2 | SMCCC_ARCH_WORKAROUND_3) => {
+                crate::spectre::guest_answer(id)
+            }
+            id => exits::arch_features(id),
+        },
+        // The mitigation already ran on this exit (`spectre::on_guest_exit`); the call
+        // succeeds only where ARCH_FEATURES said it is implemented.
+        CallKind::Arch(workaround @ (ArchCall::ArchWorkaround1 | ArchCall::ArchWorkaround3)) => {
+            match crate::spectre::guest_answer(workaround.function_id()) {
+                0 => 0,
+                _ => NOT_SUPPORTED,
+            }
+        }
         CallKind::Arch(_) => NOT_SUPPORTED,
         CallKind::Psci(psci) => return psci_call(vcpu, frame, psci, &call.args),
         CallKind::VendorHyp(hyp_abi::HYP_ABI_VERSION) => hyp_abi::encoded_version() as i64,
