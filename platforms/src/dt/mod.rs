@@ -13,6 +13,8 @@ use heapless::Vec;
 
 use crate::Board;
 
+mod check;
+
 /// CPUs the hypervisor can manage.
 pub const MAX_CPUS: usize = 64;
 /// Memory banks read from `device_type = "memory"` nodes.
@@ -231,7 +233,7 @@ pub fn dtb_total_size(header: &[u8; 8]) -> Result<usize, ParseError> {
 }
 
 impl<'a> Platform<'a> {
-    /// Parses a whole DTB.
+    /// Parses a whole DTB. A damaged or truncated blob gives an error, never a panic.
     pub fn parse(dtb: &'a [u8]) -> Result<Self, ParseError> {
         if dtb.len() < 8 {
             return Err(ParseError::NotADeviceTree("truncated header"));
@@ -241,6 +243,8 @@ impl<'a> Platform<'a> {
         if dtb.len() < total {
             return Err(ParseError::NotADeviceTree("truncated blob"));
         }
+        // `fdt` panics on damaged blobs: refuse what it cannot read safely first.
+        check::check(&dtb[..total])?;
         let fdt = Fdt::new(&dtb[..total]).map_err(|e| match e {
             fdt::FdtError::BadMagic => ParseError::NotADeviceTree("bad magic"),
             fdt::FdtError::BadPtr => ParseError::NotADeviceTree("null pointer"),

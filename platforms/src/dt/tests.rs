@@ -159,3 +159,82 @@ fn path_components() {
     assert_eq!(path_len("/"), 0);
     assert_eq!(path_len("/pl011@9000000"), 1);
 }
+
+fn be32_at(dtb: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(dtb[at..at + 4].try_into().unwrap())
+}
+
+/// Offset (in the blob) of the first `FDT_PROP` token of the structure block.
+fn first_prop(dtb: &[u8]) -> usize {
+    let structs = be32_at(dtb, 8) as usize;
+    (structs..dtb.len())
+        .step_by(4)
+        .find(|&at| be32_at(dtb, at) == 3)
+        .unwrap()
+}
+
+/// Damage that made `fdt` 0.1.5 panic inside `Platform::parse` (found by the property
+/// tests): each must now be a `NotADeviceTree` or `Malformed` error.
+#[test]
+fn damaged_trees_are_errors_not_panics() {
+    let prop = first_prop(VIRT_V2);
+    type Damage = fn(&mut std::vec::Vec<u8>);
+    let cases: [(&str, Damage); 7] = [
+        ("value past the structure block", |d| {
+            let at = first_prop(d);
+            d[at + 4..at + 8].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+        }),
+        ("name offset past the strings block", |d| {
+            let at = first_prop(d);
+            d[at + 8..at + 12].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+        }),
+        ("NOP instead of a property", |d| {
+            let at = first_prop(d);
+            d[at..at + 4].copy_from_slice(&4u32.to_be_bytes());
+        }),
+        ("unbalanced END_NODE", |d| {
+            let at = first_prop(d);
+            d[at..at + 4].copy_from_slice(&2u32.to_be_bytes());
+        }),
+        ("structure block past the end", |d| {
+            d[36..40].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
+        }),
+        ("strings block past the end", |d| {
+            d[12..16].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
+        }),
+        ("reservation map past the end", |d| {
+            d[16..20].copy_from_slice(&0x00ff_0000u32.to_be_bytes());
+        }),
+    ];
+    assert_eq!(be32_at(VIRT_V2, prop), 3);
+    for (what, damage) in cases {
+        let mut dtb = VIRT_V2.to_vec();
+        damage(&mut dtb);
+        let e = Platform::parse(&dtb).unwrap_err();
+        assert!(matches!(e, ParseError::NotADeviceTree(_)), "{what}: {e:?}");
+    }
+}
+
+/// A `#address-cells` shorter than one cell made `fdt`'s `cell_sizes` panic.
+#[test]
+fn short_address_cells_is_an_error() {
+    // The root's first properties in QEMU's tree include `#address-cells`: find it by
+    // its name in the strings block and shorten its value to two bytes.
+    let dtb = VIRT_V2;
+    let strings = be32_at(dtb, 12) as usize;
+    let name_offset = dtb[strings..]
+        .windows(15)
+        .position(|w| w == b"#address-cells\0")
+        .unwrap() as u32;
+    let mut at = first_prop(dtb);
+    while be32_at(dtb, at) == 3 && be32_at(dtb, at + 8) != name_offset {
+        at += 12 + (be32_at(dtb, at + 4) as usize).next_multiple_of(4);
+    }
+    assert_eq!(be32_at(dtb, at + 8), name_offset, "root has #address-cells");
+    let mut bad = dtb.to_vec();
+    bad[at + 4..at + 8].copy_from_slice(&2u32.to_be_bytes());
+    assert_eq!(
+        Platform::parse(&bad).unwrap_err(),
+        ParseError::Malformed("#address-cells or #size-cells")
+    );
+}
