@@ -11,7 +11,7 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context, Result, bail};
 
 use crate::qemu::{Machine, Qemu};
-use crate::{build, domains, shell};
+use crate::{build, domains, exit_line, shell};
 
 /// Runs the benchmark and prints its figures.
 pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
@@ -61,11 +61,16 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
     for (what, n) in &figures {
         println!("{what:<40} {n:>10} {:>12.2}", *n as f64 / unit as f64);
     }
-    Ok(if output.status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    // The guest's status comes on the hypervisor's exit line (QEMU itself exits 0).
+    let mut scanner = exit_line::Scanner::default();
+    scanner.feed(&output.stdout);
+    let (code, note) = exit_line::run_exit_code(output.status, scanner.finish());
+    if let Some(note) = note {
+        eprintln!("xtask: {note}");
+    } else if code != 0 {
+        eprintln!("xtask: the benchmark guest exited with status {code}");
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// The `(operation, figure)` pairs of the guest's `bench: OP: N ns/op over M` lines.

@@ -3,16 +3,19 @@
 //! `gic`, `cpus` and `cpu` take one value or an array. Arrays are matrix axes: a spec expands
 //! into one case per combination (gic, then cpus, then cpu), named
 //! `<name>-gicv<gic>-<cpus>cpu-<cpu>` with only the array-valued axes in the name.
-//! `{gic}`, `{cpus}` and `{cpu}` in `expect`/`fail` patterns become the case's values.
+//! `{gic}`, `{cpus}` and `{cpu}` in patterns become the case's values; `{info}`, `{warn}`,
+//! `{error}` and `{log}` become the start of a hypervisor log line of that level (`{log}`:
+//! any level). Patterns are [`Pattern`]s: `(name) ...` for a domain's lines, anything else
+//! for the hypervisor's, anchored at the start of the line.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use regex::Regex;
 use serde::Deserialize;
 
-use crate::matcher::BUILTIN_FAIL;
+use crate::fill::Fill;
+use crate::matcher::{BUILTIN_FAIL, Pattern};
 use crate::qemu::parse_size;
 
 /// One value, or an array of them forming a matrix axis.
@@ -68,7 +71,10 @@ struct Spec {
     fail: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
-    exit_code: Option<i32>,
+    exit_code: Option<u32>,
+    settle_secs: Option<f64>,
+    host_file_absent: Option<String>,
+    fill_ram: Option<OneOrMany<FillSpec>>,
     image_text_offset: Option<u64>,
     #[serde(default = "default_true")]
     builtin_fail: bool,
@@ -85,6 +91,26 @@ struct Spec {
     #[serde(default = "default_guest_mem")]
     guest_mem: String,
 }
+
+/// A table, or an array of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// A `fill_ram` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillSpec {
+    addr: u64,
+    size: String,
+    byte: u8,
+}
+
+/// How long a case without `exit_code` keeps watching after its last expectation.
+pub const DEFAULT_SETTLE_SECS: f64 = 2.0;
 
 fn default_guest_vcpus() -> u32 {
     1
@@ -129,24 +155,32 @@ pub struct Case {
     pub append: String,
     /// Whether QEMU enters the image at EL2.
     pub virtualization: bool,
-    /// Patterns that must appear in this order.
-    pub expect: Vec<Regex>,
+    /// Patterns that must appear in this order, one line each.
+    pub expect: Vec<Pattern>,
     /// Patterns that must each appear on a line of their own, in any order.
-    pub expect_any_order: Vec<Regex>,
+    pub expect_any_order: Vec<Pattern>,
     /// Patterns that fail the case at once, built-in ones included.
-    pub fail: Vec<Regex>,
-    /// How long the case may run.
+    pub fail: Vec<Pattern>,
+    /// How long the case may take to meet its expectations (and, with `exit_code`, to end).
     pub timeout: Duration,
-    /// If set, QEMU must exit with this status (after all `expect` patterns were seen).
-    pub exit_code: Option<i32>,
+    /// If set: after every expectation QEMU must exit by itself with status 0, and the
+    /// hypervisor's `hyp: power off, exit status N` line must give this `N`.
+    pub exit_code: Option<u32>,
+    /// Without `exit_code`: how long to keep watching after the last expectation, during
+    /// which a fail pattern or QEMU exiting fails the case.
+    pub settle: Duration,
+    /// A host path deleted before the case, which must not exist after it.
+    pub host_file_absent: Option<PathBuf>,
+    /// RAM QEMU fills before boot.
+    pub fill_ram: Vec<Fill>,
     /// If set, boot a copy of the image whose header asks for this `text_offset`.
     pub image_text_offset: Option<u64>,
     /// Domain configuration (TOML, relative to the workspace root) to boot as guests.
     pub domains: Option<PathBuf>,
     /// The boot archive built from `domains`, filled in before the case runs.
     pub initrd: Option<PathBuf>,
-    /// Text typed on QEMU's console once every `input_after` regex has matched a line.
-    pub input: Option<(Vec<Regex>, String)>,
+    /// Text typed on QEMU's console once every `input_after` pattern has matched a line.
+    pub input: Option<(Vec<Pattern>, String)>,
     /// One guest given as `cargo xtask run --guest` would give it.
     pub guest: Option<crate::domains::DomainConfig>,
     /// Boot QEMU's `raspi4b` with this device-tree source instead of `virt`.
@@ -207,10 +241,47 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
     );
     ensure!(spec.timeout_secs > 0, "timeout_secs must be positive");
     ensure!(
-        !spec.expect.is_empty() || spec.exit_code.is_some(),
+        !spec.expect.is_empty() || !spec.expect_any_order.is_empty() || spec.exit_code.is_some(),
         "give `expect` patterns or an `exit_code`, or the case proves nothing"
     );
+    let settle = match (spec.settle_secs, spec.exit_code) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "settle_secs is for cases without exit_code (with it, the case watches until QEMU exits)"
+        ),
+        (Some(s), None) => {
+            ensure!(
+                s.is_finite() && s > 0.0 && s <= 600.0,
+                "settle_secs must be more than 0 and at most 600"
+            );
+            s
+        }
+        (None, _) => DEFAULT_SETTLE_SECS,
+    };
+    let host_file_absent = match &spec.host_file_absent {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            ensure!(
+                p.is_absolute() && p.file_name().is_some(),
+                "host_file_absent must be an absolute path to a file"
+            );
+            Some(p)
+        }
+        None => None,
+    };
+    let fill_ram = match &spec.fill_ram {
+        None => Vec::new(),
+        Some(OneOrMany::One(f)) => vec![fill_of(f)?],
+        Some(OneOrMany::Many(v)) => v.iter().map(fill_of).collect::<Result<_>>()?,
+    };
+    ensure!(
+        fill_ram.is_empty() || spec.raspi4b_dts.is_none(),
+        "fill_ram is for the virt machine only"
+    );
     let mem = parse_size(&spec.mem)?;
+    if !fill_ram.is_empty() {
+        // Where QEMU loads its own files is checked when the case runs.
+        crate::fill::check(&fill_ram, mem, &[])?;
+    }
 
     let mut cases = Vec::new();
     for &gic in &gics {
@@ -226,9 +297,8 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                 if spec.cpu.is_matrix() {
                     name += &format!("-{cpu}");
                 }
-                let compile = |pattern: &str| -> Result<Regex> {
-                    let pattern = substitute(pattern, gic, cpus, cpu);
-                    Regex::new(&pattern).with_context(|| format!("bad pattern {pattern:?}"))
+                let compile = |pattern: &str| -> Result<Pattern> {
+                    Pattern::parse(&substitute(pattern, gic, cpus, cpu))
                 };
                 let expect = spec
                     .expect
@@ -243,9 +313,9 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                 let builtin: &[&str] = if spec.builtin_fail { BUILTIN_FAIL } else { &[] };
                 let fail = builtin
                     .iter()
-                    .map(|p| regex::escape(p))
-                    .chain(spec.fail.iter().cloned())
-                    .map(|p| compile(&p))
+                    .copied()
+                    .chain(spec.fail.iter().map(String::as_str))
+                    .map(compile)
                     .collect::<Result<_>>()?;
                 cases.push(Case {
                     name,
@@ -260,6 +330,9 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     fail,
                     timeout: Duration::from_secs(spec.timeout_secs),
                     exit_code: spec.exit_code,
+                    settle: Duration::from_secs_f64(settle),
+                    host_file_absent: host_file_absent.clone(),
+                    fill_ram: fill_ram.clone(),
                     image_text_offset: spec.image_text_offset,
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,
@@ -293,12 +366,32 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// Replaces `{gic}`, `{cpus}` and `{cpu}` in a pattern with the case's values.
+fn fill_of(spec: &FillSpec) -> Result<Fill> {
+    Ok(Fill {
+        addr: spec.addr,
+        size: parse_size(&spec.size).context("fill_ram size")?,
+        byte: spec.byte,
+    })
+}
+
+/// The start of a hypervisor log line, `[LEVEL] cpuN: `, for each placeholder.
+const LOG_PLACEHOLDERS: &[(&str, &str)] = &[
+    ("{info}", r"\[INFO \] cpu\d+: "),
+    ("{warn}", r"\[WARN \] cpu\d+: "),
+    ("{error}", r"\[ERROR\] cpu\d+: "),
+    ("{log}", r"\[(?:ERROR|WARN |INFO |DEBUG|TRACE)\] cpu\d+: "),
+];
+
+/// Replaces `{gic}`, `{cpus}`, `{cpu}` and the log-line placeholders in a pattern.
 fn substitute(pattern: &str, gic: u8, cpus: u32, cpu: &str) -> String {
-    pattern
+    let mut out = pattern
         .replace("{gic}", &gic.to_string())
         .replace("{cpus}", &cpus.to_string())
-        .replace("{cpu}", &regex::escape(cpu))
+        .replace("{cpu}", &regex::escape(cpu));
+    for (name, regex) in LOG_PLACEHOLDERS {
+        out = out.replace(name, regex);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -309,8 +402,8 @@ mod tests {
         cases.iter().map(|c| c.name.as_str()).collect()
     }
 
-    fn strs(res: &[Regex]) -> Vec<&str> {
-        res.iter().map(Regex::as_str).collect()
+    fn strs(res: &[Pattern]) -> Vec<&str> {
+        res.iter().map(Pattern::as_str).collect()
     }
 
     #[test]
@@ -326,7 +419,10 @@ mod tests {
         assert_eq!(c.append, "");
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!((c.exit_code, c.image_text_offset), (None, None));
-        assert_eq!(strs(&c.fail), ["panicked at", "EXCEPTION"]);
+        assert_eq!(strs(&c.fail), [".*panicked", ".*EXCEPTION"]);
+        assert_eq!(c.settle, Duration::from_secs(2));
+        assert_eq!(c.host_file_absent, None);
+        assert!(c.fill_ram.is_empty());
     }
 
     #[test]
@@ -372,7 +468,7 @@ mod tests {
             strs(&c.expect),
             ["GICv3", "boot complete: 4 of 4 CPUs", r"cpu=cortex\-a72"]
         );
-        assert_eq!(strs(&c.fail), ["panicked at", "EXCEPTION", r"\[ERROR\]"]);
+        assert_eq!(strs(&c.fail), [".*panicked", ".*EXCEPTION", r"\[ERROR\]"]);
         let moved = cases.last().unwrap();
         assert_eq!(moved.name, "moved-2cpu");
         assert_eq!((moved.gic, moved.cpus, moved.exit_code), (2, 2, Some(0)));
@@ -398,6 +494,87 @@ mod tests {
             assert!(parse(text).is_err(), "accepted:\n{text}");
         }
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn placeholders_and_sources() {
+        let cases = parse(
+            r#"
+            [[case]]
+            name = "a"
+            cpus = 2
+            expect = ['{info}boot complete: {cpus} of {cpus}', '(solo) PASS x', '{log}d1']
+            fail = ['(*) FAIL ', '(toomany)']
+            "#,
+        )
+        .unwrap();
+        let c = &cases[0];
+        use crate::matcher::{Line, Source};
+        assert_eq!(c.expect[0].source(), &Source::Hypervisor);
+        assert!(c.expect[0].matches(Line::classify("[INFO ] cpu12: boot complete: 2 of 2 CPUs")));
+        assert!(!c.expect[0].matches(Line::classify("[WARN ] cpu1: boot complete: 2 of 2")));
+        assert_eq!(c.expect[1].source(), &Source::Domain("solo".into()));
+        assert!(c.expect[2].matches(Line::classify("[ERROR] cpu0: d1 (x): no")));
+        assert_eq!(c.fail[2].source(), &Source::AnyDomain);
+        assert!(c.fail[3].matches(Line::classify("(toomany) ")));
+        assert!(
+            parse("[[case]]\nname = \"a\"\nexpect = ['\\(solo\\) x']\n").is_err(),
+            "an escaped domain prefix is refused: it would never match"
+        );
+    }
+
+    #[test]
+    fn new_keys() {
+        let cases = parse(
+            r#"
+            [[case]]
+            name = "a"
+            expect = ['x']
+            settle_secs = 0.5
+            host_file_absent = "/tmp/rust-hyp-semihosting-probe"
+            fill_ram = { addr = 0x4200_0000, size = "64M", byte = 0xa5 }
+
+            [[case]]
+            name = "b"
+            exit_code = 3
+            fill_ram = [
+                { addr = 0x4200_0000, size = "16M", byte = 0 },
+                { addr = 0x5000_0000, size = "1G", byte = 0xff },
+            ]
+            mem = "2G"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cases[0].settle, Duration::from_millis(500));
+        assert_eq!(
+            cases[0].host_file_absent.as_deref(),
+            Some(Path::new("/tmp/rust-hyp-semihosting-probe"))
+        );
+        assert_eq!(
+            cases[0].fill_ram,
+            [Fill {
+                addr: 0x4200_0000,
+                size: 64 << 20,
+                byte: 0xa5
+            }]
+        );
+        assert_eq!(cases[1].exit_code, Some(3));
+        assert_eq!(cases[1].fill_ram.len(), 2);
+        assert_eq!(cases[1].fill_ram[1].size, 1 << 30);
+        let bad = [
+            "exit_code = 0\nsettle_secs = 1",
+            "expect = ['x']\nsettle_secs = 0",
+            "expect = ['x']\nhost_file_absent = \"relative/path\"",
+            "expect = ['x']\nfill_ram = { addr = 0x3000_0000, size = \"64M\", byte = 1 }",
+            "expect = ['x']\nfill_ram = { addr = 0x7e00_0000, size = \"64M\", byte = 1 }",
+            "expect = ['x']\nfill_ram = { addr = 0x4200_0000, size = \"64M\", byte = 256 }",
+            "expect = ['x']\nfill_ram = { addr = 0x4200_0000, size = \"64M\" }",
+            "expect = ['x']\nraspi4b_dts = \"x.dts\"\nfill_ram = { addr = 0x4200_0000, size = \"1M\", byte = 1 }",
+        ];
+        for extra in bad {
+            let text = format!("[[case]]\nname = \"a\"\n{extra}\n");
+            assert!(parse(&text).is_err(), "accepted:\n{text}");
+        }
     }
 
     #[test]
@@ -427,7 +604,13 @@ mod tests {
             "every domains file named by a case exists"
         );
         let wx = cases.iter().find(|c| c.name == "selftest-wx").unwrap();
-        assert!(strs(&wx.fail).iter().all(|p| *p != "EXCEPTION"));
+        assert!(strs(&wx.fail).iter().all(|p| !p.contains("EXCEPTION")));
+        assert!(
+            cases
+                .iter()
+                .all(|c| c.exit_code.is_some() || c.settle >= Duration::from_secs(1)),
+            "every case ends with an exit status or a settle window"
+        );
         assert!(cases.iter().any(|c| !c.virtualization));
         assert!(
             cases

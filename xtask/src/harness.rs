@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::cases::Case;
-use crate::image;
 use crate::matcher::{Matcher, clean_line};
 use crate::qemu::{Machine, Qemu};
 use crate::shell;
+use crate::{exit_line, fill, image};
 
 /// Output lines shown when a case fails.
 const TAIL_LINES: usize = 40;
@@ -43,16 +43,51 @@ pub struct Outcome {
 }
 
 /// Runs `cmd` (stdin null, stdout and stderr merged) and judges its output against `case`.
-/// The process is always killed and reaped before this returns.
+/// The process is always killed and reaped before this returns. With `host_file_absent`,
+/// that path is deleted first and must not exist afterwards.
 pub fn run_case(case: &Case, mut cmd: Command) -> Outcome {
     let start = Instant::now();
     let mut log = Vec::new();
-    let result = watch(case, &mut cmd, start, &mut log);
+    let result = match &case.host_file_absent {
+        Some(path) => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!(
+                "cannot delete {} before the case: {e}",
+                path.display()
+            )),
+        },
+        None => Ok(()),
+    };
+    let mut result = result.and_then(|()| watch(case, &mut cmd, start, &mut log));
+    if let Some(path) = &case.host_file_absent
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        let found = format!(
+            "{} exists on the host after the case: the machine reached the host's files",
+            path.display()
+        );
+        result = match result {
+            Ok(()) => Err(found),
+            Err(reason) => Err(format!("{reason}; and {found}")),
+        };
+    }
     Outcome {
         result,
         elapsed: start.elapsed(),
         log,
     }
+}
+
+/// Where a case is in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the expected lines.
+    Expecting,
+    /// All seen, no `exit_code`: watching until the settle window ends.
+    Settling { until: Instant },
+    /// All seen, `exit_code` set: watching until QEMU exits.
+    AwaitingExit,
 }
 
 fn watch(
@@ -106,9 +141,22 @@ fn watch(
     let mut stdin = child.0.stdin.take();
     let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone())
         .with_unordered(case.expect_any_order.clone());
+    let mut exit_status = exit_line::Seen::None;
     let deadline = start + case.timeout;
+    let next_phase = |matcher: &Matcher| match (matcher.done(), case.exit_code) {
+        (false, _) => Phase::Expecting,
+        (true, Some(_)) => Phase::AwaitingExit,
+        (true, None) => Phase::Settling {
+            until: Instant::now() + case.settle,
+        },
+    };
+    let mut phase = next_phase(&matcher);
     let verdict = loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let wait_until = match phase {
+            Phase::Settling { until } => until,
+            Phase::Expecting | Phase::AwaitingExit => deadline,
+        };
+        match rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
             Ok(line) => {
                 if let Some((after, _)) = pending_input.as_mut() {
                     after.feed(&line);
@@ -126,18 +174,42 @@ fn watch(
                         }
                     }
                 }
-                let bad = matcher.feed(&line).map(|re| re.as_str().to_owned());
+                if let Some(status) = exit_line::parse(&line) {
+                    exit_status.add(status);
+                    if let exit_line::Seen::Conflict(a, b) = exit_status {
+                        log.push(line);
+                        break Err(format!(
+                            "the hypervisor's exit line appeared with statuses {a} and {b}"
+                        ));
+                    }
+                }
+                let bad = matcher.feed(&line).map(|p| p.as_str().to_owned());
                 log.push(line);
                 if let Some(bad) = bad {
-                    break Err(format!("output matched fail pattern `{bad}`"));
+                    let when = match phase {
+                        Phase::Settling { .. } => " after the last expected line",
+                        _ => "",
+                    };
+                    break Err(format!("output matched fail pattern `{bad}`{when}"));
                 }
-                if matcher.done() && case.exit_code.is_none() {
-                    break Ok(());
+                if phase == Phase::Expecting {
+                    phase = next_phase(&matcher);
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break Err(timeout_reason(case, &matcher)),
+            Err(mpsc::RecvTimeoutError::Timeout) => match phase {
+                Phase::Settling { .. } => break Ok(()),
+                _ => break Err(timeout_reason(case, &matcher)),
+            },
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                break after_output_closed(case, &matcher, &mut child.0, deadline);
+                let wait_until = deadline.max(wait_until);
+                break after_output_closed(
+                    case,
+                    &matcher,
+                    phase,
+                    exit_status,
+                    &mut child.0,
+                    wait_until,
+                );
             }
         }
     };
@@ -149,18 +221,22 @@ fn watch(
 fn timeout_reason(case: &Case, matcher: &Matcher) -> String {
     let secs = case.timeout.as_secs();
     match (matcher.waiting_for(), case.exit_code) {
-        (Some(re), _) => format!("timed out after {secs}s waiting for `{re}`"),
-        (None, Some(code)) => {
-            format!("timed out after {secs}s waiting for QEMU to exit with status {code}")
-        }
+        (Some(p), _) => format!("timed out after {secs}s waiting for `{p}`"),
+        (None, Some(code)) => format!(
+            "timed out after {secs}s waiting for QEMU to exit after `{}{code}`",
+            exit_line::PREFIX
+        ),
         (None, None) => format!("timed out after {secs}s"),
     }
 }
 
-/// QEMU closed its output: wait for it to exit and judge its status.
+/// QEMU closed its output: wait for it to exit and judge its status and the hypervisor's
+/// exit line.
 fn after_output_closed(
     case: &Case,
     matcher: &Matcher,
+    phase: Phase,
+    exit_status: exit_line::Seen,
     child: &mut Child,
     deadline: Instant,
 ) -> Result<(), String> {
@@ -172,18 +248,51 @@ fn after_output_closed(
             Err(e) => return Err(format!("cannot wait for QEMU: {e}")),
         }
     };
-    if let Some(re) = matcher.waiting_for() {
-        return Err(format!(
-            "QEMU exited ({}) before `{re}` appeared",
-            describe(status)
-        ));
-    }
-    match case.exit_code {
-        Some(code) if status.code() != Some(code) => Err(format!(
-            "QEMU exited ({}), expected exit status {code}",
-            describe(status)
+    let exit_status = match exit_status {
+        exit_line::Seen::Status(n) => Some(n),
+        // A conflict ends the case as soon as it is seen.
+        exit_line::Seen::None | exit_line::Seen::Conflict(..) => None,
+    };
+    let hyp = match exit_status {
+        Some(n) => format!("hypervisor exit status {n}"),
+        None => "no hypervisor exit line".to_owned(),
+    };
+    match phase {
+        Phase::Expecting => {
+            let missing = matcher
+                .waiting_for()
+                .map_or_else(String::new, |p| format!(" before `{p}` appeared"));
+            Err(format!(
+                "QEMU exited ({}; {hyp}){missing}",
+                describe(status)
+            ))
+        }
+        Phase::Settling { .. } => Err(format!(
+            "QEMU exited ({}; {hyp}) within {:.1}s of the last expected line; a case without \
+             exit_code must keep running (give it exit_code if the machine should power off)",
+            describe(status),
+            case.settle.as_secs_f64()
         )),
-        _ => Ok(()),
+        Phase::AwaitingExit => {
+            let code = case.exit_code.expect("awaiting an exit status");
+            if !status.success() {
+                return Err(format!(
+                    "QEMU itself failed ({}; {hyp}): it must exit 0, the status travels on \
+                     the `{}N` line",
+                    describe(status),
+                    exit_line::PREFIX
+                ));
+            }
+            match exit_status {
+                None => Err(format!(
+                    "QEMU exited (status 0) without the hypervisor's `{}N` line, expected \
+                     exit status {code}",
+                    exit_line::PREFIX
+                )),
+                Some(n) if n != code => Err(format!("hypervisor exit status {n}, expected {code}")),
+                Some(_) => Ok(()),
+            }
+        }
     }
 }
 
@@ -201,6 +310,8 @@ pub struct Dirs {
     pub logs: PathBuf,
     /// Patched images for cases with `image_text_offset`.
     pub images: PathBuf,
+    /// Files for `fill_ram`, shared between cases and runs.
+    pub fills: PathBuf,
 }
 
 /// Runs `cases` against `image`, `jobs` at a time; prints a line per case and returns
@@ -254,8 +365,10 @@ pub fn run_all(
 /// Runs one case, prints its verdict, writes its log; returns whether it passed.
 fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
     let log_path = dirs.logs.join(format!("{}.log", case.name));
-    let kernel = match kernel_for(case, image, &dirs.images) {
-        Ok(kernel) => kernel,
+    let prepared = kernel_for(case, image, &dirs.images)
+        .and_then(|kernel| Ok((fill_loaders(case, &kernel, &dirs.fills)?, kernel)));
+    let (loaders, kernel) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             println!("FAIL {} ({e:#})", case.name);
             return false;
@@ -270,6 +383,7 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         append: case.append.clone(),
         initrd: case.initrd.clone(),
         raspi4b_dtb: case.raspi4b_dtb.clone(),
+        loaders,
         ..Machine::new(kernel)
     };
     let cmd = qemu.command(&machine);
@@ -311,6 +425,31 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
     outcome.result.is_ok()
 }
 
+/// The `-device loader` files and addresses for a case's `fill_ram`, after checking that
+/// QEMU's own files (the image `kernel`, the case's initrd, the device tree) stay clear.
+fn fill_loaders(case: &Case, kernel: &Path, fills_dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    if case.fill_ram.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bytes =
+        std::fs::read(kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
+    let header = image::parse_header(&bytes)?;
+    let initrd_len = match &case.initrd {
+        Some(p) => Some(
+            std::fs::metadata(p)
+                .with_context(|| format!("cannot read {}", p.display()))?
+                .len(),
+        ),
+        None => None,
+    };
+    let occupied = fill::virt_occupied(case.mem, &header, bytes.len() as u64, initrd_len);
+    fill::check(&case.fill_ram, case.mem, &occupied)?;
+    case.fill_ram
+        .iter()
+        .map(|f| Ok((fill::file(fills_dir, f.size, f.byte)?, f.addr)))
+        .collect()
+}
+
 /// The image a case boots: `image` itself, or a copy with its `text_offset` patched.
 fn kernel_for(case: &Case, image: &Path, images_dir: &Path) -> Result<PathBuf> {
     let Some(offset) = case.image_text_offset else {
@@ -343,52 +482,160 @@ mod tests {
     }
 
     #[test]
-    fn passes_when_all_expected_lines_appear_and_kills_the_process() {
+    fn passes_after_the_settle_window_and_kills_the_process() {
         let o = sh_case(
-            "expect = ['hello', 'done: 4']",
+            "expect = ['hello', 'done: 4']\nsettle_secs = 0.5",
             "printf 'hello\\r\\ndone: 4\\r\\n'; exec sleep 30",
         );
         assert_eq!(o.result, Ok(()));
         assert_eq!(o.log, ["hello", "done: 4"]);
+        assert!(
+            o.elapsed >= Duration::from_millis(500),
+            "watched the settle window"
+        );
         assert!(o.elapsed < Duration::from_secs(10));
     }
 
     #[test]
-    fn fails_on_builtin_and_custom_patterns() {
+    fn a_panic_in_the_settle_window_fails() {
         let o = sh_case(
-            "expect = ['never']",
-            "echo 'panicked at src/x.rs:1:1'; exec sleep 30",
+            "expect = ['boot complete']\nsettle_secs = 5",
+            "echo 'boot complete'; sleep 0.2; \
+             echo '[ERROR] cpu0: hypervisor panicked at hyp/src/boot.rs:1:1: x'; exec sleep 30",
         );
-        assert!(o.result.unwrap_err().contains("panicked at"));
-        let o = sh_case(
-            "expect = ['never']\nfail = ['E\\d+']",
-            "echo E42 >&2; exec sleep 30",
+        let err = o.result.unwrap_err();
+        assert!(
+            err.contains("`.*panicked` after the last expected line"),
+            "{err}"
         );
-        assert!(o.result.unwrap_err().contains(r"E\d+"));
+        assert!(o.elapsed < Duration::from_secs(4), "failed at once");
     }
 
     #[test]
-    fn times_out_on_silence() {
-        let o = sh_case("expect = ['x']\ntimeout_secs = 1", "exec sleep 30");
+    fn qemu_exiting_in_the_settle_window_fails() {
+        let o = sh_case(
+            "expect = ['boot complete']\nsettle_secs = 5",
+            "echo 'boot complete'; echo 'hyp: power off, exit status 0'; exit 0",
+        );
+        let err = o.result.unwrap_err();
+        assert!(err.contains("QEMU exited (status 0; hypervisor exit status 0) within 5.0s"));
+    }
+
+    #[test]
+    fn guests_cannot_meet_hypervisor_expectations() {
+        let o = sh_case(
+            "expect = ['{info}boot complete']\ntimeout_secs = 1",
+            "echo '(evil) [INFO ] cpu0: boot complete'; echo '(evil) boot complete'; \
+             echo 'x [INFO ] cpu0: boot complete'; exec sleep 30",
+        );
+        let err = o.result.unwrap_err();
+        assert!(err.contains("timed out after 1s waiting for `"), "{err}");
+        // Nor fail a case through a hypervisor fail pattern.
+        let o = sh_case(
+            "expect = ['ok']\nfail = ['\\[ERROR\\]']\nsettle_secs = 0.2",
+            "echo '(g) [ERROR] cpu0: fake'; echo '(g) panicked at x'; echo ok; exec sleep 30",
+        );
+        assert_eq!(o.result, Ok(()));
+    }
+
+    #[test]
+    fn domain_fail_patterns() {
+        let o = sh_case(
+            "expect = ['(good) done']\nfail = ['(toomany)']\nsettle_secs = 1",
+            "echo '(good) done'; sleep 0.1; echo '(toomany) '; exec sleep 30",
+        );
+        assert!(o.result.unwrap_err().contains("`(toomany)`"));
+    }
+
+    #[test]
+    fn checks_the_hypervisor_exit_status() {
+        let exit = |n: u32| format!("echo 'hyp: power off, exit status {n}'");
+        let o = sh_case(
+            "expect = ['bye']\nexit_code = 0",
+            &format!("echo bye; {}; exit 0", exit(0)),
+        );
+        assert_eq!(o.result, Ok(()));
+        let o = sh_case(
+            "exit_code = 7",
+            &format!("{}; printf 'partial line'; exit 0", exit(7)),
+        );
+        assert_eq!(o.result, Ok(()));
+        assert_eq!(o.log, ["hyp: power off, exit status 7", "partial line"]);
+        let o = sh_case(
+            "expect = ['bye']\nexit_code = 0",
+            &format!("echo bye; {}; exit 0", exit(1)),
+        );
+        assert_eq!(
+            o.result.unwrap_err(),
+            "hypervisor exit status 1, expected 0"
+        );
+        // QEMU's own status is not the hypervisor's.
+        let o = sh_case("expect = ['bye']\nexit_code = 3", "echo bye; exit 3");
         assert!(
             o.result
                 .unwrap_err()
-                .contains("timed out after 1s waiting for `x`")
+                .contains("QEMU itself failed (status 3; no hypervisor exit line)")
         );
-        assert!(o.elapsed < Duration::from_secs(5));
+        let o = sh_case("exit_code = 0", &format!("{}; exit 1", exit(0)));
+        assert!(o.result.unwrap_err().contains("QEMU itself failed"));
+        let o = sh_case("exit_code = 0", "echo bye; exit 0");
+        assert!(o.result.unwrap_err().contains("without the hypervisor's"));
+        // A guest cannot forge the line.
+        let o = sh_case(
+            "exit_code = 0",
+            "echo '(g) hyp: power off, exit status 0'; exit 0",
+        );
+        assert!(o.result.unwrap_err().contains("without the hypervisor's"));
+        let o = sh_case(
+            "exit_code = 42",
+            &format!(
+                "{}; echo '(g) hyp: power off, exit status 42'; exit 0",
+                exit(0)
+            ),
+        );
+        assert_eq!(
+            o.result.unwrap_err(),
+            "hypervisor exit status 0, expected 42"
+        );
+        // Two different statuses: neither is trusted.
+        let o = sh_case(
+            "exit_code = 0",
+            &format!("{}; {}; exit 0", exit(1), exit(0)),
+        );
+        assert_eq!(
+            o.result.unwrap_err(),
+            "the hypervisor's exit line appeared with statuses 1 and 0"
+        );
+        // Expectations still come first.
+        let o = sh_case("expect = ['bye']", "echo hi; exit 0");
+        assert!(o.result.unwrap_err().contains("before `bye` appeared"));
+        let o = sh_case(
+            "expect = ['bye']\nexit_code = 0\ntimeout_secs = 1",
+            "echo bye; exec sleep 30",
+        );
+        assert!(o.result.unwrap_err().contains("waiting for QEMU to exit"));
     }
 
     #[test]
-    fn checks_exit_status() {
-        let o = sh_case("expect = ['bye']\nexit_code = 0", "echo bye; exit 0");
-        assert_eq!(o.result, Ok(()));
-        let o = sh_case("expect = ['bye']\nexit_code = 0", "echo bye; exit 1");
-        assert!(o.result.unwrap_err().contains("expected exit status 0"));
-        let o = sh_case("expect = ['bye']", "echo hi; exit 0");
-        assert!(o.result.unwrap_err().contains("before `bye` appeared"));
-        let o = sh_case("exit_code = 3", "printf 'partial line'; exit 3");
-        assert_eq!(o.result, Ok(()));
-        assert_eq!(o.log, ["partial line"]);
+    fn host_file_absent() {
+        let path = std::env::temp_dir().join(format!("xtask-probe-{}", std::process::id()));
+        std::fs::write(&path, "left over").unwrap();
+        let spec = format!(
+            "exit_code = 0\nhost_file_absent = {:?}",
+            path.to_str().unwrap()
+        );
+        let ok = "echo 'hyp: power off, exit status 0'; exit 0";
+        let o = sh_case(&spec, ok);
+        assert_eq!(o.result, Ok(()), "deleted before the case");
+        assert!(!path.exists());
+        let script = format!("echo made > {}; {ok}", path.display());
+        let o = sh_case(&spec, &script);
+        let err = o.result.unwrap_err();
+        assert!(err.contains("exists on the host after the case"), "{err}");
+        let o = sh_case(&spec.replace("exit_code = 0", "exit_code = 5"), &script);
+        let err = o.result.unwrap_err();
+        assert!(err.contains("expected 5; and "), "{err}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

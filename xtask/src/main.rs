@@ -5,6 +5,8 @@ mod bench;
 mod build;
 mod cases;
 mod domains;
+mod exit_line;
+mod fill;
 mod harness;
 mod image;
 mod matcher;
@@ -76,7 +78,7 @@ struct RunArgs {
     /// Wait for gdb on TCP port 1234 before starting.
     #[arg(long)]
     gdb: bool,
-    /// The hypervisor's command line, e.g. `loglvl=debug` (exit=semihosting is always added).
+    /// The hypervisor's command line, e.g. `loglvl=debug`.
     #[arg(long, default_value = "")]
     append: String,
     /// Start at EL1 (QEMU virtualization=off), to see the hypervisor refuse.
@@ -104,8 +106,9 @@ struct RunArgs {
     /// With --guest: its memory, e.g. 256M, 1G.
     #[arg(long, requires = "guest", default_value = "256M", value_parser = qemu::parse_size)]
     mem: u64,
-    /// Exit QEMU with the status of the last guest to power off (through semihosting);
-    /// without it the machine powers off with PSCI and QEMU exits 0.
+    /// Exit with the status the hypervisor prints last (`hyp: power off, exit status N`:
+    /// the last domain's status), or 1 if QEMU ends without that line. Without it, exit
+    /// with QEMU's own status (0 after the hypervisor powers the machine off).
     #[arg(long)]
     exit_with_guest: bool,
     /// Extra QEMU arguments, after `--`.
@@ -124,9 +127,9 @@ struct TestArgs {
     /// Run only boot cases whose name contains this text.
     #[arg(long, conflicts_with = "host_only")]
     filter: Option<String>,
-    /// Boot cases run in parallel.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
-    jobs: u16,
+    /// Boot cases run in parallel [the number of CPUs, at most 2].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 /// Workspace packages that only build for the bare-metal target, left out of host tests.
@@ -208,7 +211,6 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         gdb: args.gdb,
         extra: args.qemu_args,
         initrd,
-        semihosting_exit: args.exit_with_guest,
         raspi4b_dtb: match &args.raspi4b {
             Some(dts) => Some(build::compile_dts(&from_cwd(dts))?),
             None => None,
@@ -224,8 +226,16 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         );
     }
     println!("(Ctrl-A X quits QEMU)");
-    let status = shell::run(&mut qemu.command(&machine))?;
-    Ok(exit_code_of(status))
+    let mut cmd = qemu.command(&machine);
+    if !args.exit_with_guest {
+        return Ok(exit_code_of(shell::run(&mut cmd)?));
+    }
+    let (status, line) = exit_line::run_and_scan(&mut cmd)?;
+    let (code, note) = exit_line::run_exit_code(status, line);
+    if let Some(note) = note {
+        eprintln!("xtask: {note}");
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// The exit code a shell would report for `status`.
@@ -277,14 +287,22 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),
+        fills: build::xtask_dir().join("fill"),
     };
-    let (passed, failed) = harness::run_all(&cases, &qemu, &built.bin, &dirs, args.jobs.into())?;
+    let jobs = args.jobs.map_or_else(default_jobs, usize::from);
+    let (passed, failed) = harness::run_all(&cases, &qemu, &built.bin, &dirs, jobs)?;
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Boot cases run side by side by default: one per host CPU, at most two (each QEMU runs
+/// several vCPU threads, and a case's timeout must hold on a busy machine).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// Builds the boot archive of every case that boots guests (each configuration once),
@@ -391,5 +409,11 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["xtask", "test", "--host-only", "--boot-only"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "test", "--jobs", "0"]).is_err());
+        let cli = Cli::try_parse_from(["xtask", "test", "--jobs", "3"]).unwrap();
+        let Cmd::Test(test) = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(test.jobs, Some(3));
+        assert!((1..=2).contains(&default_jobs()));
     }
 }

@@ -1,4 +1,8 @@
 //! The QEMU command line for booting the hypervisor on the `virt` machine.
+//!
+//! Semihosting is never enabled: with it, any guest at EL1 could open host files and choose
+//! QEMU's exit status with `HLT #0xf000`. The hypervisor reports its exit status on the
+//! console instead (`crate::exit_line`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -9,9 +13,6 @@ use anyhow::{Result, bail, ensure};
 const DEFAULT_QEMU: &str = "qemu-system-aarch64";
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
-
-/// Tells the hypervisor it may exit QEMU with a status through semihosting.
-pub const EXIT_SEMIHOSTING: &str = "exit=semihosting";
 
 /// Parses a memory size: a whole number with an optional `K`, `M`, `G` or `T` suffix (binary
 /// units, case-insensitive, optional trailing `B`/`iB`); a bare number means MiB, as for QEMU's
@@ -68,7 +69,7 @@ pub struct Machine {
     pub virtualization: bool,
     /// The flat image given to `-kernel`.
     pub kernel: PathBuf,
-    /// The hypervisor's command line, `exit=semihosting` excluded (it is always added).
+    /// The hypervisor's command line.
     pub append: String,
     /// Wait for gdb on TCP port 1234 before running (`-s -S`).
     pub gdb: bool,
@@ -76,8 +77,8 @@ pub struct Machine {
     pub extra: Vec<String>,
     /// The boot archive (guest domains), given as `-initrd`.
     pub initrd: Option<PathBuf>,
-    /// Whether the hypervisor may exit QEMU with a status through semihosting.
-    pub semihosting_exit: bool,
+    /// Raw files QEMU loads into guest-physical memory before boot (`-device loader`).
+    pub loaders: Vec<(PathBuf, u64)>,
     /// Run on QEMU's `raspi4b` board (Raspberry Pi 4: four Cortex-A72, GIC-400, fixed
     /// RAM) with this device tree, instead of `virt`; `gic`, `cpus`, `mem`, `cpu` and
     /// `virtualization` then do not apply.
@@ -98,24 +99,14 @@ impl Machine {
             gdb: false,
             extra: Vec::new(),
             initrd: None,
-            semihosting_exit: true,
+            loaders: Vec::new(),
             raspi4b_dtb: None,
         }
     }
 
-    /// The hypervisor command line QEMU passes: `exit=semihosting` (unless turned off)
-    /// plus the user's text.
+    /// The hypervisor command line QEMU passes.
     pub fn command_line(&self) -> String {
-        let exit = if self.semihosting_exit {
-            EXIT_SEMIHOSTING
-        } else {
-            ""
-        };
-        [exit, self.append.trim()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.append.trim().to_owned()
     }
 
     /// QEMU's arguments (the program name excluded).
@@ -142,8 +133,6 @@ impl Machine {
                 "-nic".into(),
                 "none".into(),
                 "-no-reboot".into(),
-                "-semihosting-config".into(),
-                "enable=on,target=native".into(),
             ])
             .map(OsString::from)
             .collect();
@@ -156,6 +145,10 @@ impl Machine {
         if let Some(initrd) = &self.initrd {
             args.push("-initrd".into());
             args.push(initrd.clone().into());
+        }
+        for (file, addr) in &self.loaders {
+            args.push("-device".into());
+            args.push(crate::fill::loader_device(file, *addr).into());
         }
         args.push("-append".into());
         args.push(self.command_line().into());
@@ -261,11 +254,14 @@ mod tests {
     fn default_command_line() {
         let m = Machine::new("target/xtask/hyp.bin".into());
         let expected = "-machine virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1G \
-                        -nographic -nic none -no-reboot -semihosting-config enable=on,target=native \
-                        -kernel target/xtask/hyp.bin -append";
+                        -nographic -nic none -no-reboot -kernel target/xtask/hyp.bin -append";
         let args = strings(m.args());
         assert_eq!(args[..args.len() - 1].join(" "), expected);
-        assert_eq!(args.last().unwrap(), "exit=semihosting");
+        assert_eq!(args.last().unwrap(), "");
+        assert!(
+            !args.iter().any(|a| a.contains("semihosting")),
+            "semihosting lets guests reach the host"
+        );
     }
 
     #[test]
@@ -279,23 +275,18 @@ mod tests {
             append: " loglvl=debug ".into(),
             gdb: true,
             extra: vec!["-d".into(), "int".into()],
+            loaders: vec![("fill.bin".into(), 0x4200_0000)],
             ..Machine::new("hyp.bin".into())
         };
         let args = strings(m.args());
+        let joined = args.join(" ");
+        assert!(joined.contains(
+            "-kernel hyp.bin -device loader,file=fill.bin,addr=0x42000000,force-raw=on -append"
+        ));
         assert_eq!(args[1], "virt,virtualization=off,gic-version=2");
         assert_eq!(args[3..8], ["cortex-a53", "-smp", "1", "-m", "512M"]);
         let tail = &args[args.len() - 6..];
-        assert_eq!(
-            tail,
-            [
-                "-append",
-                "exit=semihosting loglvl=debug",
-                "-s",
-                "-S",
-                "-d",
-                "int"
-            ]
-        );
+        assert_eq!(tail, ["-append", "loglvl=debug", "-s", "-S", "-d", "int"]);
     }
 
     #[test]

@@ -51,8 +51,8 @@ mod tests {
         assert_eq!(quote("target/xtask/hyp.bin"), "target/xtask/hyp.bin");
         assert_eq!(quote(""), "''");
         assert_eq!(
-            quote("exit=semihosting loglvl=debug"),
-            "'exit=semihosting loglvl=debug'"
+            quote("selftest=wx loglvl=debug"),
+            "'selftest=wx loglvl=debug'"
         );
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote("$HOME"), "'$HOME'");
@@ -61,10 +61,10 @@ mod tests {
     #[test]
     fn displays_command() {
         let mut cmd = Command::new("qemu-system-aarch64");
-        cmd.args(["-append", "exit=semihosting a=b", "-s"]);
+        cmd.args(["-append", "loglvl=debug a=b", "-s"]);
         assert_eq!(
             display(&cmd),
-            "qemu-system-aarch64 -append 'exit=semihosting a=b' -s"
+            "qemu-system-aarch64 -append 'loglvl=debug a=b' -s"
         );
     }
 }
