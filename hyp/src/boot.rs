@@ -145,9 +145,13 @@ fn read_device_tree(dtb: u64) -> Result<Platform<'static>, ParseError> {
     }
     let size = platforms::dtb_total_size(&header)?;
     // SAFETY: the header's magic checked out and gives the blob's size; the loader keeps
-    // the DTB in place, and `mm::init` excludes it from every allocator, so it lives and
-    // stays unchanged for the rest of the program.
-    let blob = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    // the DTB in place in RAM, and `mm::init` excludes it from every allocator, so it is
+    // ours to edit now (MMU off, nothing else runs) and lives for the rest of the
+    // program. No other reference to it exists yet.
+    let blob = unsafe { core::slice::from_raw_parts_mut(dtb as *mut u8, size) };
+    // Firmware and QEMU delete nodes with NOP tokens, which the DT reader cannot always
+    // skip: compact them away first (the tree stays equivalent).
+    platforms::strip_nops(blob);
     Platform::parse(blob)
 }
 

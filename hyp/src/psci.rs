@@ -118,8 +118,7 @@ pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
 /// of guest output is printed behind its domain's `(name) ` prefix. Never returns: if the
 /// firmware refuses, this CPU halts.
 pub fn power_off_machine(status: u32) -> ! {
-    // Unlocked: this may run in a panic on a CPU that holds the console lock.
-    crate::console::write_fmt_unlocked(format_args!("\nhyp: power off, exit status {status}\n"));
+    crate::console::write_fmt_final(format_args!("\nhyp: power off, exit status {status}\n"));
     let _ = call(SYSTEM_OFF, 0, 0, 0);
     arch::halt()
 }

@@ -18,6 +18,6 @@ pub use board::{Board, Quirks};
 pub use dt::{
     Console, ConsoleKind, Cpu, EnableMethod, Gic, GicVersion, MAX_CPUS, MAX_MEMORY_REGIONS,
     MAX_REDIST_REGIONS, MAX_RESERVED_REGIONS, ParseError, Platform, Psci, PsciConduit, Region,
-    Timer, dtb_total_size,
+    Timer, dtb_total_size, strip_nops,
 };
 pub use memory::{MAX_FREE_RANGES, usable_memory};

@@ -111,6 +111,27 @@ pub fn write_fmt_unlocked(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Writes the last words before the machine stops: under the lock if it can be had within
+/// a bounded wait (so the text starts its own line, not inside another CPU's), else
+/// without it (this CPU may hold the lock itself, in a panic).
+pub fn write_fmt_final(args: fmt::Arguments<'_>) {
+    let Some(mut out) = raw() else { return };
+    let guard = if LOCKING.load(Ordering::Acquire) {
+        (0..1_000_000).find_map(|_| {
+            let guard = LOCK.try_lock();
+            if guard.is_none() {
+                core::hint::spin_loop();
+            }
+            guard
+        })
+    } else {
+        None
+    };
+    let _ = out.write_fmt(args);
+    out.0.flush();
+    drop(guard);
+}
+
 /// Prints to the console (one locked unit).
 #[macro_export]
 macro_rules! print {

@@ -3,7 +3,7 @@
 //! `fdt` 0.1.5 trusts the blob: it panics on a property value or name offset outside its
 //! block, a memory-reservation offset past the end, a node or property name without its
 //! NUL, a non-UTF-8 name, a property after a child node, NOP tokens (except where it
-//! happens to skip them), unbalanced nodes, nesting of 64 or more, and `#address-cells` or
+//! happens to skip them: [`strip_nops`] removes them first), unbalanced nodes, nesting of 64 or more, and `#address-cells` or
 //! `#size-cells` values shorter than a cell. A damaged DTB must give the hypervisor a
 //! [`ParseError`] it can report, not a panic before the console is up, so this walk accepts
 //! only token streams `fdt` reads safely. It validates; `fdt` still does the reading.
@@ -46,6 +46,102 @@ fn name_at(bytes: &[u8], at: usize) -> Option<&str> {
 
 fn round_up4(n: usize) -> Option<usize> {
     Some(n.checked_add(3)? & !3)
+}
+
+/// Removes every `FDT_NOP` token from `blob`'s structure block, in place, and shrinks
+/// the header's `size_dt_struct` to match; returns how many were removed.
+///
+/// NOP tokens are valid (firmware and QEMU's `raspi4b` use them to delete nodes and
+/// properties), but `fdt` 0.1.5 reads them only in some positions and panics in others,
+/// so the boot tree is compacted before [`check`] and `fdt` see it. Tokens stay 4-byte
+/// aligned and property names live in the strings block, so nothing else moves. A blob
+/// whose token stream cannot be walked is left unchanged (and [`check`] refuses it).
+pub fn strip_nops(blob: &mut [u8]) -> usize {
+    let header = |blob: &[u8], i: usize| word(blob, i * 4).unwrap_or(0);
+    if blob.len() < HEADER_LEN || header(blob, 0) != FDT_MAGIC {
+        return 0;
+    }
+    let (Ok(start), Ok(size)) = (
+        usize::try_from(header(blob, 2)),
+        usize::try_from(header(blob, 9)),
+    ) else {
+        return 0;
+    };
+    let Some(end) = start.checked_add(size).filter(|&end| end <= blob.len()) else {
+        return 0;
+    };
+    if start % 4 != 0 {
+        return 0;
+    }
+    // First pass: find the token boundaries without changing anything.
+    let structs = &blob[start..end];
+    let mut at = 0usize;
+    let mut nops = 0usize;
+    loop {
+        let Some(token) = word(structs, at) else {
+            return 0;
+        };
+        let next = match token {
+            FDT_BEGIN_NODE => {
+                let Some(len) = structs
+                    .get(at + 4..)
+                    .and_then(|r| r.iter().position(|&b| b == 0))
+                else {
+                    return 0;
+                };
+                round_up4(at + 4 + len + 1)
+            }
+            FDT_PROP => word(structs, at + 4)
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| (at + 12).checked_add(len))
+                .and_then(round_up4),
+            FDT_NOP => {
+                nops += 1;
+                Some(at + 4)
+            }
+            FDT_END_NODE => Some(at + 4),
+            FDT_END => break,
+            _ => return 0,
+        };
+        match next.filter(|&n| n <= structs.len()) {
+            Some(n) => at = n,
+            None => return 0,
+        }
+    }
+    if nops == 0 {
+        return 0;
+    }
+    // Second pass: move every other token down over the NOPs.
+    let structs = &mut blob[start..end];
+    let (mut read, mut write) = (0usize, 0usize);
+    loop {
+        let token = word(structs, read).unwrap_or(FDT_END);
+        let len = match token {
+            FDT_BEGIN_NODE => {
+                let name = structs[read + 4..]
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(0);
+                round_up4(read + 4 + name + 1).unwrap_or(read + 4) - read
+            }
+            FDT_PROP => {
+                let value = word(structs, read + 4).unwrap_or(0) as usize;
+                round_up4(read + 12 + value).unwrap_or(read + 4) - read
+            }
+            _ => 4,
+        };
+        if token != FDT_NOP {
+            structs.copy_within(read..read + len, write);
+            write += len;
+        }
+        read += len;
+        if token == FDT_END {
+            break;
+        }
+    }
+    let new_size = (size - nops * 4) as u32;
+    blob[36..40].copy_from_slice(&new_size.to_be_bytes());
+    nops
 }
 
 /// Checks that `blob` (exactly `totalsize` bytes) is a device tree `fdt` 0.1.5 reads

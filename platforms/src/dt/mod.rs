@@ -14,6 +14,7 @@ use heapless::Vec;
 use crate::Board;
 
 mod check;
+pub use check::strip_nops;
 
 /// CPUs the hypervisor can manage.
 pub const MAX_CPUS: usize = 64;

@@ -238,3 +238,80 @@ fn short_address_cells_is_an_error() {
         ParseError::Malformed("#address-cells or #size-cells")
     );
 }
+
+/// The tree QEMU's `raspi4b` hands over (`platforms/dts/qemu-raspi4b.dts` as QEMU edits
+/// it): QEMU deletes nodes with NOP tokens, which `fdt` 0.1.5 cannot always read.
+const RASPI4B_QEMU: &[u8] = include_bytes!("../../tests/data/qemu-raspi4b.dtb");
+
+fn count_nops(dtb: &[u8]) -> usize {
+    let start = be32_at(dtb, 8) as usize;
+    let size = be32_at(dtb, 36) as usize;
+    let mut at = start;
+    let mut nops = 0;
+    loop {
+        match be32_at(dtb, at) {
+            1 => {
+                let name = dtb[at + 4..].iter().position(|&b| b == 0).unwrap();
+                at = (at + 4 + name + 1 + 3) & !3;
+            }
+            3 => at = (at + 12 + be32_at(dtb, at + 4) as usize + 3) & !3,
+            4 => {
+                nops += 1;
+                at += 4;
+            }
+            9 => break,
+            _ => at += 4,
+        }
+        assert!(at <= start + size);
+    }
+    nops
+}
+
+#[test]
+fn nop_tokens_are_stripped_before_parsing() {
+    let mut dtb = RASPI4B_QEMU.to_vec();
+    let nops = count_nops(&dtb);
+    assert!(
+        nops > 0,
+        "the QEMU raspi4b tree is expected to hold NOP tokens"
+    );
+    assert!(
+        Platform::parse(&dtb).is_err(),
+        "NOPs are refused unless stripped"
+    );
+    assert_eq!(strip_nops(&mut dtb), nops);
+    assert_eq!(count_nops(&dtb), 0);
+    assert_eq!(strip_nops(&mut dtb), 0, "stripping twice changes nothing");
+    let p = Platform::parse(&dtb).unwrap();
+    assert_eq!(p.cpus.len(), 4);
+    assert_eq!(p.gic.as_ref().unwrap().version, GicVersion::V2);
+    assert_eq!(p.gic.as_ref().unwrap().distributor.base, 0xff84_1000);
+}
+
+#[test]
+fn a_property_deleted_with_nops_disappears() {
+    // As libfdt's fdt_nop_property does: the whole property becomes NOP tokens.
+    let mut dtb = VIRT_V3.to_vec();
+    let before = Platform::parse(VIRT_V3).unwrap().bootargs;
+    let at = first_prop(&dtb);
+    let len = 12 + (be32_at(&dtb, at + 4) as usize).next_multiple_of(4);
+    for word in dtb[at..at + len].chunks_exact_mut(4) {
+        word.copy_from_slice(&4u32.to_be_bytes());
+    }
+    assert_eq!(strip_nops(&mut dtb), len / 4);
+    let p = Platform::parse(&dtb).unwrap();
+    assert_eq!(p.bootargs, before);
+    assert_eq!(p.cpus.len(), 4);
+}
+
+#[test]
+fn strip_nops_leaves_unwalkable_blobs_alone() {
+    let mut garbage = VIRT_V2.to_vec();
+    let at = first_prop(&garbage);
+    garbage[at..at + 4].copy_from_slice(&7u32.to_be_bytes()); // unknown token
+    let copy = garbage.clone();
+    assert_eq!(strip_nops(&mut garbage), 0);
+    assert_eq!(garbage, copy);
+    let mut short = VIRT_V2[..20].to_vec();
+    assert_eq!(strip_nops(&mut short), 0);
+}
