@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::matcher::BUILTIN_FAIL;
-use crate::qemu::parse_size;
+use crate::qemu::{FillRam, parse_size};
 
 /// One value, or an array of them forming a matrix axis.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +84,16 @@ struct Spec {
     guest_vcpus: u32,
     #[serde(default = "default_guest_mem")]
     guest_mem: String,
+    fill_ram: Option<FillRamSpec>,
+}
+
+/// `fill_ram = { addr = 0x..., size = "64M", byte = 0xa5 }`: host RAM QEMU fills before boot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillRamSpec {
+    addr: u64,
+    size: String,
+    byte: u8,
 }
 
 fn default_guest_vcpus() -> u32 {
@@ -153,6 +163,8 @@ pub struct Case {
     pub raspi4b_dts: Option<PathBuf>,
     /// The compiled `raspi4b_dts`, filled in before the case runs.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// Host RAM QEMU fills with a byte value before boot.
+    pub fill_ram: Option<FillRam>,
 }
 
 /// Reads and expands a case file.
@@ -211,6 +223,14 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         "give `expect` patterns or an `exit_code`, or the case proves nothing"
     );
     let mem = parse_size(&spec.mem)?;
+    let fill_ram = match &spec.fill_ram {
+        Some(fill) => Some(FillRam {
+            addr: fill.addr,
+            size: parse_size(&fill.size)?,
+            byte: fill.byte,
+        }),
+        None => None,
+    };
 
     let mut cases = Vec::new();
     for &gic in &gics {
@@ -265,6 +285,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     initrd: None,
                     raspi4b_dts: spec.raspi4b_dts.as_ref().map(PathBuf::from),
                     raspi4b_dtb: None,
+                    fill_ram: fill_ram.clone(),
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
                             kernel.clone(),
@@ -398,6 +419,26 @@ mod tests {
             assert!(parse(text).is_err(), "accepted:\n{text}");
         }
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn fill_ram() {
+        let cases = parse(
+            "[[case]]\nname = \"a\"\nexpect = [\"x\"]\n\
+             fill_ram = { addr = 0x7c000000, size = \"64M\", byte = 0xa5 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cases[0].fill_ram,
+            Some(FillRam {
+                addr: 0x7c00_0000,
+                size: 64 << 20,
+                byte: 0xa5
+            })
+        );
+        assert!(
+            parse("[[case]]\nname = \"a\"\nexpect = [\"x\"]\nfill_ram = { addr = 1 }\n").is_err()
+        );
     }
 
     #[test]

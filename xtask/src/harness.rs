@@ -270,6 +270,7 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         append: case.append.clone(),
         initrd: case.initrd.clone(),
         raspi4b_dtb: case.raspi4b_dtb.clone(),
+        fill_ram: case.fill_ram.clone(),
         ..Machine::new(kernel)
     };
     let cmd = qemu.command(&machine);

@@ -53,6 +53,54 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// Host RAM filled with one byte value before the machine starts (QEMU `-device loader`
+/// with a file of that byte), so that memory the hypervisor fails to clear is not zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillRam {
+    /// First host-physical address.
+    pub addr: u64,
+    /// Bytes to fill (a whole number of MiB).
+    pub size: u64,
+    /// The value of every byte.
+    pub byte: u8,
+}
+
+impl FillRam {
+    /// The file QEMU loads: `size` bytes of `byte`, under xtask's output directory.
+    pub fn file(&self) -> PathBuf {
+        crate::build::xtask_dir().join("fill-ram").join(format!(
+            "{:02x}-{}.bin",
+            self.byte,
+            format_size(self.size)
+        ))
+    }
+
+    /// Writes [`Self::file`] unless it already holds the right bytes.
+    pub fn write_file(&self) -> Result<PathBuf> {
+        let path = self.file();
+        let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == self.size);
+        if !fresh {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // Written under a unique name and renamed, so parallel cases never read half a file.
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, vec![self.byte; self.size as usize])?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(path)
+    }
+
+    /// QEMU's `-device` argument for it.
+    pub fn device_arg(&self) -> String {
+        format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            self.file().display(),
+            self.addr
+        )
+    }
+}
+
 /// One QEMU `virt` machine booting a flat image.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -82,6 +130,8 @@ pub struct Machine {
     /// RAM) with this device tree, instead of `virt`; `gic`, `cpus`, `mem`, `cpu` and
     /// `virtualization` then do not apply.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// Host RAM to fill with a byte value before boot.
+    pub fill_ram: Option<FillRam>,
 }
 
 impl Machine {
@@ -100,6 +150,7 @@ impl Machine {
             initrd: None,
             semihosting_exit: true,
             raspi4b_dtb: None,
+            fill_ram: None,
         }
     }
 
@@ -159,6 +210,10 @@ impl Machine {
         }
         args.push("-append".into());
         args.push(self.command_line().into());
+        if let Some(fill) = &self.fill_ram {
+            args.push("-device".into());
+            args.push(fill.device_arg().into());
+        }
         if self.gdb {
             args.extend(["-s".into(), "-S".into()]);
         }
@@ -208,8 +263,14 @@ impl Qemu {
         Ok(Self { program })
     }
 
-    /// A command that boots `machine`.
+    /// A command that boots `machine` (writing its `fill_ram` file first, if it has one;
+    /// a failure to write it shows as QEMU's complaint about the missing file).
     pub fn command(&self, machine: &Machine) -> Command {
+        if let Some(fill) = &machine.fill_ram
+            && let Err(e) = fill.write_file()
+        {
+            eprintln!("cannot write {}: {e}", fill.file().display());
+        }
         let mut cmd = Command::new(&self.program);
         cmd.args(machine.args());
         cmd
@@ -296,6 +357,23 @@ mod tests {
                 "int"
             ]
         );
+    }
+
+    #[test]
+    fn fill_ram_argument() {
+        let m = Machine {
+            fill_ram: Some(FillRam {
+                addr: 0x7000_0000,
+                size: 64 * MIB,
+                byte: 0xa5,
+            }),
+            ..Machine::new("hyp.bin".into())
+        };
+        let args = strings(m.args());
+        let device = args.iter().position(|a| a == "-device").unwrap();
+        let value = &args[device + 1];
+        assert!(value.starts_with("loader,file="), "{value}");
+        assert!(value.ends_with("fill-ram/a5-64M.bin,addr=0x70000000,force-raw=on"));
     }
 
     #[test]
