@@ -14,12 +14,14 @@ mod boot;
 mod cmdline;
 mod console;
 mod exception;
+mod gic;
 mod guest;
 mod mm;
 mod panic;
 mod percpu;
 mod psci;
 mod smp;
+mod spectre;
 
 /// Entry from `entry.S` on the boot CPU: `dtb` is the device-tree address the loader
 /// passed in `x0`, `el` the exception level we were entered at, `load_addr` where the
