@@ -19,6 +19,13 @@ pub struct BootArgs<'a> {
     pub peer_magic: Option<u64>,
     /// `echo=TEXT`: the line the `echo` test expects to be typed on its console.
     pub echo: Option<&'a str>,
+    /// `expect-conduit=hvc|smc`: the PSCI conduit the `conduit` test expects the DT to name.
+    pub expect_conduit: Option<&'a str>,
+    /// `sync=console`: `isolation` waits for a line `go` on its console after marking its
+    /// RAM, before it looks for the peer's magic (the harness types it once both are ready).
+    pub sync_console: bool,
+    /// `wait-ms=N`: how long the `wait` test waits.
+    pub wait_ms: Option<u64>,
     /// Words that were not understood (the first few), reported once.
     pub unknown: [&'a str; 4],
     /// Number of entries in `unknown`.
@@ -54,6 +61,9 @@ impl<'a> BootArgs<'a> {
             magic: None,
             peer_magic: None,
             echo: None,
+            expect_conduit: None,
+            sync_console: false,
+            wait_ms: None,
             unknown: [""; 4],
             unknown_count: 0,
         };
@@ -69,6 +79,9 @@ impl<'a> BootArgs<'a> {
                 "magic" => args.magic = parse_u64(value),
                 "peer-magic" => args.peer_magic = parse_u64(value),
                 "echo" => args.echo = Some(value),
+                "expect-conduit" => args.expect_conduit = Some(value),
+                "sync" if value == "console" => args.sync_console = true,
+                "wait-ms" => args.wait_ms = parse_u64(value),
                 _ => {
                     if args.unknown_count < args.unknown.len() {
                         args.unknown[args.unknown_count] = word;

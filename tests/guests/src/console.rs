@@ -1,10 +1,10 @@
 //! The console: a PL011 found through `/chosen/stdout-path`, written by polling.
 //!
-//! Only the boot vCPU prints in normal operation (the secondary entry code does not), so
-//! there is no lock; an unexpected exception on a secondary vCPU may interleave its report.
+//! A print holds a lock for its line, so vCPUs that print at the same time (the `reset` and
+//! `poweroff` tests' ticking secondary) do not mix their lines; the wait is bounded.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// PL011 data register.
 const UARTDR: u64 = 0x000;
@@ -82,10 +82,26 @@ impl Write for Console {
     }
 }
 
+/// Held while one vCPU prints, so lines from several vCPUs do not mix.
+static PRINTING: AtomicBool = AtomicBool::new(false);
+
+/// Longest wait for another vCPU's print: a vCPU that faults while printing and reports
+/// the fault would otherwise wait for itself.
+const PRINT_WAIT_MS: u64 = 100;
+
 #[doc(hidden)]
 pub fn print_args(args: fmt::Arguments<'_>) {
+    let deadline = crate::time::now() + crate::time::ms_to_ticks(PRINT_WAIT_MS);
+    while PRINTING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+        && crate::time::now() < deadline
+    {
+        core::hint::spin_loop();
+    }
     // Console::write_str never fails.
     let _ = Console.write_fmt(args);
+    PRINTING.store(false, Ordering::Release);
 }
 
 /// Prints to the console.

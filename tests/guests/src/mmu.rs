@@ -268,6 +268,55 @@ pub fn enable_final(platform: &Platform<'_>) {
     unsafe { switch_ttbr0_el1(ttbr0) };
 }
 
+/// A 1 GiB window at the top of the virtual address space, which [`window_to`] points at
+/// any GiB of the (intermediate) physical address space as Device memory: how a test
+/// reaches addresses beyond the 39-bit identity map.
+pub const WINDOW_VA: u64 = VA_LIMIT - GIB;
+
+/// Replaces the final map's level-1 entry for [`WINDOW_VA`] (break, invalidate, make).
+fn set_window_entry(entry: u64) {
+    let l1 = table_set(1);
+    // SAFETY: the last level-1 entry of the final set; only the boot vCPU changes it (see
+    // `window_to`), with aligned volatile stores; the TLB maintenance below makes the walker
+    // and the TLBs see the change before any access through the window.
+    unsafe {
+        ptr::write_volatile(&raw mut (*l1).l1.0[ENTRIES - 1], 0);
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vaae1is, {va}",
+            "dsb ish",
+            "isb",
+            va = in(reg) WINDOW_VA >> 12,
+            options(nostack, preserves_flags)
+        );
+        ptr::write_volatile(&raw mut (*l1).l1.0[ENTRIES - 1], entry);
+        core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags));
+    }
+}
+
+/// Points the window at the GiB that holds `pa` and returns the virtual address of `pa`.
+/// Only the boot vCPU may use it, while no other vCPU touches the top GiB of addresses;
+/// [`window_reset`] puts the identity entry back.
+pub fn window_to(pa: u64) -> u64 {
+    set_window_entry((pa & !(GIB - 1)) | DEVICE_BLOCK);
+    WINDOW_VA + (pa & (GIB - 1))
+}
+
+/// Gives the window its identity mapping back (as [`enable_final`] made it).
+pub fn window_reset() {
+    let (_, limit) = pa_range();
+    set_window_entry(if WINDOW_VA < limit {
+        WINDOW_VA | DEVICE_BLOCK
+    } else {
+        0
+    });
+}
+
+/// The physical address size in bits (ID_AA64MMFR0_EL1.PARange, at most 48).
+pub fn pa_bits() -> u32 {
+    [32, 36, 40, 42, 44, 48][pa_range().0 as usize]
+}
+
 /// The registers a secondary vCPU loads to share the boot vCPU's map.
 pub fn config() -> MmuConfig {
     MmuConfig {

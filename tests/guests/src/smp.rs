@@ -7,7 +7,7 @@
 //! to the point of coherency.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::{MPIDR_EL1, Readable, TPIDR_EL1, Writeable};
 
@@ -100,6 +100,7 @@ pub static OFF_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Readies the shared record for the next `CPU_ON`.
 pub fn reset_report() {
+    TASK.store(0, Ordering::SeqCst);
     ARRIVED.store(false, Ordering::SeqCst);
     RELEASE.store(false, Ordering::SeqCst);
     CONTEXT_ID.store(0, Ordering::SeqCst);
@@ -107,9 +108,24 @@ pub fn reset_report() {
     OFF_FAILED.store(0, Ordering::SeqCst);
 }
 
+/// What a secondary vCPU runs instead of reporting in, if set: a `fn() -> !` as a number.
+static TASK: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes the secondary vCPUs started from now on run `task` (`None`, or [`reset_report`]:
+/// report in and wait for the release, as `cpu-on` wants).
+pub fn set_task(task: Option<fn() -> !>) {
+    TASK.store(task.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
 /// Rust entry of a secondary vCPU, called by `entry.S` with its MMU on, on its own stack.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(context_id: u64, _index: u64) -> ! {
+    let task = TASK.load(Ordering::SeqCst);
+    if task != 0 {
+        // SAFETY: `TASK` only ever holds 0 or a `fn() -> !` stored by `set_task`.
+        let task: fn() -> ! = unsafe { core::mem::transmute::<usize, fn() -> !>(task) };
+        task();
+    }
     CONTEXT_ID.store(context_id, Ordering::SeqCst);
     REPORTED_MPIDR.store(MPIDR_EL1.get(), Ordering::SeqCst);
     ARRIVED.store(true, Ordering::SeqCst);

@@ -3,7 +3,8 @@
 
 use super::{FaultDetail, is_data_abort_at, load_pair32, load32, store32};
 use crate::Ctx;
-use crate::exception::EC_DATA_ABORT_CURRENT_EL;
+use crate::exception::{EC_DATA_ABORT_CURRENT_EL, Fault};
+use crate::report::Report;
 
 /// An IPA with neither RAM nor a device behind it in the guest memory map.
 const HOLE: u64 = 0x1000_0000;
@@ -21,11 +22,41 @@ pub fn run(ctx: &mut Ctx<'_>) {
         format_args!("32-bit store to {HOLE:#x} (no RAM, no device) gets a data abort"),
         FaultDetail(fault),
     );
+    check_syndrome(r, fault, true, "the store's");
     let (value, fault) = load32(HOLE);
     r.check(
         is_data_abort_at(fault, HOLE),
         format_args!("32-bit load from {HOLE:#x} gets a data abort"),
         format_args!("{} (loaded {value:#x})", FaultDetail(fault)),
+    );
+    check_syndrome(r, fault, false, "the load's");
+}
+
+/// ESR ISS.WnR: the abort was caused by a write.
+const WNR: u64 = 1 << 6;
+/// ESR ISS.DFSC.
+const DFSC_MASK: u64 = 0x3f;
+/// DFSC of a synchronous external abort not on a table walk: what the hypervisor injects
+/// for an access to nothing (`hyp/src/guest/inject.rs`).
+const DFSC_EXTERNAL: u64 = 0x10;
+
+/// Checks an injected abort's syndrome: WnR says whether it was a store, DFSC is a
+/// synchronous external abort.
+fn check_syndrome(r: &mut Report<'_>, fault: Option<Fault>, write: bool, whose: &str) {
+    let Some(fault) = fault else {
+        r.fail(format_args!("{whose} abort syndrome"), "no abort");
+        return;
+    };
+    let wnr = fault.esr & WNR != 0;
+    r.check(
+        wnr == write,
+        format_args!("{whose} abort has WnR = {}", u8::from(write)),
+        format_args!("ESR {:#x}", fault.esr),
+    );
+    r.check(
+        fault.esr & DFSC_MASK == DFSC_EXTERNAL,
+        format_args!("{whose} abort has DFSC {DFSC_EXTERNAL:#04x} (synchronous external abort)"),
+        format_args!("ESR {:#x}: DFSC {:#04x}", fault.esr, fault.esr & DFSC_MASK),
     );
 }
 
@@ -35,7 +66,7 @@ pub fn run_isv0(ctx: &mut Ctx<'_>) {
         return;
     };
     let ((a, b), fault) = load_pair32(uart);
-    ctx.report.check(
+    let aborted = ctx.report.check(
         fault.is_some_and(|f| f.ec() == EC_DATA_ABORT_CURRENT_EL),
         "ldp from the console UART (no instruction syndrome) gets a data abort",
         format_args!(
@@ -43,4 +74,7 @@ pub fn run_isv0(ctx: &mut Ctx<'_>) {
             FaultDetail(fault)
         ),
     );
+    if aborted {
+        check_syndrome(&mut ctx.report, fault, false, "the ldp's");
+    }
 }

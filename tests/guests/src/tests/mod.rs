@@ -2,17 +2,22 @@
 
 mod abort;
 mod bench;
+mod conduit;
 mod cpu_on;
 mod echo;
 mod exit;
 mod initrd;
 mod isolation;
 mod memory;
+mod poweroff;
 mod psci;
 mod reset;
 mod smccc;
 mod storm;
 mod sysreg;
+mod ticker;
+mod wait;
+mod zeroed;
 
 use core::arch::asm;
 
@@ -97,6 +102,26 @@ const TESTS: &[Test] = &[
         name: "exit",
         in_all: false,
         run: exit::run,
+    },
+    Test {
+        name: "conduit",
+        in_all: false,
+        run: conduit::run,
+    },
+    Test {
+        name: "zeroed",
+        in_all: false,
+        run: zeroed::run,
+    },
+    Test {
+        name: "poweroff",
+        in_all: false,
+        run: poweroff::run,
+    },
+    Test {
+        name: "wait",
+        in_all: false,
+        run: wait::run,
     },
 ];
 

@@ -59,4 +59,48 @@ pub fn run(ctx: &mut Ctx<'_>) {
         "MIGRATE_INFO_TYPE is 2 (no migration needed)",
         result,
     );
+
+    cpu_suspend(ctx);
+}
+
+/// CPU_SUSPEND in the hypervisor's model (`exits::psci`): a standby state (StateType 0)
+/// returns SUCCESS at once (no interrupt can be pending, none needs waiting for); a
+/// power-down state is INVALID_PARAMETERS, as the domain's DT describes none; reserved
+/// `power_state` bits are INVALID_PARAMETERS.
+fn cpu_suspend(ctx: &mut Ctx<'_>) {
+    const CPU_SUSPEND_32: u32 = 0x8400_0001;
+    const POWERDOWN: u64 = 1 << 16;
+    const RESERVED: u64 = 1 << 20;
+    let r = &mut ctx.report;
+    let entry = crate::smp::secondary_entry_address();
+    let context = 0x5eed_0000;
+    let cases: [(u32, u64, &str, i64); 4] = [
+        (CPU_SUSPEND, 0, "standby state 0 returns SUCCESS", SUCCESS),
+        (
+            CPU_SUSPEND_32,
+            0,
+            "standby state 0 (SMC32) returns SUCCESS",
+            SUCCESS,
+        ),
+        (
+            CPU_SUSPEND,
+            POWERDOWN,
+            "power-down state 0x10000 (with an entry point) is INVALID_PARAMETERS",
+            INVALID_PARAMETERS,
+        ),
+        (
+            CPU_SUSPEND,
+            RESERVED,
+            "power_state 0x100000 (a reserved bit) is INVALID_PARAMETERS",
+            INVALID_PARAMETERS,
+        ),
+    ];
+    for (function, state, what, expected) in cases {
+        let result = power::psci(function, [state, entry, context]);
+        r.check(
+            result.fault.is_none() && result.ret() == expected,
+            format_args!("CPU_SUSPEND to {what}"),
+            result,
+        );
+    }
 }
