@@ -5,9 +5,12 @@ mod bench;
 mod cpu_on;
 mod echo;
 mod exit;
+mod hostile;
 mod initrd;
 mod isolation;
 mod memory;
+mod probe;
+mod progress;
 mod psci;
 mod reset;
 mod smccc;
@@ -28,6 +31,16 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "hostile",
+        in_all: false,
+        run: hostile::run,
+    },
+    Test {
+        name: "progress",
+        in_all: false,
+        run: progress::run,
+    },
     Test {
         name: "storm",
         in_all: false,
