@@ -3,15 +3,18 @@
 mod abort;
 mod bench;
 mod cpu_on;
+mod debug;
 mod echo;
 mod exit;
 mod hostile;
 mod initrd;
 mod isolation;
 mod memory;
+mod pmu;
 mod probe;
 mod progress;
 mod psci;
+mod ras;
 mod reset;
 mod smccc;
 mod storm;
@@ -40,6 +43,21 @@ const TESTS: &[Test] = &[
         name: "progress",
         in_all: false,
         run: progress::run,
+    },
+    Test {
+        name: "pmu",
+        in_all: false,
+        run: pmu::run,
+    },
+    Test {
+        name: "ras",
+        in_all: false,
+        run: ras::run,
+    },
+    Test {
+        name: "debug",
+        in_all: false,
+        run: debug::run,
     },
     Test {
         name: "storm",
