@@ -6,6 +6,7 @@ mod cpu_on;
 mod debug;
 mod echo;
 mod exit;
+mod flood;
 mod hostile;
 mod initrd;
 mod isolation;
@@ -16,6 +17,8 @@ mod progress;
 mod psci;
 mod ras;
 mod reset;
+mod semihosting;
+mod setway;
 mod smccc;
 mod storm;
 mod sysreg;
@@ -58,6 +61,26 @@ const TESTS: &[Test] = &[
         name: "debug",
         in_all: false,
         run: debug::run,
+    },
+    Test {
+        name: "semihosting",
+        in_all: false,
+        run: semihosting::run,
+    },
+    Test {
+        name: "flood",
+        in_all: false,
+        run: flood::run,
+    },
+    Test {
+        name: "reset-loop",
+        in_all: false,
+        run: flood::run_reset_loop,
+    },
+    Test {
+        name: "setway",
+        in_all: false,
+        run: setway::run,
     },
     Test {
         name: "storm",
