@@ -7,7 +7,10 @@
 //! - [`esr`]: the exception syndrome: [`Exit`], [`DataAbort`], [`MmioAccess`], [`FaultKind`].
 //! - [`sysreg`]: trapped `MSR`/`MRS`/`SYS` instructions: [`SysRegAccess`] and the [`SysReg`]
 //!   key with constants for the registers the hypervisor handles.
+//! - [`emulated`]: the trapped system registers the hypervisor answers itself.
 //! - [`smccc`]: SMC Calling Convention function IDs, return codes and [`classify`].
+//! - [`spectre`]: speculative-execution exposure per CPU and the mitigation plan.
+//! - [`ratelimit`]: the per-domain budget for guest-caused console lines.
 //! - [`psci`]: a domain's PSCI power model, [`PsciDomain`], which answers each call with a
 //!   [`PsciOutcome`] for the hypervisor to apply.
 //!
@@ -26,9 +29,12 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod emulated;
 pub mod esr;
 pub mod psci;
+pub mod ratelimit;
 pub mod smccc;
+pub mod spectre;
 pub mod sysreg;
 
 pub use esr::{

@@ -8,9 +8,9 @@ use platforms::{
 };
 
 use crate::cmdline::{Cmdline, SelfTest};
-use crate::{arch, console, guest, mm, percpu, print, psci, smp};
+use crate::{arch, console, gic, guest, mm, percpu, print, psci, smp};
 
-/// Status QEMU exits with (semihosting) when the hypervisor cannot start.
+/// Exit status printed when the hypervisor cannot start.
 const BOOT_FAILURE_STATUS: u32 = 2;
 
 /// Boot-CPU main path. Runs with the MMU off until `mm::init`.
@@ -31,7 +31,6 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     }
     let cmdline = Cmdline::parse(platform.bootargs);
     psci::set_conduit(platform.psci.map(|p| p.conduit));
-    psci::set_semihosting_exit(cmdline.semihosting_exit);
 
     if el != 2 {
         print!(
@@ -41,10 +40,7 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         if el == 1 {
             psci::power_off_machine(BOOT_FAILURE_STATUS);
         }
-        // At EL3 the PSCI firmware would be ourselves; only semihosting can end the run.
-        if cmdline.semihosting_exit {
-            arch::semihosting_exit(BOOT_FAILURE_STATUS);
-        }
+        // At EL3 the PSCI firmware would be ourselves: nothing can end the run but a halt.
         arch::halt();
     }
 
@@ -79,6 +75,11 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         panic!("memory setup failed: {e}");
     }
     print_summary(&platform, dtb_region);
+    if let Some(gic) = &platform.gic {
+        // SAFETY: `mm::init` mapped every GIC region as device memory; no other CPU runs
+        // yet and nothing else drives the GIC.
+        unsafe { gic::quiet(gic) };
+    }
 
     let boot_index = boot_index.unwrap_or(0);
     info!("CPU {boot_index} (MPIDR {mpidr:#x}) online");

@@ -5,9 +5,10 @@
 //! - `selftest=wx` / `selftest=panic`: after boot, provoke a fault on purpose (a write to
 //!   the hypervisor's own code, or a panic) so the boot tests can check that the MMU
 //!   refuses it and that the exception dump and panic paths work.
-//! - `exit=semihosting`: when the machine powers off, exit through Arm semihosting with a
-//!   status (QEMU with `-semihosting-config enable=on`), so a failure is visible to the
-//!   caller. Without it the hypervisor powers off through PSCI `SYSTEM_OFF`.
+//!
+//! There is deliberately no option to exit through Arm semihosting: QEMU serves semihosting
+//! to every exception level, so any guest could use it to reach the host. The exit status
+//! is printed instead (see `psci::power_off_machine`).
 
 use log::LevelFilter;
 
@@ -25,8 +26,6 @@ pub enum SelfTest {
 pub struct Cmdline<'a> {
     /// Log level.
     pub log_level: LevelFilter,
-    /// Whether semihosting may be used to exit with a status.
-    pub semihosting_exit: bool,
     /// A fault to provoke after boot.
     pub selftest: Option<SelfTest>,
     raw: &'a str,
@@ -37,7 +36,6 @@ impl<'a> Cmdline<'a> {
     pub fn parse(text: &'a str) -> Self {
         let mut cmdline = Cmdline {
             log_level: LevelFilter::Info,
-            semihosting_exit: false,
             selftest: None,
             raw: text,
         };
@@ -48,7 +46,6 @@ impl<'a> Cmdline<'a> {
                         cmdline.log_level = level;
                     }
                 }
-                ("exit", Some("semihosting")) => cmdline.semihosting_exit = true,
                 ("selftest", Some("wx")) => cmdline.selftest = Some(SelfTest::WriteToCode),
                 ("selftest", Some("panic")) => cmdline.selftest = Some(SelfTest::Panic),
                 _ => {}
@@ -63,7 +60,6 @@ impl<'a> Cmdline<'a> {
             .split_ascii_whitespace()
             .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
-                Some(("exit", value)) => value != "semihosting",
                 Some(("selftest", value)) => !matches!(value, "wx" | "panic"),
                 _ => true,
             })

@@ -14,6 +14,7 @@ mod boot;
 mod cmdline;
 mod console;
 mod exception;
+mod gic;
 mod guest;
 mod mm;
 mod panic;

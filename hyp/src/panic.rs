@@ -4,7 +4,7 @@ use core::panic::PanicInfo;
 
 use crate::{arch, console, psci};
 
-/// Exit status reported (through semihosting) after a panic.
+/// Exit status reported after a panic.
 pub const PANIC_EXIT_STATUS: u32 = 1;
 
 #[panic_handler]

@@ -1,7 +1,7 @@
 //! The hypervisor as a PSCI *client*: starting CPUs and powering the machine off through
 //! the firmware named by the device tree.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use platforms::PsciConduit;
 
@@ -16,8 +16,6 @@ const SYSTEM_OFF: u32 = 0x8400_0008;
 
 /// 0: no PSCI; 1: SMC; 2: HVC.
 static CONDUIT: AtomicU8 = AtomicU8::new(0);
-/// Exit through semihosting rather than PSCI (`exit=semihosting`).
-static SEMIHOSTING_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// A PSCI error return.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,11 +54,6 @@ pub fn set_conduit(conduit: Option<PsciConduit>) {
     CONDUIT.store(value, Ordering::Relaxed);
 }
 
-/// Chooses semihosting for the final exit (see `cmdline`).
-pub fn set_semihosting_exit(enabled: bool) {
-    SEMIHOSTING_EXIT.store(enabled, Ordering::Relaxed);
-}
-
 fn call(function: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, PsciError> {
     let result = match CONDUIT.load(Ordering::Relaxed) {
         1 => arch::smc(function, a1, a2, a3),
@@ -86,13 +79,16 @@ pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
     call(CPU_ON, mpidr, entry, context).map(|_| ())
 }
 
-/// Powers the whole machine off. `status` is the exit status QEMU reports when semihosting
-/// exit is enabled; PSCI `SYSTEM_OFF` has no status. Never returns: if the firmware
-/// refuses, this CPU halts.
+/// Powers the whole machine off with `status`.
+///
+/// PSCI `SYSTEM_OFF` carries no status, so the status is printed as the last console line,
+/// `hyp: power off, exit status N`, starting a line of its own (tools such as
+/// `cargo xtask run --exit-with-guest` read it there). Guests cannot forge it: every line
+/// of guest output is printed behind its domain's `(name) ` prefix. Never returns: if the
+/// firmware refuses, this CPU halts.
 pub fn power_off_machine(status: u32) -> ! {
-    if SEMIHOSTING_EXIT.load(Ordering::Relaxed) {
-        arch::semihosting_exit(status);
-    }
+    // Unlocked: this may run in a panic on a CPU that holds the console lock.
+    crate::console::write_fmt_unlocked(format_args!("\nhyp: power off, exit status {status}\n"));
     let _ = call(SYSTEM_OFF, 0, 0, 0);
     arch::halt()
 }

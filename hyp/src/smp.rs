@@ -10,8 +10,10 @@ use platforms::{EnableMethod, Platform};
 
 use crate::{arch, percpu, psci};
 
-/// How long to wait for a started CPU to report in.
-const ONLINE_TIMEOUT_MS: u64 = 1000;
+/// How long to wait for a started CPU to report in. A real CPU takes microseconds; under
+/// an emulator on a busy host a CPU's thread may not be scheduled for a long while, and a
+/// CPU given up on cannot be used any more, so the wait is generous.
+const ONLINE_TIMEOUT_MS: u64 = 10_000;
 
 /// What a secondary CPU reads, with its MMU off, in `secondary_entry` (entry.S): the
 /// boot CPU's EL2 translation registers, then its stack, index and MPIDR. Layout is fixed
@@ -125,7 +127,7 @@ fn wait_online(index: usize) -> Result<(), &'static str> {
     let deadline = arch::counter() + arch::counter_frequency() * ONLINE_TIMEOUT_MS / 1000;
     while !percpu::cpu(index).online.load(Ordering::Acquire) {
         if arch::counter() > deadline {
-            return Err("it did not come online within 1 s");
+            return Err("it did not come online within 10 s");
         }
         core::hint::spin_loop();
     }
@@ -142,6 +144,8 @@ pub fn secondary(index: usize) -> ! {
             crate::mm::cpu_stack_top(index).map_or(0, |top| top.as_u64()),
         )
     };
+    // SAFETY: the boot CPU ran `gic::quiet` before starting this CPU, with the GIC mapped.
+    unsafe { crate::gic::quiet_this_cpu() };
     info!("CPU {index} (MPIDR {mpidr:#x}) online");
     percpu::set_online();
     crate::guest::run_this_cpu()

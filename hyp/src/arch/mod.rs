@@ -101,20 +101,6 @@ smccc_call!(
     "hvc"
 );
 
-/// Exits QEMU through Arm semihosting `SYS_EXIT` with `status`.
-///
-/// Only call this when the command line says semihosting is enabled (`exit=semihosting`):
-/// without a debugger or QEMU's semihosting the `HLT` is an undefined instruction.
-pub fn semihosting_exit(status: u32) {
-    const SYS_EXIT: u64 = 0x18;
-    const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
-    let block = [ADP_STOPPED_APPLICATION_EXIT, u64::from(status)];
-    // SAFETY: the semihosting host reads the two-word block; nothing else is touched.
-    unsafe {
-        asm!("hlt #0xf000", in("x0") SYS_EXIT, in("x1") block.as_ptr(), options(nostack));
-    }
-}
-
 /// Masks all exceptions on this CPU and waits forever.
 pub fn halt() -> ! {
     // SAFETY: setting DAIF only masks interrupts on this CPU.

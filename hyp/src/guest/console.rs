@@ -29,6 +29,13 @@ impl LineBuffer {
         }
     }
 
+    /// Prints an unfinished line, if there is one (at power-off and reset).
+    pub fn flush_partial(&mut self, domain: &str) {
+        if !self.line.is_empty() {
+            self.flush(domain);
+        }
+    }
+
     /// Prints whatever is buffered.
     pub fn flush(&mut self, domain: &str) {
         console::write_prefixed_line(domain, &self.line);

@@ -108,8 +108,8 @@ pub struct Domain {
     state: AtomicU8,
     /// Status recorded when it powered off.
     pub exit_status: AtomicU32,
-    /// Guest faults reported so far (reports stop after a few).
-    pub faults_reported: AtomicU32,
+    /// How many more console lines this domain may cause (see `exits::ratelimit`).
+    pub reports: Mutex<exits::ratelimit::ReportBudget>,
     /// Times the domain was reset.
     pub resets: AtomicU32,
 }
@@ -168,7 +168,7 @@ impl Domain {
             vcpu_pcpu,
             state: AtomicU8::new(DomainState::Running as u8),
             exit_status: AtomicU32::new(0),
-            faults_reported: AtomicU32::new(0),
+            reports: Mutex::new(exits::ratelimit::ReportBudget::new()),
             resets: AtomicU32::new(0),
             spec,
         };
@@ -298,7 +298,7 @@ impl Domain {
     /// Prints what is left in the console's line buffer.
     pub fn flush_console(&self) {
         if let Some(console) = &self.console {
-            console.lock().output.flush(&self.name);
+            console.lock().output.flush_partial(&self.name);
         }
     }
 }

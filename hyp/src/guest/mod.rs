@@ -13,6 +13,8 @@ mod el1;
 mod inject;
 mod regs;
 mod s2tables;
+mod scrub;
+mod sysreg;
 mod trap;
 
 use alloc::boxed::Box;
@@ -44,6 +46,10 @@ pub struct Vcpu {
     start: Mutex<Option<(u64, u64)>>,
     /// Whether it is running (or being handled) on its physical CPU.
     running: AtomicBool,
+    /// Whether its virtual-memory controls trap (HCR_EL2.TVM), for set/way emulation.
+    tvm: AtomicBool,
+    /// Its emulated OS lock (OSLAR_EL1/OSLSR_EL1).
+    os_lock: AtomicBool,
     /// Saved state, touched only by the physical CPU the vCPU is pinned to.
     saved: UnsafeCell<SavedState>,
 }
@@ -213,6 +219,8 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 index,
                 start: Mutex::new(None),
                 running: AtomicBool::new(false),
+                tvm: AtomicBool::new(false),
+                os_lock: AtomicBool::new(true),
                 saved: UnsafeCell::new(SavedState {
                     frame: TrapFrame::zeroed(),
                     el1: El1State::reset(),
@@ -295,6 +303,9 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
     saved.frame.spsr = regs::SPSR_EL1H_MASKED;
     saved.el1 = El1State::reset();
     saved.fp = FpState::default();
+    // Set/way trapping starts off; the OS lock is set, as after a cold reset.
+    vcpu.tvm.store(false, Ordering::Relaxed);
+    vcpu.os_lock.store(true, Ordering::Relaxed);
     vcpu.domain.psci.lock().vcpu_started(vcpu.index);
     let domain = vcpu.domain;
     // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
@@ -306,6 +317,8 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
             exits::mpidr_of(vcpu.index) | (1 << 31),
         );
         saved.el1.restore();
+        // After `regs::load`, which enables SVE/SME at EL2 where present.
+        scrub::clear_guest_state();
     }
     saved.fp.restore();
     let stack_top = percpu::cpu(percpu::current_index())
@@ -366,7 +379,9 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
 fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> ! {
     if domain.transition(DomainState::Running, DomainState::Resetting) {
         domain.flush_console();
-        info!("d{} ({}): system reset", domain.id, domain.name);
+        if may_report(domain) {
+            info!("d{} ({}): system reset", domain.id, domain.name);
+        }
         domain.unmap_ram();
         for index in 0..domain.vcpu_pcpu.len() {
             if let Some(v) = vcpu_of(domain, index) {
@@ -455,13 +470,31 @@ fn switch_input_focus(domains: &[&'static Domain]) {
     info!("console input: no running domain has a console");
 }
 
-/// Whether `domain` may report one more guest fault (a few per domain, then silence,
-/// so a misbehaving guest cannot flood the console).
+/// Whether `domain` may cause one more console line. Every message whose cause a guest
+/// controls asks here first: a burst, then a trickle (`exits::ratelimit`), so a guest
+/// cannot flood the console and stall every other domain's output with it.
 fn may_report(domain: &Domain) -> bool {
-    const MAX_REPORTS: u32 = 16;
-    let n = domain.faults_reported.fetch_add(1, Ordering::Relaxed);
-    if n == MAX_REPORTS {
-        warn!("d{}: further guest faults will not be reported", domain.id);
+    use exits::ratelimit::Verdict;
+    let verdict = domain
+        .reports
+        .lock()
+        .take(arch::counter(), arch::counter_frequency());
+    match verdict {
+        Verdict::Print { suppressed: 0 } => true,
+        Verdict::Print { suppressed } => {
+            warn!(
+                "d{}: {suppressed} more guest-caused messages were not shown (rate limit)",
+                domain.id
+            );
+            true
+        }
+        Verdict::Suppress { first: true } => {
+            warn!(
+                "d{}: further guest-caused messages are held back (rate limit)",
+                domain.id
+            );
+            false
+        }
+        Verdict::Suppress { first: false } => false,
     }
-    n < MAX_REPORTS
 }

@@ -18,10 +18,88 @@ pub const HCR_EL2: u64 = {
     const TACR: u64 = 1 << 21; // trap ACTLR_EL1 (implementation-defined controls)
     const TSW: u64 = 1 << 22; // trap set/way cache maintenance
     const RW: u64 = 1 << 31; // EL1 is AArch64
+    const TERR: u64 = 1 << 36; // trap RAS error records: shared by a cluster of cores
     const APK: u64 = 1 << 40; // pointer-authentication key registers not trapped
     const API: u64 = 1 << 41; // pointer-authentication instructions not trapped
-    VM | SWIO | FMO | IMO | AMO | FB | BSU_INNER | TWI | TSC | TIDCP | TACR | TSW | RW | APK | API
+    VM | SWIO
+        | FMO
+        | IMO
+        | AMO
+        | FB
+        | BSU_INNER
+        | TWI
+        | TSC
+        | TIDCP
+        | TACR
+        | TSW
+        | RW
+        | TERR
+        | APK
+        | API
 };
+
+/// HCR_EL2.TVM: writes to the EL1 virtual-memory controls trap (set/way emulation).
+const HCR_TVM: u64 = 1 << 26;
+
+/// Turns trapping of the EL1 virtual-memory controls on or off for the vCPU running on
+/// this CPU (see `guest::sysreg`).
+pub fn set_tvm(on: bool) {
+    let hcr: u64;
+    // SAFETY: read-modify-write of HCR_EL2's TVM bit while handling this CPU's guest exit;
+    // it only changes which guest writes trap.
+    unsafe {
+        asm!("mrs {}, hcr_el2", out(reg) hcr, options(nomem, nostack));
+        let hcr = if on { hcr | HCR_TVM } else { hcr & !HCR_TVM };
+        asm!("msr hcr_el2, {}", "isb", in(reg) hcr, options(nostack));
+    }
+}
+
+/// Whether the PMU is trapped and hidden (reads zero) because it cannot be kept from
+/// counting at EL2 (no FEAT_PMUv3p1, so no MDCR_EL2.HPMD). Set on the first `load`.
+static PMU_TRAPPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// See [`PMU_TRAPPED`].
+pub fn pmu_trapped() -> bool {
+    PMU_TRAPPED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// MDCR_EL2 for guests, from ID_AA64DFR0_EL1 and PMCR_EL0 (policy in docs/traps.md):
+/// - HPMN = PMCR_EL0.N: every event counter is the guest's;
+/// - HPMD (PMUv3p1) and HCCD (PMUv3p5): no counter counts at EL2, so a guest cannot
+///   measure the hypervisor; without PMUv3p1, TPM traps the PMU and it reads as zero;
+/// - TDOSA: the OS lock, OS double lock and power-down control are emulated, not the
+///   physical CPU's; TTRF: trace filter control (TRFCR_EL1) reads as zero;
+/// - TPMS and E2PB = 0, E2TB = 0: the statistical profiling and trace buffers are owned
+///   by EL2, so guest accesses to them trap (and get an UNDEF);
+/// - TDA clear: breakpoints and watchpoints are the guest's (a vCPU owns its CPU while it
+///   runs; they are cleared when a vCPU starts).
+///
+/// Returns the value and whether the PMU must be trapped.
+fn mdcr_el2(dfr0: u64, pmcr: u64) -> (u64, bool) {
+    const TPM: u64 = 1 << 6;
+    const TDOSA: u64 = 1 << 10;
+    const TPMS: u64 = 1 << 14;
+    const HPMD: u64 = 1 << 17;
+    const TTRF: u64 = 1 << 19;
+    const HCCD: u64 = 1 << 23;
+    let pmu_ver = (dfr0 >> 8) & 0xf;
+    let has_pmu = pmu_ver != 0 && pmu_ver != 0xf;
+    let hpmn = if has_pmu { (pmcr >> 11) & 0x1f } else { 0 };
+    let mut mdcr = hpmn | TDOSA | TTRF | TPMS;
+    let mut trap_pmu = false;
+    if has_pmu {
+        if pmu_ver >= 4 {
+            mdcr |= HPMD;
+        } else {
+            mdcr |= TPM;
+            trap_pmu = true;
+        }
+        if pmu_ver >= 6 {
+            mdcr |= HCCD;
+        }
+    }
+    (mdcr, trap_pmu)
+}
 
 /// CPTR_EL2: FP/SIMD, SVE and SME are not trapped (they belong to the running guest; the
 /// hypervisor is soft-float and vCPUs are pinned, so only the FP/SIMD view is saved on a
@@ -98,19 +176,28 @@ unsafe fn load_feature_controls() {
     let has_hcx = field(ID_AA64MMFR1_EL1.get(), 40) != 0;
     let has_sme = field(ID_AA64PFR1_EL1.get(), 24) != 0;
     let isar2: u64;
-    let pmcr: u64;
-    // SAFETY: reading ID_AA64ISAR2_EL1 and PMCR_EL0 has no side effect.
+    let dfr0: u64;
+    // SAFETY: reading ID registers has no side effect.
     unsafe {
         asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack));
-        asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack));
+        asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack));
     }
     let has_mops = field(isar2, 16) != 0;
-    // MDCR_EL2: every event counter to the guest (HPMN = PMCR_EL0.N), nothing trapped.
-    let hpmn = (pmcr >> 11) & 0x1f;
+    let pmu_ver = field(dfr0, 8);
+    let pmcr = if pmu_ver != 0 && pmu_ver != 0xf {
+        let pmcr: u64;
+        // SAFETY: the CPU has a PMUv3 (checked above); reading PMCR_EL0 has no side effect.
+        unsafe { asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
+        pmcr
+    } else {
+        0
+    };
+    let (mdcr, trap_pmu) = mdcr_el2(dfr0, pmcr);
+    PMU_TRAPPED.store(trap_pmu, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: these registers only affect EL1/EL0, which run after the next ERET; the
     // caller guarantees no guest runs here now.
     unsafe {
-        asm!("msr mdcr_el2, {}", in(reg) hpmn, options(nostack));
+        asm!("msr mdcr_el2, {}", in(reg) mdcr, options(nostack));
         if has_hcx {
             // HCRX_EL2.MSCEn: the memory-copy instructions work at EL1/EL0.
             let hcrx: u64 = if has_mops { 1 << 11 } else { 0 };

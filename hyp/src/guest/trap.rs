@@ -4,12 +4,12 @@
 
 use exits::{ArchCall, CallKind, DataAbort, Exit, FaultKind, PsciOutcome, SmcccCall, SysRegAccess};
 use loader::layout::{PL011_BASE, PL011_SIZE};
-use log::{info, warn};
+use log::warn;
 use vdevices::MmioDevice;
 
 use super::{Domain, DomainState, Vcpu, inject, park, pinned_here, power_off, reset, vcpu_of};
 use crate::exception::TrapFrame;
-use crate::{arch, exception};
+use crate::exception;
 
 use exits::smccc::{
     PSCI_INTERNAL_FAILURE, SMCCC_NOT_SUPPORTED as NOT_SUPPORTED, SMCCC_VERSION_1_1,
@@ -33,18 +33,22 @@ pub fn handle(frame: &mut TrapFrame, kind: u64) {
         // Physical interrupts are routed to EL2 but none is enabled yet: nothing to do.
         9 | 10 => {}
         11 => {
-            warn!(
-                "d{}: SError from the guest (ESR {:#x})",
-                domain.id, frame.esr
-            );
+            if may_report(vcpu) {
+                warn!(
+                    "d{}: SError from the guest (ESR {:#x})",
+                    domain.id, frame.esr
+                );
+            }
             power_off(domain, 1, "SError");
             park(vcpu, frame);
         }
         _ => {
-            warn!(
-                "d{}: exception from AArch32, which guests may not use",
-                domain.id
-            );
+            if may_report(vcpu) {
+                warn!(
+                    "d{}: exception from AArch32, which guests may not use",
+                    domain.id
+                );
+            }
             power_off(domain, 1, "AArch32 state");
             park(vcpu, frame);
         }
@@ -169,27 +173,10 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
 }
 
 fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
-    let reg = access.encoding();
-    if reg.is_set_way() {
-        // Set/way operations only reach this CPU's caches; for a guest that may share
-        // memory with others, clean and invalidate all of its RAM instead, once per
-        // operation on set 0, way 0 of a level (the start of a full walk).
-        let operand = if access.is_zero_register() {
-            0
-        } else {
-            frame.x[access.register as usize]
-        };
-        // Xt = set/way fields above bit 4, the level in bits 3:1.
-        if operand & !0xf == 0 {
-            let domain = vcpu.domain;
-            arch::cache::clean_invalidate_to_poc(
-                domain.ram_pa.as_u64() as usize,
-                domain.spec.memory as usize,
-            );
-        }
-        frame.elr = frame.elr.wrapping_add(4);
+    if super::sysreg::emulate(vcpu, frame, access) {
         return;
     }
+    let reg = access.encoding();
     if reg == ACTLR_EL1 {
         // Reads see the real value; writes are ignored: these controls are the
         // hypervisor's.
@@ -270,7 +257,9 @@ fn psci_call(vcpu: &'static Vcpu, frame: &mut TrapFrame, psci: exits::PsciCall, 
             }
         }
         PsciOutcome::StopCaller => {
-            info!("d{}v{}: CPU_OFF", domain.id, vcpu.index);
+            if log::log_enabled!(log::Level::Debug) && may_report(vcpu) {
+                log::debug!("d{}v{}: CPU_OFF", domain.id, vcpu.index);
+            }
             park(vcpu, frame);
         }
         // No virtual interrupt can wake a standby yet (no vGIC): return at once.

@@ -253,6 +253,17 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
         )?;
     }
 
+    // The GIC, which the hypervisor puts in a quiet state at boot (`crate::gic`).
+    if let Some(gic) = &platform.gic {
+        let frames = core::iter::once(("GIC distributor", gic.distributor))
+            .chain(gic.redistributors.iter().map(|r| ("GIC redistributors", *r)))
+            .chain(gic.cpu_interface.map(|r| ("GIC CPU interface", r)));
+        for (what, region) in frames {
+            let pages = page_span(region);
+            map(what, pages.base, pages.end(), Attributes::DEVICE_RW)?;
+        }
+    }
+
     // Everything the MMU-off code wrote (relocations, bss, stack, tables) went straight
     // to memory; drop any stale cache lines over it before caches come on.
     // SAFETY: the caches have been off since boot, so no line in these ranges holds data

@@ -1,0 +1,161 @@
+//! The physical GIC, until the hypervisor drives it: put into a known quiet state at boot.
+//!
+//! Physical IRQs and FIQs are routed to EL2 while a guest runs (HCR_EL2.IMO/FMO), and the
+//! hypervisor does not yet take interrupts of its own. An interrupt that firmware left
+//! enabled and pending would be taken at EL2 again and again, and the guest on that CPU
+//! would never run. So the boot CPU disables the distributor and every interrupt it
+//! forwards, clears their pending and active states, and does the same for every GICv3
+//! redistributor; each CPU does its banked GICv2 registers and CPU interface itself.
+
+use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use platforms::{Gic, GicVersion};
+
+const GICD_CTLR: usize = 0x0000;
+const GICD_TYPER: usize = 0x0004;
+const GICD_ICENABLER: usize = 0x0180;
+const GICD_ICPENDR: usize = 0x0280;
+const GICD_ICACTIVER: usize = 0x0380;
+/// GICv3: GICD_CTLR.RWP, a distributor register write is still pending.
+const GICD_CTLR_RWP: u32 = 1 << 31;
+
+const GICR_CTLR: usize = 0x0000;
+/// GICR_CTLR.RWP, a write to GICR_ICENABLER0 (among others) is still pending.
+const GICR_CTLR_RWP: u32 = 1 << 3;
+const GICR_TYPER: usize = 0x0008;
+/// GICR_TYPER.Last: this is the last redistributor of its region.
+const GICR_TYPER_LAST: u64 = 1 << 4;
+/// GICR_TYPER.VLPIS: the frame has the two extra GICv4 frames.
+const GICR_TYPER_VLPIS: u64 = 1 << 1;
+const GICR_FRAME: usize = 0x1_0000;
+/// Registers of the SGI/PPI frame, the second 64 KiB of a redistributor.
+const GICR_ICENABLER0: usize = GICR_FRAME + 0x0180;
+const GICR_ICPENDR0: usize = GICR_FRAME + 0x0280;
+const GICR_ICACTIVER0: usize = GICR_FRAME + 0x0380;
+
+const GICC_CTLR: usize = 0x0000;
+
+/// GICv2 distributor and CPU interface bases, for [`quiet_this_cpu`] on secondary CPUs.
+static V2_DISTRIBUTOR: AtomicU64 = AtomicU64::new(0);
+static V2_CPU_INTERFACE: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a 32-bit GIC register.
+///
+/// # Safety
+/// `base + offset` must be a GIC register mapped as device memory in the EL2 map.
+unsafe fn write32(base: u64, offset: usize, value: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { write_volatile((base as usize + offset) as *mut u32, value) }
+}
+
+/// Reads a 32-bit GIC register.
+///
+/// # Safety
+/// As for [`write32`].
+unsafe fn read32(base: u64, offset: usize) -> u32 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { read_volatile((base as usize + offset) as *const u32) }
+}
+
+/// Waits (bounded) for the `rwp` bit of the CTLR register at `base` to clear.
+///
+/// # Safety
+/// As for [`write32`].
+unsafe fn wait_rwp(base: u64, rwp: u32) {
+    for _ in 0..1_000_000 {
+        // SAFETY: guaranteed by the caller; CTLR is at offset 0 of its frame.
+        if unsafe { read32(base, 0) } & rwp == 0 {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Disables the distributor and every shared interrupt, clears their pending and active
+/// states, and does the same for the private interrupts of every GICv3 redistributor.
+/// Runs once, on the boot CPU, before any other CPU or guest runs.
+///
+/// # Safety
+/// Every region of `gic` must be mapped as device memory in the EL2 map, and no other
+/// code may be driving the GIC.
+pub unsafe fn quiet(gic: &Gic) {
+    let gicd = gic.distributor.base;
+    // SAFETY: the caller maps the distributor; these registers exist on GICv2 and v3.
+    unsafe {
+        write32(gicd, GICD_CTLR, 0);
+        if gic.version == GicVersion::V3 {
+            wait_rwp(gicd, GICD_CTLR_RWP);
+        }
+        // ITLinesNumber: 32 * (N + 1) interrupt IDs; the first 32 are banked per CPU.
+        let lines = ((read32(gicd, GICD_TYPER) & 0x1f) as usize + 1) * 32;
+        for word in 1..lines / 32 {
+            write32(gicd, GICD_ICENABLER + 4 * word, u32::MAX);
+            write32(gicd, GICD_ICPENDR + 4 * word, u32::MAX);
+            write32(gicd, GICD_ICACTIVER + 4 * word, u32::MAX);
+        }
+        if gic.version == GicVersion::V3 {
+            wait_rwp(gicd, GICD_CTLR_RWP);
+        }
+    }
+    match gic.version {
+        GicVersion::V3 => {
+            for region in &gic.redistributors {
+                let end = region.base + region.size;
+                let mut frame = region.base;
+                while frame + 2 * GICR_FRAME as u64 <= end {
+                    // SAFETY: the caller maps every redistributor region; a frame lies
+                    // wholly inside its region.
+                    let typer = unsafe {
+                        u64::from(read32(frame, GICR_TYPER))
+                            | (u64::from(read32(frame, GICR_TYPER + 4)) << 32)
+                    };
+                    // SAFETY: as above; the SGI frame is the second 64 KiB.
+                    unsafe {
+                        write32(frame, GICR_ICENABLER0, u32::MAX);
+                        write32(frame, GICR_ICPENDR0, u32::MAX);
+                        write32(frame, GICR_ICACTIVER0, u32::MAX);
+                        wait_rwp(frame + GICR_CTLR as u64, GICR_CTLR_RWP);
+                    }
+                    if typer & GICR_TYPER_LAST != 0 {
+                        break;
+                    }
+                    let frames = if typer & GICR_TYPER_VLPIS != 0 { 4 } else { 2 };
+                    frame += frames * GICR_FRAME as u64;
+                }
+            }
+        }
+        GicVersion::V2 => {
+            V2_DISTRIBUTOR.store(gicd, Ordering::Release);
+            if let Some(gicc) = gic.cpu_interface {
+                V2_CPU_INTERFACE.store(gicc.base, Ordering::Release);
+            }
+            // SAFETY: as for `quiet`, on the boot CPU.
+            unsafe { quiet_this_cpu() };
+        }
+    }
+}
+
+/// GICv2: disables this CPU's banked private interrupts and its CPU interface (the GICv3
+/// redistributors were all done by [`quiet`]). Does nothing before `quiet` or on GICv3.
+///
+/// # Safety
+/// As for [`quiet`], once `quiet` has run.
+pub unsafe fn quiet_this_cpu() {
+    let gicd = V2_DISTRIBUTOR.load(Ordering::Acquire);
+    if gicd == 0 {
+        return;
+    }
+    // SAFETY: the distributor was mapped for `quiet`; word 0 of these registers is banked
+    // per CPU, so this CPU clears its own SGIs and PPIs.
+    unsafe {
+        write32(gicd, GICD_ICENABLER, u32::MAX);
+        write32(gicd, GICD_ICPENDR, u32::MAX);
+        write32(gicd, GICD_ICACTIVER, u32::MAX);
+    }
+    let gicc = V2_CPU_INTERFACE.load(Ordering::Acquire);
+    if gicc != 0 {
+        // SAFETY: the CPU interface was mapped for `quiet`; GICC_CTLR is banked per CPU.
+        unsafe { write32(gicc, GICC_CTLR, 0) };
+    }
+}
