@@ -84,6 +84,9 @@ struct Spec {
     guest_vcpus: u32,
     #[serde(default = "default_guest_mem")]
     guest_mem: String,
+    /// `[['regex', N], ...]`: each regex may match at most N lines over the whole run.
+    #[serde(default)]
+    max_lines: Vec<(String, usize)>,
 }
 
 fn default_guest_vcpus() -> u32 {
@@ -153,6 +156,8 @@ pub struct Case {
     pub raspi4b_dts: Option<PathBuf>,
     /// The compiled `raspi4b_dts`, filled in before the case runs.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// Patterns that may each match at most so many output lines.
+    pub max_lines: Vec<(Regex, usize)>,
 }
 
 /// Reads and expands a case file.
@@ -265,6 +270,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     initrd: None,
                     raspi4b_dts: spec.raspi4b_dts.as_ref().map(PathBuf::from),
                     raspi4b_dtb: None,
+                    max_lines: spec
+                        .max_lines
+                        .iter()
+                        .map(|(p, n)| Ok((compile(p)?, *n)))
+                        .collect::<Result<_>>()?,
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
                             kernel.clone(),

@@ -107,6 +107,7 @@ fn watch(
     let mut matcher = Matcher::new(case.expect.clone(), case.fail.clone())
         .with_unordered(case.expect_any_order.clone());
     let deadline = start + case.timeout;
+    let mut line_counts = vec![0usize; case.max_lines.len()];
     let verdict = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => {
@@ -127,9 +128,13 @@ fn watch(
                     }
                 }
                 let bad = matcher.feed(&line).map(|re| re.as_str().to_owned());
+                let too_many = too_many_lines(&case.max_lines, &mut line_counts, &line);
                 log.push(line);
                 if let Some(bad) = bad {
                     break Err(format!("output matched fail pattern `{bad}`"));
+                }
+                if let Some(too_many) = too_many {
+                    break Err(too_many);
                 }
                 if matcher.done() && case.exit_code.is_none() {
                     break Ok(());
@@ -144,6 +149,23 @@ fn watch(
     drop(stdin);
     drop(child);
     verdict
+}
+
+/// Counts `line` against each `max_lines` pattern; says which limit it went over, if any.
+fn too_many_lines(
+    limits: &[(regex::Regex, usize)],
+    counts: &mut [usize],
+    line: &str,
+) -> Option<String> {
+    for ((re, max), count) in limits.iter().zip(counts.iter_mut()) {
+        if re.is_match(line) {
+            *count += 1;
+            if *count > *max {
+                return Some(format!("more than {max} lines matched `{re}`"));
+            }
+        }
+    }
+    None
 }
 
 fn timeout_reason(case: &Case, matcher: &Matcher) -> String {
@@ -351,6 +373,17 @@ mod tests {
         assert_eq!(o.result, Ok(()));
         assert_eq!(o.log, ["hello", "done: 4"]);
         assert!(o.elapsed < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn max_lines_bounds_matching_lines() {
+        let spec = "expect = ['end']\nmax_lines = [['^noise', 2], ['quiet', 0]]";
+        let o = sh_case(spec, "echo noise; echo noise; echo end");
+        assert_eq!(o.result, Ok(()));
+        let o = sh_case(spec, "echo noise; echo noise; echo noise; echo end");
+        assert_eq!(o.result, Err("more than 2 lines matched `^noise`".into()));
+        let o = sh_case(spec, "echo quiet; echo end");
+        assert_eq!(o.result, Err("more than 0 lines matched `quiet`".into()));
     }
 
     #[test]
