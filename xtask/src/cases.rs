@@ -87,6 +87,8 @@ struct Spec {
     /// `[['regex', N], ...]`: each regex may match at most N lines over the whole run.
     #[serde(default)]
     max_lines: Vec<(String, usize)>,
+    /// A host file that must not exist after the run (removed before it starts).
+    host_file_absent: Option<String>,
 }
 
 fn default_guest_vcpus() -> u32 {
@@ -158,6 +160,8 @@ pub struct Case {
     pub raspi4b_dtb: Option<PathBuf>,
     /// Patterns that may each match at most so many output lines.
     pub max_lines: Vec<(Regex, usize)>,
+    /// A host file that must not exist after the run (removed before it starts).
+    pub host_file_absent: Option<PathBuf>,
 }
 
 /// Reads and expands a case file.
@@ -275,6 +279,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                         .iter()
                         .map(|(p, n)| Ok((compile(p)?, *n)))
                         .collect::<Result<_>>()?,
+                    host_file_absent: spec.host_file_absent.as_ref().map(PathBuf::from),
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
                             kernel.clone(),

@@ -47,7 +47,16 @@ pub struct Outcome {
 pub fn run_case(case: &Case, mut cmd: Command) -> Outcome {
     let start = Instant::now();
     let mut log = Vec::new();
-    let result = watch(case, &mut cmd, start, &mut log);
+    if let Some(path) = &case.host_file_absent {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut result = watch(case, &mut cmd, start, &mut log);
+    if let Some(path) = case.host_file_absent.as_ref().filter(|p| p.exists()) {
+        result = result.and(Err(format!(
+            "{} exists on the host after the run",
+            path.display()
+        )));
+    }
     Outcome {
         result,
         elapsed: start.elapsed(),
@@ -384,6 +393,25 @@ mod tests {
         assert_eq!(o.result, Err("more than 2 lines matched `^noise`".into()));
         let o = sh_case(spec, "echo quiet; echo end");
         assert_eq!(o.result, Err("more than 0 lines matched `quiet`".into()));
+    }
+
+    #[test]
+    fn host_file_absent_is_removed_before_and_checked_after() {
+        let path = std::env::temp_dir().join(format!("xtask-absent-{}", std::process::id()));
+        std::fs::write(&path, "stale").unwrap();
+        let spec = format!(
+            "expect = ['end']\nhost_file_absent = {:?}",
+            path.display().to_string()
+        );
+        let o = sh_case(
+            &spec,
+            &format!("test -e {0} && echo stale; echo end", path.display()),
+        );
+        assert_eq!(o.result, Ok(()));
+        assert_eq!(o.log, ["end"]);
+        let o = sh_case(&spec, &format!("touch {}; echo end", path.display()));
+        assert!(o.result.unwrap_err().contains("exists on the host"));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
