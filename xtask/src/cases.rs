@@ -75,6 +75,8 @@ struct Spec {
     settle_secs: Option<f64>,
     host_file_absent: Option<String>,
     fill_ram: Option<OneOrMany<FillSpec>>,
+    #[serde(default)]
+    max_lines: Vec<(String, usize)>,
     image_text_offset: Option<u64>,
     #[serde(default = "default_true")]
     builtin_fail: bool,
@@ -173,6 +175,9 @@ pub struct Case {
     pub host_file_absent: Option<PathBuf>,
     /// RAM QEMU fills before boot.
     pub fill_ram: Vec<Fill>,
+    /// Patterns that may each match at most so many lines over the whole run (a guest
+    /// must not make the hypervisor flood its console).
+    pub max_lines: Vec<(Pattern, usize)>,
     /// If set, boot a copy of the image whose header asks for this `text_offset`.
     pub image_text_offset: Option<u64>,
     /// Domain configuration (TOML, relative to the workspace root) to boot as guests.
@@ -333,6 +338,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     settle: Duration::from_secs_f64(settle),
                     host_file_absent: host_file_absent.clone(),
                     fill_ram: fill_ram.clone(),
+                    max_lines: spec
+                        .max_lines
+                        .iter()
+                        .map(|(p, n)| Ok((compile(p)?, *n)))
+                        .collect::<Result<_>>()?,
                     image_text_offset: spec.image_text_offset,
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::cases::Case;
-use crate::matcher::{Matcher, clean_line};
+use crate::matcher::{Line, Matcher, Pattern, clean_line};
 use crate::qemu::{Machine, Qemu};
 use crate::shell;
 use crate::{exit_line, fill, image};
@@ -151,6 +151,7 @@ fn watch(
         },
     };
     let mut phase = next_phase(&matcher);
+    let mut line_counts = vec![0usize; case.max_lines.len()];
     let verdict = loop {
         let wait_until = match phase {
             Phase::Settling { until } => until,
@@ -184,7 +185,11 @@ fn watch(
                     }
                 }
                 let bad = matcher.feed(&line).map(|p| p.as_str().to_owned());
+                let too_many = count_limited(&case.max_lines, &mut line_counts, &line);
                 log.push(line);
+                if let Some((pattern, max)) = too_many {
+                    break Err(format!("more than {max} lines matched `{pattern}`"));
+                }
                 if let Some(bad) = bad {
                     let when = match phase {
                         Phase::Settling { .. } => " after the last expected line",
@@ -216,6 +221,24 @@ fn watch(
     drop(stdin);
     drop(child);
     verdict
+}
+
+/// Counts `line` against each `max_lines` pattern; returns the first limit it exceeds.
+fn count_limited<'a>(
+    limits: &'a [(Pattern, usize)],
+    counts: &mut [usize],
+    line: &str,
+) -> Option<(&'a str, usize)> {
+    let line = Line::classify(line);
+    for ((pattern, max), count) in limits.iter().zip(counts.iter_mut()) {
+        if pattern.matches(line) {
+            *count += 1;
+            if *count > *max {
+                return Some((pattern.as_str(), *max));
+            }
+        }
+    }
+    None
 }
 
 fn timeout_reason(case: &Case, matcher: &Matcher) -> String {
@@ -479,6 +502,28 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
         run_case(&case, cmd)
+    }
+
+    #[test]
+    fn max_lines_bounds_the_lines_a_pattern_may_match() {
+        let spec =
+            "expect = ['end']\nsettle_secs = 0.1\nmax_lines = [['noise', 2], ['(g) quiet', 0]]";
+        let o = sh_case(
+            spec,
+            "echo noise; echo noise; echo '(g) noise'; echo end; exec sleep 30",
+        );
+        assert_eq!(
+            o.result,
+            Ok(()),
+            "guest lines do not count for hypervisor patterns"
+        );
+        let o = sh_case(spec, "echo noise; echo noise; echo noise; echo end");
+        assert_eq!(o.result, Err("more than 2 lines matched `noise`".into()));
+        let o = sh_case(spec, "echo '(g) quiet'; echo end");
+        assert_eq!(
+            o.result,
+            Err("more than 0 lines matched `(g) quiet`".into())
+        );
     }
 
     #[test]

@@ -326,3 +326,58 @@ pub fn config() -> MmuConfig {
         sctlr: SCTLR.load(Ordering::Relaxed),
     }
 }
+
+/// Replaces the final map's level-1 entry for the GiB at `va` with `entry`, break before
+/// make, and returns the old entry.
+///
+/// # Safety
+/// Nothing may be using the old mapping of that GiB while it changes, and the new one
+/// must not alias anything Rust code uses.
+unsafe fn replace_l1_entry(va: u64, entry: u64) -> u64 {
+    let index = (va / GIB) as usize;
+    // SAFETY: index < 512 (callers pass a VA below VA_LIMIT); the final set is live but
+    // only this entry changes, which the caller guarantees nothing uses.
+    let slot = unsafe { &raw mut (*table_set(1)).l1.0[index % ENTRIES] };
+    // SAFETY: aligned volatile accesses to the entry; break before make with TLB
+    // maintenance for that GiB (the maintenance touches no memory).
+    unsafe {
+        let old = ptr::read_volatile(slot);
+        ptr::write_volatile(slot, 0);
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi vaae1is, {page}",
+            "dsb ish",
+            "isb",
+            page = in(reg) va >> 12,
+            options(nostack, preserves_flags),
+        );
+        ptr::write_volatile(slot, entry);
+        core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags));
+        old
+    }
+}
+
+/// Runs `f` with the GiB of virtual addresses at `va` mapped to the physical GiB at `pa`
+/// as *normal* memory (so unaligned and page-straddling accesses there are allowed by
+/// stage 1 and reach stage 2), then puts the previous mapping back. `None` if `va` is not
+/// a GiB of this map that holds only a Device block (RAM and the image are never aliased
+/// over), or `pa` is not GiB aligned.
+pub fn with_normal_alias<R>(va: u64, pa: u64, f: impl FnOnce(u64) -> R) -> Option<R> {
+    if !va.is_multiple_of(GIB) || !pa.is_multiple_of(GIB) || va >= pa_range().1 {
+        return None;
+    }
+    // SAFETY: reading one entry of the final set (index < 512: va < VA_LIMIT).
+    let current =
+        unsafe { ptr::read_volatile(&raw const (*table_set(1)).l1.0[(va / GIB) as usize]) };
+    if current != va | DEVICE_BLOCK {
+        return None;
+    }
+    let alias = pa | NORMAL_BLOCK | PXN;
+    // SAFETY: the GiB at `va` is a Device block of nothing this program uses (checked:
+    // not RAM, not the image); the alias maps device space, which no Rust object lives in.
+    let old = unsafe { replace_l1_entry(va, alias) };
+    let result = f(va);
+    // SAFETY: as above; the alias is no longer used once `f` returned.
+    unsafe { replace_l1_entry(va, old) };
+    Some(result)
+}

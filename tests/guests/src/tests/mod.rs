@@ -4,14 +4,23 @@ mod abort;
 mod bench;
 mod conduit;
 mod cpu_on;
+mod debug;
 mod echo;
 mod exit;
+mod flood;
+mod hostile;
 mod initrd;
 mod isolation;
 mod memory;
+mod pmu;
 mod poweroff;
+mod probe;
+mod progress;
 mod psci;
+mod ras;
 mod reset;
+mod semihosting;
+mod setway;
 mod smccc;
 mod storm;
 mod sysreg;
@@ -33,6 +42,51 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "hostile",
+        in_all: false,
+        run: hostile::run,
+    },
+    Test {
+        name: "progress",
+        in_all: false,
+        run: progress::run,
+    },
+    Test {
+        name: "pmu",
+        in_all: false,
+        run: pmu::run,
+    },
+    Test {
+        name: "ras",
+        in_all: false,
+        run: ras::run,
+    },
+    Test {
+        name: "debug",
+        in_all: false,
+        run: debug::run,
+    },
+    Test {
+        name: "semihosting",
+        in_all: false,
+        run: semihosting::run,
+    },
+    Test {
+        name: "flood",
+        in_all: false,
+        run: flood::run,
+    },
+    Test {
+        name: "reset-loop",
+        in_all: false,
+        run: flood::run_reset_loop,
+    },
+    Test {
+        name: "setway",
+        in_all: false,
+        run: setway::run,
+    },
     Test {
         name: "storm",
         in_all: false,
