@@ -19,6 +19,7 @@ mod progress;
 mod psci;
 mod ras;
 mod reset;
+mod scrub;
 mod semihosting;
 mod setway;
 mod smccc;

@@ -6,9 +6,10 @@
 //! With a second vCPU, the first run also starts it ticking (`ticker`: it prints and
 //! writes a RAM word every 10 ms) and resets while it ticks. The second run checks that
 //! the hypervisor stopped it: its RAM word reads 0 and stays 0, and PSCI says it is off
-//! (the case also fails on any tick printed after the reset).
+//! (the case also fails on any tick printed after the reset). Register state the reset
+//! must clear is checked by `scrub`.
 
-use super::ticker;
+use super::{scrub, ticker};
 use crate::smccc::psci::{AFFINITY_INFO, AFFINITY_OFF, SUCCESS};
 use crate::{Ctx, image_range, power, println, smccc, time};
 
@@ -52,6 +53,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
                     return;
                 }
             }
+            scrub::dirty();
             let result = power::psci(PSCI_SYSTEM_RESET, [0; 3]);
             ctx.report.fail("SYSTEM_RESET restarts the domain", result);
         }
@@ -67,6 +69,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
             if let Some(target) = ticker_target {
                 check_ticker_stopped(ctx, target, tick_word);
             }
+            scrub::check(ctx);
         }
         err => ctx.report.fail(
             "HYP_DOMAIN_RESET_COUNT is implemented",
