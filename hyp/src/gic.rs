@@ -185,7 +185,7 @@ pub unsafe fn leave_interrupt_pending(gic: &Gic) {
         GicVersion::V3 => {
             let mpidr = crate::arch::current_mpidr();
             let affinity = (mpidr & 0xff_ffff) | ((mpidr >> 8) & 0xff00_0000);
-            // SAFETY (block): the caller maps the distributor and redistributors; this
+            // SAFETY: the caller maps the distributor and redistributors; this
             // CPU's redistributor is found by its affinity in GICR_TYPER[63:32].
             unsafe {
                 // ARE (bit 4) and both group enables, single security state.
@@ -221,7 +221,7 @@ pub unsafe fn leave_interrupt_pending(gic: &Gic) {
             let Some(gicc) = gic.cpu_interface else {
                 return;
             };
-            // SAFETY (block): the caller maps the distributor and CPU interface; word 0 of
+            // SAFETY: the caller maps the distributor and CPU interface; word 0 of
             // these registers is banked for this CPU.
             unsafe {
                 write32(gicd, GICD_CTLR, 0b11);
