@@ -6,8 +6,9 @@ use core::fmt;
 
 use crate::{arch, console, percpu};
 
-/// Registers saved by `vectors.S`, in its layout.
-#[repr(C)]
+/// Registers saved by `vectors.S`, in its layout. 16-byte aligned: a vCPU's frame is
+/// the stack while it runs (`guest_run`), and SCTLR_EL2.SA checks stack alignment.
+#[repr(C, align(16))]
 #[derive(Clone)]
 pub struct TrapFrame {
     /// General-purpose registers x0..x30.
@@ -20,7 +21,8 @@ pub struct TrapFrame {
     pub esr: u64,
     /// FAR_EL2: the faulting virtual address, where the class defines one.
     pub far: u64,
-    _padding: u64,
+    /// While a vCPU runs: the hypervisor's stack pointer to return to (`guest_run`).
+    host_sp: u64,
 }
 
 impl TrapFrame {
@@ -32,7 +34,7 @@ impl TrapFrame {
             spsr: 0,
             esr: 0,
             far: 0,
-            _padding: 0,
+            host_sp: 0,
         }
     }
 }
@@ -92,11 +94,8 @@ pub fn exception_class_name(ec: u64) -> &'static str {
 /// Called by `vectors.S` for every exception taken to EL2.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
-    if (8..16).contains(&kind) {
-        crate::guest::handle_exit(frame, kind);
-    } else {
-        unexpected(frame, kind);
-    }
+    // Exceptions from guests never come here: `guest_run` returns them to the run loop.
+    unexpected(frame, kind);
 }
 
 /// An exception the hypervisor did not expect: dump it and stop this CPU.

@@ -7,22 +7,46 @@
 .section .text, "ax"
 
 /*
- * enter_guest(frame: *const TrapFrame, stack_top: u64) -> !
- * Copies the guest's frame to the top of this CPU's stack, makes that the stack, and
- * returns to the guest through the common exception-return path. The next exception
- * from the guest saves its frame at the same place.
+ * guest_run(frame: *mut TrapFrame) -> u64
+ * Runs the guest whose registers are in `frame` until it takes an exception to EL2, and
+ * returns the vector kind (8..15). The host's callee-saved registers go on the current
+ * stack and that stack pointer into the frame's last slot (`TrapFrame::host_sp`); the frame
+ * itself becomes the stack, so the exception-return path loads the guest's registers from
+ * it and the next exception from the guest saves them back into it (vectors.S then comes
+ * to `guest_exit`). `frame` must be 16-byte aligned.
  */
-.global enter_guest
-enter_guest:
-    sub     x2, x1, #FRAME_SIZE
-    mov     x3, #0
-1:  ldr     x4, [x0, x3]
-    str     x4, [x2, x3]
-    add     x3, x3, #8
-    cmp     x3, #FRAME_SIZE
-    b.lo    1b
-    mov     sp, x2
+.equ HOST_SP, 16 * 17 + 8
+
+.global guest_run
+guest_run:
+    sub     sp, sp, #16 * 6
+    stp     x19, x20, [sp, #16 * 0]
+    stp     x21, x22, [sp, #16 * 1]
+    stp     x23, x24, [sp, #16 * 2]
+    stp     x25, x26, [sp, #16 * 3]
+    stp     x27, x28, [sp, #16 * 4]
+    stp     x29, x30, [sp, #16 * 5]
+    mov     x1, sp
+    str     x1, [x0, #HOST_SP]
+    mov     sp, x0
     b       restore_and_eret
+
+/*
+ * Reached from vectors.S with the guest's registers saved in its frame (sp) and the vector
+ * kind in x0: back to the host stack, and return from `guest_run`.
+ */
+.global guest_exit
+guest_exit:
+    ldr     x1, [sp, #HOST_SP]
+    mov     sp, x1
+    ldp     x19, x20, [sp, #16 * 0]
+    ldp     x21, x22, [sp, #16 * 1]
+    ldp     x23, x24, [sp, #16 * 2]
+    ldp     x25, x26, [sp, #16 * 3]
+    ldp     x27, x28, [sp, #16 * 4]
+    ldp     x29, x30, [sp, #16 * 5]
+    add     sp, sp, #16 * 6
+    ret
 
 .arch_extension fp
 .arch_extension simd

@@ -1,7 +1,10 @@
 /*
  * EL2 exception vector table. Every entry saves a `TrapFrame` (see exception.rs) on the
- * current stack and calls `handle_exception(frame, kind)`; if that returns, the frame is
- * restored and the exception returns.
+ * current stack. For an exception from EL2 itself it then calls
+ * `handle_exception(frame, kind)`; if that returns, the frame is restored and the
+ * exception returns. An exception from a guest (kind 8..15) can only be taken while
+ * `guest_run` (guest.S) has made the running vCPU's own frame the stack: the guest's
+ * registers land in that frame, and `guest_run` returns `kind` to its caller.
  */
 
 .equ FRAME_SIZE, 36 * 8
@@ -58,6 +61,8 @@ save_and_dispatch:
     stp     x1, x2, [sp, #16 * 16]
     mrs     x1, far_el2
     str     x1, [sp, #16 * 17]
+    cmp     x0, #8
+    b.hs    guest_exit
     mov     x1, x0
     mov     x0, sp
     bl      handle_exception

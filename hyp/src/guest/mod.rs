@@ -1,11 +1,12 @@
 //! Running guests: domains built from the boot archive, one vCPU pinned to each physical
 //! CPU, the exit handler, and the domain life cycle (power off, reset).
 //!
-//! Each physical CPU runs [`run_this_cpu`]: it waits for a start request for the vCPU
-//! pinned to it (the domain's boot, or a PSCI `CPU_ON`), loads that vCPU and enters it.
-//! The guest then runs until an exception comes to EL2; the handler works on the trap
-//! frame at the top of this CPU's stack and returns to the guest, or, when the vCPU
-//! stops, saves it and comes back to `run_this_cpu` (the stack is reset on each entry).
+//! Each physical CPU runs one loop, [`run_this_cpu`]: it waits for a start request for the
+//! vCPU pinned to it (the domain's boot, or a PSCI `CPU_ON`), loads that vCPU, and runs it
+//! with `guest_run` (guest.S), which returns at every exception the guest takes. The exit
+//! handler (`trap::handle`) works on the vCPU's own saved frame and returns an [`Action`];
+//! the loop applies it in one place: enter the guest again, or stop the vCPU (save its
+//! state and wait for the next start request). Nothing abandons a stack or fails to return.
 
 mod console;
 mod domain;
@@ -84,9 +85,14 @@ impl Vcpu {
     }
 }
 
-/// Entry from the exception vectors for anything taken from a guest.
-pub fn handle_exit(frame: &mut TrapFrame, kind: u64) {
-    trap::handle(frame, kind);
+/// What the run loop does after an exit was handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Enter the guest again.
+    Resume,
+    /// Stop the vCPU (CPU_OFF, its domain powered off or reset): save its state and wait
+    /// for the next start request.
+    Stop,
 }
 
 /// The vCPU pinned to each physical CPU, if any.
@@ -273,7 +279,7 @@ fn vmid_width() -> VmidWidth {
         .unwrap_or(VmidWidth::Bits8)
 }
 
-/// This CPU's loop: wait for the pinned vCPU to be started, then run it.
+/// This CPU's loop: wait for the pinned vCPU to be started, then run it until it stops.
 pub fn run_this_cpu() -> ! {
     loop {
         if let Some(vcpu) = pinned_here() {
@@ -286,16 +292,20 @@ pub fn run_this_cpu() -> ! {
             {
                 vcpu.running.store(true, Ordering::Release);
                 drop(start);
-                start_vcpu(vcpu, entry, x0);
+                run_vcpu(vcpu, entry, x0);
+                vcpu.running.store(false, Ordering::Release);
+                continue;
             }
         }
         aarch64_cpu::asm::wfe();
     }
 }
 
-/// Resets `vcpu` to the architectural start state and enters it.
-fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
-    // SAFETY: we are the CPU this vCPU is pinned to, and it is not running.
+/// Starts `vcpu` in the architectural reset state at `entry` with `x0`, runs it until an
+/// exit stops it, and saves its state.
+fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
+    // SAFETY: we are the CPU this vCPU is pinned to, and it is not running elsewhere;
+    // nothing else takes a reference to its saved state while this one lives.
     let saved = unsafe { vcpu.saved_mut() };
     saved.frame = TrapFrame::zeroed();
     saved.frame.x[0] = x0;
@@ -309,7 +319,7 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
     vcpu.domain.psci.lock().vcpu_started(vcpu.index);
     let domain = vcpu.domain;
     // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
-    // EL1 state and frame are this vCPU's.
+    // EL1 state is this vCPU's.
     unsafe {
         regs::load(
             domain.vttbr,
@@ -321,16 +331,23 @@ fn start_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) -> ! {
         scrub::clear_guest_state();
     }
     saved.fp.restore();
-    let stack_top = percpu::cpu(percpu::current_index())
-        .stack_top
-        .load(Ordering::Relaxed);
-    // SAFETY: `stack_top` is this CPU's stack top; nothing on the stack is needed after
-    // this point (the frame is copied first).
-    unsafe { enter_guest(&saved.frame, stack_top) }
+    loop {
+        // SAFETY: the frame is this vCPU's (16-byte aligned, `TrapFrame`), and this CPU's
+        // EL2 controls, EL1 state and FP registers were loaded for it above.
+        let kind = unsafe { guest_run(&mut saved.frame) };
+        match trap::handle(vcpu, &mut saved.frame, kind) {
+            Action::Resume => {}
+            Action::Stop => break,
+        }
+    }
+    saved.el1.save();
+    saved.fp.save();
 }
 
 unsafe extern "C" {
-    fn enter_guest(frame: *const TrapFrame, stack_top: u64) -> !;
+    /// Runs the guest whose registers are in `frame` until it takes an exception to EL2;
+    /// returns the vector kind (8..=15), with the guest's registers saved in `frame`.
+    fn guest_run(frame: *mut TrapFrame) -> u64;
 }
 
 /// Wakes every CPU waiting in WFE (a vCPU of a domain whose memory was just unmapped
@@ -338,20 +355,6 @@ unsafe extern "C" {
 fn wake_all() {
     // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
-}
-
-/// Stops the vCPU whose exit is being handled: saves its state and returns this CPU to
-/// [`run_this_cpu`].
-fn park(vcpu: &'static Vcpu, frame: &TrapFrame) -> ! {
-    // SAFETY: called on the vCPU's own CPU while handling its exit.
-    let saved = unsafe { vcpu.saved_mut() };
-    saved.frame.x = frame.x;
-    saved.frame.elr = frame.elr;
-    saved.frame.spsr = frame.spsr;
-    saved.el1.save();
-    saved.fp.save();
-    vcpu.running.store(false, Ordering::Release);
-    run_this_cpu()
 }
 
 /// Powers `domain` off with `status`: its RAM is unmapped so its other vCPUs fault and
@@ -374,9 +377,10 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
     }
 }
 
-/// Resets `domain` (PSCI `SYSTEM_RESET`): parks every vCPU, reloads its images and
-/// starts vCPU 0 again. Called on the vCPU `caller`, which is parked afterwards.
-fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> ! {
+/// Resets `domain` (PSCI `SYSTEM_RESET`): waits for every other vCPU to stop, reloads its
+/// images and starts vCPU 0 again. Called on the vCPU `caller`, which the run loop stops
+/// afterwards.
+fn reset(domain: &'static Domain, caller: &'static Vcpu) {
     if domain.transition(DomainState::Running, DomainState::Resetting) {
         domain.flush_console();
         if may_report(domain) {
@@ -401,7 +405,7 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> !
             if arch::counter() > deadline {
                 warn!("d{}: vCPUs did not stop for the reset", domain.id);
                 power_off(domain, 1, "reset failed");
-                park(caller, frame);
+                return;
             }
             core::hint::spin_loop();
         }
@@ -418,7 +422,6 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu, frame: &TrapFrame) -> !
             }
         }
     }
-    park(caller, frame)
 }
 
 /// Moves bytes typed on the hypervisor's console to the domain in focus; three Ctrl-a in

@@ -7,8 +7,7 @@ use loader::layout::{PL011_BASE, PL011_SIZE};
 use log::warn;
 use vdevices::MmioDevice;
 
-use super::{Domain, DomainState, Vcpu, inject, park, pinned_here, power_off, reset, vcpu_of};
-use crate::exception;
+use super::{Action, Domain, DomainState, Vcpu, inject, power_off, reset, vcpu_of};
 use crate::exception::TrapFrame;
 
 use exits::smccc::{
@@ -19,21 +18,19 @@ use exits::smccc::{
 /// ACTLR_EL1 (op0 3, op1 0, CRn 1, CRm 0, op2 1).
 const ACTLR_EL1: exits::SysReg = exits::SysReg::new(3, 0, 1, 0, 1);
 
-/// Handles an exception taken from a guest (`kind` as in `vectors.S`, 8..=15).
-pub fn handle(frame: &mut TrapFrame, kind: u64) {
+/// Handles an exception `vcpu` took (`kind` as in `vectors.S`, 8..=15; its registers in
+/// `frame`) and says what the run loop does next.
+pub fn handle(vcpu: &'static Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
     crate::spectre::on_guest_exit();
-    let Some(vcpu) = pinned_here() else {
-        exception::unexpected(frame, kind);
-    };
     let domain = vcpu.domain;
     if domain.state() != DomainState::Running {
         // Its RAM is gone (power-off or reset): this is how its vCPUs come to a stop.
-        park(vcpu, frame);
+        return Action::Stop;
     }
     match kind {
         8 => synchronous(vcpu, frame),
         // Physical interrupts are routed to EL2 but none is enabled yet: nothing to do.
-        9 | 10 => {}
+        9 | 10 => Action::Resume,
         11 => {
             if may_report(vcpu) {
                 warn!(
@@ -42,7 +39,7 @@ pub fn handle(frame: &mut TrapFrame, kind: u64) {
                 );
             }
             power_off(domain, 1, "SError");
-            park(vcpu, frame);
+            Action::Stop
         }
         _ => {
             if may_report(vcpu) {
@@ -52,12 +49,12 @@ pub fn handle(frame: &mut TrapFrame, kind: u64) {
                 );
             }
             power_off(domain, 1, "AArch32 state");
-            park(vcpu, frame);
+            Action::Stop
         }
     }
 }
 
-fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) {
+fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
     let hpfar: u64;
     // SAFETY: reading HPFAR_EL2 has no side effect.
     unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
@@ -72,11 +69,11 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) {
             }
             inject::instruction_abort(frame, Some(frame.far));
         }
-        Exit::Hvc { imm } => call(vcpu, frame, imm),
+        Exit::Hvc { imm } => return call(vcpu, frame, imm),
         Exit::Smc { imm } => {
             // A trapped SMC reports the SMC itself as the return address.
             frame.elr = frame.elr.wrapping_add(4);
-            call(vcpu, frame, imm);
+            return call(vcpu, frame, imm);
         }
         Exit::SysReg(access) => system_register(vcpu, frame, &access),
         Exit::Wfx { .. } => {
@@ -98,6 +95,7 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) {
             inject::undefined(frame);
         }
     }
+    Action::Resume
 }
 
 fn may_report(vcpu: &Vcpu) -> bool {
@@ -211,10 +209,10 @@ fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAc
 }
 
 /// An SMCCC call on either conduit. The result goes to `x0`.
-fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) {
+fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
     if imm != 0 {
         frame.x[0] = NOT_SUPPORTED as u64;
-        return;
+        return Action::Resume;
     }
     let regs: &[u64; 7] = frame.x[..7].try_into().expect("seven registers");
     let call = SmcccCall::from_regs(regs);
@@ -245,14 +243,20 @@ fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) {
         CallKind::VendorHyp(hyp_abi::HYP_DOMAIN_EXIT) => {
             let status = call.args[0] as u32;
             power_off(vcpu.domain, status, "exit requested");
-            park(vcpu, frame);
+            return Action::Stop;
         }
         CallKind::VendorHyp(_) | CallKind::Unknown => NOT_SUPPORTED,
     };
     frame.x[0] = result as u64;
+    Action::Resume
 }
 
-fn psci_call(vcpu: &'static Vcpu, frame: &mut TrapFrame, psci: exits::PsciCall, args: &[u64; 6]) {
+fn psci_call(
+    vcpu: &'static Vcpu,
+    frame: &mut TrapFrame,
+    psci: exits::PsciCall,
+    args: &[u64; 6],
+) -> Action {
     let domain: &'static Domain = vcpu.domain;
     let outcome = domain
         .psci
@@ -275,14 +279,18 @@ fn psci_call(vcpu: &'static Vcpu, frame: &mut TrapFrame, psci: exits::PsciCall, 
             if log::log_enabled!(log::Level::Debug) && may_report(vcpu) {
                 log::debug!("d{}v{}: CPU_OFF", domain.id, vcpu.index);
             }
-            park(vcpu, frame);
+            return Action::Stop;
         }
         // No virtual interrupt can wake a standby yet (no vGIC): return at once.
         PsciOutcome::Standby => frame.x[0] = 0,
         PsciOutcome::SystemOff => {
             power_off(domain, 0, "SYSTEM_OFF");
-            park(vcpu, frame);
+            return Action::Stop;
         }
-        PsciOutcome::SystemReset => reset(domain, vcpu, frame),
+        PsciOutcome::SystemReset => {
+            reset(domain, vcpu);
+            return Action::Stop;
+        }
     }
+    Action::Resume
 }
