@@ -13,8 +13,9 @@ use crate::{Ctx, println, time};
 
 /// Set/way operations in the loop.
 const OPS: u64 = 2000;
-/// Guest time they must fit in (before the fix each took about 0.5 s on 512 MiB).
-const BOUND_MS: u64 = 5000;
+/// Guest time they must fit in: generous for a busy host (about 0.4 s when idle), and
+/// still far below the 1000 s they took when each cleaned all 512 MiB.
+const BOUND_MS: u64 = 20_000;
 
 const SCTLR_M: u64 = 1 << 0;
 const SCTLR_C: u64 = 1 << 2;
