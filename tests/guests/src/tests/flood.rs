@@ -14,7 +14,7 @@ use crate::{Ctx, power, println, smccc, time};
 const CYCLES: u64 = 3000;
 const FLOOD_MS: u64 = 5_000;
 const MIN_CYCLES: u64 = 60;
-const RESETS: i64 = 40;
+const RESETS: i64 = 60;
 const TIMEOUT_MS: u64 = 2000;
 
 pub fn run(ctx: &mut Ctx<'_>) {
