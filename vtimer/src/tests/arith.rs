@@ -49,7 +49,11 @@ fn tval_round_trips_within_the_signed_32_bit_range() {
     for count in [0, 1, 1000, 1 << 40, u64::MAX - 10, u64::MAX] {
         for tval in [0i32, 1, -1, 12345, -12345, i32::MAX, i32::MIN] {
             let cval = tval_write(count, tval as u32 as u64);
-            assert_eq!(tval_as_signed(tval_read(cval, count)), tval, "{count} {tval}");
+            assert_eq!(
+                tval_as_signed(tval_read(cval, count)),
+                tval,
+                "{count} {tval}"
+            );
         }
     }
 }
@@ -70,7 +74,10 @@ fn ctl_keeps_only_enable_and_imask() {
     assert_eq!(Ctl::new(false, true).bits(), Ctl::IMASK);
     assert!(Ctl::new(true, true).enabled() && Ctl::new(true, true).masked());
     assert_eq!(Ctl::new(true, false).with_imask(true), Ctl::new(true, true));
-    assert_eq!(Ctl::new(true, true).with_imask(false), Ctl::new(true, false));
+    assert_eq!(
+        Ctl::new(true, true).with_imask(false),
+        Ctl::new(true, false)
+    );
 }
 
 #[test]
@@ -116,5 +123,8 @@ fn virtual_offset_arithmetic() {
     assert_eq!(VirtualOffset::ZERO.virtual_count(77), 77);
     assert_eq!(VirtualOffset::from_cntvoff(9).cntvoff(), 9);
     // Physical counter behind the offset (cannot happen with starting_now, must not panic).
-    assert_eq!(VirtualOffset::starting_now(10).virtual_count(4), u64::MAX - 5);
+    assert_eq!(
+        VirtualOffset::starting_now(10).virtual_count(4),
+        u64::MAX - 5
+    );
 }

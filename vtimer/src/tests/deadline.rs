@@ -1,6 +1,6 @@
 use crate::{
-    Access, Ctl, Deadlines, HwTimer, Lines, Masking, Residence, Timer, TimerReg, VcpuTimers,
-    VirtualOffset, earliest,
+    Access, Ctl, Deadlines, HwTimer, Lines, Masking, Output, Residence, Timer, TimerReg,
+    VcpuTimers, VirtualOffset, earliest,
 };
 
 const ON: u64 = Ctl::ENABLE;
@@ -65,10 +65,19 @@ fn deadlines_are_physical_counts() {
     assert_eq!(d.virt, Some(1_000_500));
     assert_eq!(d.phys, Some(1_000_400));
     assert_eq!(d.earliest(), Some(1_000_400));
-    assert_eq!(v.el2_deadline(1_000_100, off, Residence::Saved), Some(1_000_400));
-    assert_eq!(v.el2_deadline(1_000_100, off, Residence::Running), Some(1_000_400));
+    assert_eq!(
+        v.el2_deadline(1_000_100, off, Residence::Saved),
+        Some(1_000_400)
+    );
+    assert_eq!(
+        v.el2_deadline(1_000_100, off, Residence::Running),
+        Some(1_000_400)
+    );
     // Past the physical deadline, that line is high and needs no wake-up.
-    assert_eq!(v.el2_deadline(1_000_450, off, Residence::Saved), Some(1_000_500));
+    assert_eq!(
+        v.el2_deadline(1_000_450, off, Residence::Saved),
+        Some(1_000_500)
+    );
     assert_eq!(v.el2_deadline(1_000_450, off, Residence::Running), None);
     assert_eq!(v.el2_deadline(1_000_600, off, Residence::Saved), None);
 }
@@ -142,12 +151,18 @@ fn trapped_physical_write_moves_the_deadline() {
     let mut v = VcpuTimers::new(Masking::Imask);
     assert_eq!(v.el2_deadline(1_000, off, Residence::Running), None);
     let _ = v.phys.emulate(TimerReg::Tval, Access::Write(250), 1_000);
-    assert_eq!(v.el2_deadline(1_000, off, Residence::Running), None, "still disabled");
+    assert_eq!(
+        v.el2_deadline(1_000, off, Residence::Running),
+        None,
+        "still disabled"
+    );
     let _ = v.phys.emulate(TimerReg::Ctl, Access::Write(ON), 1_010);
     assert_eq!(v.el2_deadline(1_010, off, Residence::Running), Some(1_250));
     let _ = v.phys.emulate(TimerReg::Cval, Access::Write(1_100), 1_020);
     assert_eq!(v.el2_deadline(1_020, off, Residence::Running), Some(1_100));
-    let _ = v.phys.emulate(TimerReg::Ctl, Access::Write(ON | Ctl::IMASK), 1_030);
+    let _ = v
+        .phys
+        .emulate(TimerReg::Ctl, Access::Write(ON | Ctl::IMASK), 1_030);
     assert_eq!(v.el2_deadline(1_030, off, Residence::Running), None);
 }
 
@@ -158,4 +173,78 @@ fn reset_clears_both_timers() {
     v.reset();
     assert_eq!(v, VcpuTimers::new(Masking::Imask));
     assert_eq!(v.lines(100, VirtualOffset::ZERO), Lines::default());
+}
+
+/// xorshift64: deterministic pseudo-random values without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Values that stress the edges: near 0, near 2^63, near 2^64, and anywhere.
+fn edgy(state: &mut u64) -> u64 {
+    let r = next(state);
+    let small = r % 64;
+    match (r >> 8) % 4 {
+        0 => small,
+        1 => (1 << 63) + small - 32,
+        2 => u64::MAX - small,
+        _ => next(state),
+    }
+}
+
+/// One timer's line and deadline against the line one tick before and at the deadline.
+fn check(line_at: impl Fn(u64) -> bool, output: Output, deadline: Option<u64>, now: u64) {
+    match (output, deadline) {
+        (Output::RisesIn(n), Some(at)) => {
+            assert!(n > 0 && at == now + n);
+            assert!(!line_at(now), "low before its deadline");
+            assert!(line_at(at), "high at its deadline");
+            assert!(!line_at(at - 1), "low one tick before it");
+        }
+        // Rises only after the physical counter would wrap.
+        (Output::RisesIn(n), None) => assert!(now.checked_add(n).is_none()),
+        (Output::High, None) => assert!(line_at(now)),
+        (Output::Off, None) => {
+            for t in [
+                now,
+                now.wrapping_add(1),
+                now.wrapping_add(1 << 40),
+                u64::MAX,
+                0,
+            ] {
+                assert!(
+                    !line_at(t),
+                    "a disabled or masked timer never raises its line"
+                );
+            }
+        }
+        (output, deadline) => panic!("{output:?} with deadline {deadline:?}"),
+    }
+}
+
+#[test]
+fn deadlines_agree_with_the_lines() {
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        let off = VirtualOffset::from_cntvoff(edgy(&mut state));
+        let now = edgy(&mut state);
+        let ctl = next(&mut state) & 3;
+        let v = vcpu((ctl, edgy(&mut state)), (ctl ^ 1, edgy(&mut state)));
+        let d = v.deadlines(now, off);
+        check(
+            |t| v.lines(t, off).virt,
+            v.virt.output_from(off.virtual_count(now)),
+            d.virt,
+            now,
+        );
+        check(
+            |t| v.lines(t, off).phys,
+            v.phys.output_from(now),
+            d.phys,
+            now,
+        );
+    }
 }

@@ -15,7 +15,12 @@ fn zero_frequency_is_refused() {
     assert_eq!(CounterFrequency::new(0), None);
     assert_eq!(CounterFrequency::from_cntfrq(0), None);
     assert_eq!(CounterFrequency::from_cntfrq(0xffff_ffff_0000_0000), None);
-    assert_eq!(CounterFrequency::from_cntfrq((7 << 32) | 1000).unwrap().hz(), 1000);
+    assert_eq!(
+        CounterFrequency::from_cntfrq((7 << 32) | 1000)
+            .unwrap()
+            .hz(),
+        1000
+    );
 }
 
 #[test]
@@ -25,9 +30,18 @@ fn exact_conversions() {
     assert_eq!(f(GHZ).ns_to_ticks(12345), 12345);
     assert_eq!(f(GHZ).ticks_to_ns(12345), 12345);
     assert_eq!(f(RPI4).ns_to_ticks(10_000_000), 540_000); // 10 ms
-    assert_eq!(f(RPI4).duration_to_ticks(Duration::from_millis(10)), 540_000);
-    assert_eq!(f(RPI4).ticks_to_duration(540_000), Duration::from_millis(10));
-    assert_eq!(f(QEMU).ticks_to_duration(QEMU as u64 * 3 + 625), Duration::new(3, 10_000));
+    assert_eq!(
+        f(RPI4).duration_to_ticks(Duration::from_millis(10)),
+        540_000
+    );
+    assert_eq!(
+        f(RPI4).ticks_to_duration(540_000),
+        Duration::from_millis(10)
+    );
+    assert_eq!(
+        f(QEMU).ticks_to_duration(QEMU as u64 * 3 + 625),
+        Duration::new(3, 10_000)
+    );
 }
 
 #[test]
@@ -61,7 +75,10 @@ fn conversions_saturate_instead_of_overflowing() {
     assert_eq!(f(GHZ).ticks_to_ns(u64::MAX), u64::MAX);
     assert_eq!(f(u32::MAX).duration_to_ticks(Duration::MAX), u64::MAX);
     assert_eq!(f(1).duration_to_ticks(Duration::MAX), u64::MAX);
-    assert_eq!(f(1).ticks_to_duration(u64::MAX), Duration::from_secs(u64::MAX));
+    assert_eq!(
+        f(1).ticks_to_duration(u64::MAX),
+        Duration::from_secs(u64::MAX)
+    );
     assert_eq!(
         f(u32::MAX).ticks_to_duration(u64::MAX),
         Duration::new(u64::MAX / u32::MAX as u64, 0)
@@ -73,7 +90,13 @@ fn conversions_saturate_instead_of_overflowing() {
 #[test]
 fn deadline_after_saturates() {
     let freq = f(QEMU);
-    assert_eq!(freq.deadline_after(1_000, Duration::from_millis(10)), 1_000 + 625_000);
-    assert_eq!(freq.deadline_after(u64::MAX - 5, Duration::from_millis(10)), u64::MAX);
+    assert_eq!(
+        freq.deadline_after(1_000, Duration::from_millis(10)),
+        1_000 + 625_000
+    );
+    assert_eq!(
+        freq.deadline_after(u64::MAX - 5, Duration::from_millis(10)),
+        u64::MAX
+    );
     assert_eq!(freq.deadline_after(7, Duration::ZERO), 7);
 }

@@ -4,7 +4,8 @@ const ON: u64 = Ctl::ENABLE;
 const ON_MASKED: u64 = Ctl::ENABLE | Ctl::IMASK;
 
 fn read(t: &mut Timer, reg: TimerReg, now: u64) -> u64 {
-    t.emulate(reg, Access::Read, now).expect("a read returns a value")
+    t.emulate(reg, Access::Read, now)
+        .expect("a read returns a value")
 }
 
 fn write(t: &mut Timer, reg: TimerReg, value: u64, now: u64) {
@@ -13,9 +14,18 @@ fn write(t: &mut Timer, reg: TimerReg, value: u64, now: u64) {
 
 #[test]
 fn encodings_of_the_trapped_registers() {
-    assert_eq!(TimerReg::physical_from_encoding(3, 3, 14, 2, 0), Some(TimerReg::Tval));
-    assert_eq!(TimerReg::physical_from_encoding(3, 3, 14, 2, 1), Some(TimerReg::Ctl));
-    assert_eq!(TimerReg::physical_from_encoding(3, 3, 14, 2, 2), Some(TimerReg::Cval));
+    assert_eq!(
+        TimerReg::physical_from_encoding(3, 3, 14, 2, 0),
+        Some(TimerReg::Tval)
+    );
+    assert_eq!(
+        TimerReg::physical_from_encoding(3, 3, 14, 2, 1),
+        Some(TimerReg::Ctl)
+    );
+    assert_eq!(
+        TimerReg::physical_from_encoding(3, 3, 14, 2, 2),
+        Some(TimerReg::Cval)
+    );
     // The virtual timer (CRm 3) and the counters (CRm 0) are not the physical timer.
     assert_eq!(TimerReg::physical_from_encoding(3, 3, 14, 3, 1), None);
     assert_eq!(TimerReg::physical_from_encoding(3, 3, 14, 0, 1), None);

@@ -191,8 +191,15 @@ fn periodic(masking: Masking, guest: Guest) -> World {
 fn linux_guest_gets_every_expiry_once() {
     for masking in [Masking::Imask, Masking::Gic] {
         let w = periodic(masking, Guest::Linux);
-        assert_eq!(w.handled, [100, 200, 300, 400, 500, 600, 700, 800, 900], "{masking:?}");
-        assert_eq!(w.phys_irqs, 9, "{masking:?}: one physical interrupt per expiry");
+        assert_eq!(
+            w.handled,
+            [100, 200, 300, 400, 500, 600, 700, 800, 900],
+            "{masking:?}"
+        );
+        assert_eq!(
+            w.phys_irqs, 9,
+            "{masking:?}: one physical interrupt per expiry"
+        );
         assert_eq!(w.stale_irqs, 0);
         assert!(!w.vcpu.virt.hyp_masked());
         assert_eq!(w.hw_ctl, ON, "the guest's control is in the hardware");
@@ -203,7 +210,11 @@ fn linux_guest_gets_every_expiry_once() {
 fn cval_only_guest_is_not_left_masked() {
     for masking in [Masking::Imask, Masking::Gic] {
         let w = periodic(masking, Guest::CvalOnly);
-        assert_eq!(w.handled, [100, 200, 300, 400, 500, 600, 700, 800, 900], "{masking:?}");
+        assert_eq!(
+            w.handled,
+            [100, 200, 300, 400, 500, 600, 700, 800, 900],
+            "{masking:?}"
+        );
         assert_eq!(w.phys_irqs, 9);
         // The hypervisor's IMASK came off at the EOI maintenance: hardware = guest's.
         assert_eq!(w.hw_ctl, ON, "{masking:?}");
@@ -233,7 +244,11 @@ fn saved_state_never_shows_the_hypervisor_mask() {
     let r = w.vcpu.virt.on_physical_irq(w.hw(), w.vcount());
     w.hw_ctl = r.write_ctl.unwrap();
     assert!(r.level);
-    assert_eq!(w.hw_ctl, ON | Ctl::IMASK, "the running guest would read IMASK = 1");
+    assert_eq!(
+        w.hw_ctl,
+        ON | Ctl::IMASK,
+        "the running guest would read IMASK = 1"
+    );
     w.deschedule();
     assert_eq!(w.vcpu.virt.guest().ctl(), Ctl::new(true, false));
     assert_eq!(w.vcpu.virt.guest().read_ctl(w.vcount()), ON | Ctl::ISTATUS);
@@ -255,7 +270,10 @@ fn descheduled_vcpu_is_woken_by_the_el2_deadline() {
         .expect("an armed virtual timer needs a wake-up");
     assert_eq!(deadline, 5_000 + 300);
     // While it runs, the hardware signals the virtual timer: no EL2 deadline needed.
-    assert_eq!(w.vcpu.el2_deadline(w.now, w.offset, Residence::Running), None);
+    assert_eq!(
+        w.vcpu.el2_deadline(w.now, w.offset, Residence::Running),
+        None
+    );
 
     // Nothing fires while parked, even past the deadline's tick minus one.
     w.now = deadline - 1;
@@ -266,7 +284,10 @@ fn descheduled_vcpu_is_woken_by_the_el2_deadline() {
     assert!(w.vcpu.lines(w.now, w.offset).virt);
     w.enter();
     assert!(w.level);
-    assert!(w.vcpu.virt.hyp_masked(), "entered masked: no immediate physical interrupt");
+    assert!(
+        w.vcpu.virt.hyp_masked(),
+        "entered masked: no immediate physical interrupt"
+    );
     assert!(!w.hw_line());
     w.run(1);
     assert_eq!(w.handled, [300]);
@@ -285,10 +306,10 @@ fn exits_in_between_do_not_disturb_the_timer() {
     w.guest_program(PERIOD);
     for _ in 0..1_000 {
         w.tick();
-        if w.now % 7 == 0 {
+        if w.now.is_multiple_of(7) {
             w.bounce();
         }
-        if w.now % 13 == 0 {
+        if w.now.is_multiple_of(13) {
             w.deschedule();
             // Descheduled for 3 ticks: nothing is lost, the deadline covers it.
             for _ in 0..3 {
@@ -324,7 +345,10 @@ fn guest_reprogramming_while_pending_withdraws_the_level() {
     assert!(!w.vcpu.virt.level(w.vcount()));
     w.enter();
     assert!(!w.level);
-    assert_eq!(w.hw_ctl, ON, "mask off: the hardware signals the new deadline itself");
+    assert_eq!(
+        w.hw_ctl, ON,
+        "mask off: the hardware signals the new deadline itself"
+    );
 }
 
 #[test]
