@@ -14,7 +14,8 @@
 //!   to EL2, from EL1 and from EL0 when `CNTKCTL_EL1` lets EL0 at them).
 //! - Per domain, at creation: `VirtualOffset::starting_now(CNTPCT_EL0)`; its
 //!   [`VirtualOffset::cntvoff`] goes to `CNTVOFF_EL2` whenever one of its vCPUs runs.
-//! - Per vCPU: a [`VcpuTimers`], [`VcpuTimers::reset`] at every vCPU start.
+//! - Per vCPU: a [`VcpuTimers`], [`VcpuTimers::reset`] at every vCPU start. The real
+//!   EL1 physical timer is no longer any guest's: keep `CNTP_CTL_EL0` = 0 on every CPU.
 //! - The guest's device tree gives the timer interrupts as PPIs 14 (physical) and 11
 //!   (virtual), i.e. [`PHYSICAL_TIMER_INTID`] and [`VIRTUAL_TIMER_INTID`]. Both are
 //!   level-sensitive: the virtual GIC keeps a PPI pending exactly while its line (a
