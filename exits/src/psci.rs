@@ -100,7 +100,8 @@ pub enum PsciOutcome {
     Return(i64),
     /// Write `SUCCESS` (0) to the caller's `X0` and resume it; start vCPU `index` at EL1h
     /// with `PC` = `entry`, `X0` = `context_id`, MMU and caches off, `DAIF` masked, in
-    /// AArch64. Call [`PsciDomain::vcpu_started`] when it first runs.
+    /// AArch64. The start is also recorded: [`PsciDomain::take_start`] hands it to the
+    /// physical CPU that runs the vCPU.
     StartVcpu {
         /// The vCPU to start.
         index: usize,
@@ -126,6 +127,8 @@ pub enum PsciOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PsciDomain {
     vcpus: [VcpuPower; MAX_VCPUS],
+    /// Where each `OnPending` vCPU starts: (entry, `X0`).
+    starts: [Option<(u64, u64)>; MAX_VCPUS],
     count: usize,
 }
 
@@ -149,6 +152,7 @@ impl PsciDomain {
         vcpus[0].state = PowerState::On;
         Some(Self {
             vcpus,
+            starts: [None; MAX_VCPUS],
             count: vcpu_count,
         })
     }
@@ -184,12 +188,36 @@ impl PsciDomain {
     /// Records that vCPU `index` has started running after a `CPU_ON`: `OnPending` →
     /// `On`. Returns whether the state changed (false if it was not `OnPending`).
     pub fn vcpu_started(&mut self, index: usize) -> bool {
-        match self.vcpus[..self.count].get_mut(index) {
-            Some(v) if v.state == PowerState::OnPending => {
-                v.state = PowerState::On;
-                true
+        self.take_start(index).is_some()
+    }
+
+    /// Claims vCPU `index`'s pending start: if it is `OnPending`, it becomes `On` and its
+    /// (entry, `X0`) is returned, once. This is the one place a vCPU goes from "asked to
+    /// start" to "running", so a start is never taken twice or after it was cancelled.
+    pub fn take_start(&mut self, index: usize) -> Option<(u64, u64)> {
+        let v = self.vcpus[..self.count].get_mut(index)?;
+        if v.state != PowerState::OnPending {
+            return None;
+        }
+        v.state = PowerState::On;
+        Some(self.starts[index].take().unwrap_or((0, 0)))
+    }
+
+    /// The domain's boot: vCPU 0 `OnPending` at `entry` with `X0` = `x0`, the others off.
+    pub fn boot(&mut self, entry: u64, x0: u64) {
+        self.reset();
+        self.vcpus[0].state = PowerState::OnPending;
+        self.starts[0] = Some((entry, x0));
+    }
+
+    /// Withdraws every start not yet taken (`OnPending` → `Off`): the domain is being
+    /// reset or powered off, and no vCPU may start from now on.
+    pub fn cancel_starts(&mut self) {
+        for (v, start) in self.vcpus[..self.count].iter_mut().zip(&mut self.starts) {
+            if v.state == PowerState::OnPending {
+                v.state = PowerState::Off;
             }
-            _ => false,
+            *start = None;
         }
     }
 
@@ -202,8 +230,9 @@ impl PsciDomain {
             .all(|v| v.state == PowerState::Off)
     }
 
-    /// Back to the boot state: vCPU 0 on, the others off.
+    /// Back to the boot state: vCPU 0 on, the others off, no start pending.
     pub fn reset(&mut self) {
+        self.starts = [None; MAX_VCPUS];
         for (i, v) in self.vcpus[..self.count].iter_mut().enumerate() {
             v.state = if i == 0 {
                 PowerState::On
@@ -300,6 +329,7 @@ impl PsciDomain {
             return PsciOutcome::Return(PSCI_INVALID_ADDRESS);
         }
         self.vcpus[index].state = PowerState::OnPending;
+        self.starts[index] = Some((entry, context_id));
         PsciOutcome::StartVcpu {
             index,
             entry,

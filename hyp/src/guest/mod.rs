@@ -1,8 +1,9 @@
 //! Running guests: domains built from the boot archive, one vCPU pinned to each physical
 //! CPU, the exit handler, and the domain life cycle (power off, reset).
 //!
-//! Each physical CPU runs one loop, [`run_this_cpu`]: it waits for a start request for the
-//! vCPU pinned to it (the domain's boot, or a PSCI `CPU_ON`), loads that vCPU, and runs it
+//! Each physical CPU runs one loop, [`run_this_cpu`]: it waits until the vCPU pinned to it
+//! has a start pending (the domain's boot, or a PSCI `CPU_ON`; the one record of a vCPU's
+//! power state is its domain's `PsciDomain`), loads that vCPU, and runs it
 //! with `guest_run` (guest.S), which returns at every exception the guest takes. The exit
 //! handler (`trap::handle`) works on the vCPU's own saved frame and returns an [`Action`];
 //! the loop applies it in one place: enter the guest again, or stop the vCPU (save its
@@ -43,8 +44,6 @@ pub struct Vcpu {
     pub domain: &'static Domain,
     /// Index within the domain.
     pub index: usize,
-    /// A start request from another CPU: (entry, x0).
-    start: Mutex<Option<(u64, u64)>>,
     /// Whether it is running (or being handled) on its physical CPU.
     running: AtomicBool,
     /// Whether its virtual-memory controls trap (HCR_EL2.TVM), for set/way emulation.
@@ -77,9 +76,9 @@ impl Vcpu {
         unsafe { &mut *self.saved.get() }
     }
 
-    /// Asks the vCPU's physical CPU to start it at `entry` with `x0`.
-    pub fn request_start(&self, entry: u64, x0: u64) {
-        *self.start.lock() = Some((entry, x0));
+    /// Wakes the vCPU's physical CPU: a start was recorded for it in its domain's
+    /// `PsciDomain` (the CPU waits in WFE for one).
+    pub fn kick(&self) {
         // SAFETY: SEV only wakes CPUs waiting in WFE.
         unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
     }
@@ -223,7 +222,6 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
             let vcpu = Box::leak(Box::new(Vcpu {
                 domain,
                 index,
-                start: Mutex::new(None),
                 running: AtomicBool::new(false),
                 tvm: AtomicBool::new(false),
                 os_lock: AtomicBool::new(true),
@@ -265,8 +263,12 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
     }
     // Start every domain's boot vCPU only once all are built.
     for domain in domains {
+        domain
+            .psci
+            .lock()
+            .boot(domain.placement.entry, domain.placement.dtb.start);
         if let Some(vcpu) = vcpu_of(domain, 0) {
-            vcpu.request_start(domain.placement.entry, domain.placement.dtb.start);
+            vcpu.kick();
         }
     }
     started
@@ -283,15 +285,18 @@ fn vmid_width() -> VmidWidth {
 pub fn run_this_cpu() -> ! {
     loop {
         if let Some(vcpu) = pinned_here() {
-            // Claim the request under its lock: a reset clears pending requests under the
-            // same lock after leaving Running, so a vCPU is either seen `running` by the
-            // reset or does not start.
-            let mut start = vcpu.start.lock();
-            if let Some((entry, x0)) = start.take()
-                && vcpu.domain.state() == DomainState::Running
-            {
+            // Claim the start under the PSCI lock, and only while the domain runs: a reset
+            // or power-off leaves Running first and then cancels pending starts under the
+            // same lock, so a vCPU is either seen `running` by it or does not start.
+            let mut psci = vcpu.domain.psci.lock();
+            let start = if vcpu.domain.state() == DomainState::Running {
+                psci.take_start(vcpu.index)
+            } else {
+                None
+            };
+            if let Some((entry, x0)) = start {
                 vcpu.running.store(true, Ordering::Release);
-                drop(start);
+                drop(psci);
                 run_vcpu(vcpu, entry, x0);
                 vcpu.running.store(false, Ordering::Release);
                 continue;
@@ -316,7 +321,6 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
     // Set/way trapping starts off; the OS lock is set, as after a cold reset.
     vcpu.tvm.store(false, Ordering::Relaxed);
     vcpu.os_lock.store(true, Ordering::Relaxed);
-    vcpu.domain.psci.lock().vcpu_started(vcpu.index);
     let domain = vcpu.domain;
     // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
     // EL1 state is this vCPU's.
@@ -365,6 +369,7 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
         return; // already off
     }
     domain.exit_status.store(status, Ordering::Release);
+    domain.psci.lock().cancel_starts();
     domain.flush_console();
     domain.unmap_ram();
     info!(
@@ -387,11 +392,7 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu) {
             info!("d{} ({}): system reset", domain.id, domain.name);
         }
         domain.unmap_ram();
-        for index in 0..domain.vcpu_pcpu.len() {
-            if let Some(v) = vcpu_of(domain, index) {
-                *v.start.lock() = None;
-            }
-        }
+        domain.psci.lock().cancel_starts();
         wake_all();
         // Every other vCPU faults on its next access and parks; wait for that.
         let deadline = arch::counter() + arch::counter_frequency();
@@ -411,8 +412,12 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu) {
         }
         match domain.reload() {
             Ok(()) if domain.transition(DomainState::Resetting, DomainState::Running) => {
+                domain
+                    .psci
+                    .lock()
+                    .boot(domain.placement.entry, domain.placement.dtb.start);
                 if let Some(boot) = vcpu_of(domain, 0) {
-                    boot.request_start(domain.placement.entry, domain.placement.dtb.start);
+                    boot.kick();
                 }
             }
             Ok(()) => {}

@@ -264,14 +264,11 @@ fn psci_call(
         .handle(vcpu.index, psci, args, domain.ram_ipa());
     match outcome {
         PsciOutcome::Return(value) => frame.x[0] = value as u64,
-        PsciOutcome::StartVcpu {
-            index,
-            entry,
-            context_id,
-        } => {
+        // The start is recorded in the domain's PSCI state; wake the CPU that runs it.
+        PsciOutcome::StartVcpu { index, .. } => {
             frame.x[0] = 0;
             match vcpu_of(domain, index) {
-                Some(target) => target.request_start(entry, context_id),
+                Some(target) => target.kick(),
                 None => frame.x[0] = PSCI_INTERNAL_FAILURE as u64,
             }
         }
