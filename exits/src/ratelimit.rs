@@ -9,7 +9,7 @@
 /// Lines a domain may cause in a burst.
 pub const BURST: u32 = 16;
 /// Seconds per line once the burst is spent.
-pub const SECONDS_PER_LINE: u64 = 2;
+pub const SECONDS_PER_LINE: u64 = 5;
 
 /// What to do with one guest-caused line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
