@@ -174,8 +174,10 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         let best = self.candidates(vcpu, limit);
         outcome.underflow = best.offered > best.len;
 
-        // Evict what is no longer among the best.
+        // Evict what is no longer among the best. An evicted register is cleared at the
+        // end unless a newcomer takes it over.
         let used = self.vcpus[vcpu].lr_used;
+        let mut evicted: u16 = 0;
         for i in 0..LISTED_MAX {
             if used & (1 << i) == 0 {
                 continue;
@@ -185,7 +187,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                 continue;
             }
             if i < limit {
-                lrs.write(i, 0);
+                evicted |= 1 << i;
             }
             self.vcpus[vcpu].lr_used &= !(1 << i);
             let intid = u32::from(slot.intid);
@@ -210,16 +212,17 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             else {
                 break;
             };
-            let (lr, pending) = self.take_for_lr(vcpu, intid, source);
+            let (lr, moved) = self.take_for_lr(vcpu, intid, source);
             let value = lr.encode(self.config.version);
             let v = &mut self.vcpus[vcpu];
             if existing.is_none() || v.lrs[index].value != value {
                 lrs.write(index, value);
             }
+            evicted &= !(1 << index);
             v.lrs[index] = LrSlot {
                 intid: intid as u16,
                 source,
-                pending_written: pending,
+                latch_moved: moved,
                 value,
             };
             v.lr_used |= 1 << index;
@@ -230,6 +233,11 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                 }
             }
             self.refresh(intid);
+        }
+        for i in 0..limit {
+            if evicted & (1 << i) != 0 {
+                lrs.write(i, 0);
+            }
         }
         outcome.used = self.vcpus[vcpu].lr_used;
         outcome
@@ -270,7 +278,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                     v.sgi_active[intid as usize] &= !bit;
                 }
             } else if let Some(irq) = self.irq_mut(vcpu, intid) {
-                fold(irq, state, slot.pending_written);
+                fold(irq, state, slot.latch_moved);
             }
             if state == LrState::Invalid {
                 self.vcpus[vcpu].lr_used &= !(1 << i);
@@ -281,7 +289,10 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                     outcome.kick.insert(dest);
                 }
             } else {
+                // The latch is back in the model; the next `fill` moves it again (so a
+                // second `sync` without a `fill` in between changes nothing).
                 self.vcpus[vcpu].lrs[i].value = raw;
+                self.vcpus[vcpu].lrs[i].latch_moved = false;
             }
             self.refresh(intid);
         }
@@ -366,8 +377,8 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         best
     }
 
-    /// The register content for candidate (`intid`, `source`) of `vcpu`, moving an edge
-    /// latch into it. Returns the register and whether its pending bit is set.
+    /// The register content for candidate (`intid`, `source`) of `vcpu`, moving the
+    /// pending latch into it. Returns the register and whether a latch was moved.
     fn take_for_lr(&mut self, vcpu: usize, intid: u32, source: u8) -> (Lr, bool) {
         let v2 = self.is_v2();
         let Some(irq) = self.irq(vcpu, intid).copied() else {
@@ -400,10 +411,8 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         let forward =
             self.forwardable(&irq, vcpu) && (intid < PRIVATE_COUNT || irq.target as usize == vcpu);
         let pending = irq.pending() && forward && !(hw && active);
-        if pending
-            && irq.has(EDGE)
-            && let Some(irq) = self.irq_mut(vcpu, intid)
-        {
+        let moved = pending && irq.has(LATCH);
+        if moved && let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.flags &= !LATCH;
         }
         let kind = if hw {
@@ -421,7 +430,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             group1,
             kind,
         };
-        (lr, pending)
+        (lr, moved)
     }
 
     /// Deactivates the highest-priority active interrupt of `vcpu` in no list register.
@@ -476,18 +485,17 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     }
 }
 
-/// Folds a list register's final `state` into `irq`.
-fn fold(irq: &mut Irq, state: LrState, pending_written: bool) {
+/// Folds a list register's final `state` into `irq`. `latch_moved`: the pending latch
+/// went into the register when it was written.
+fn fold(irq: &mut Irq, state: LrState, latch_moved: bool) {
     if irq.has(PENDING_OVERRIDE) {
         // Another vCPU wrote the pending state while this one ran: theirs stands.
-    } else if state.is_pending() {
-        if irq.has(EDGE) {
-            irq.flags |= LATCH;
-        }
-    } else if pending_written && !irq.has(EDGE) {
-        // The guest acknowledged a level-sensitive interrupt: a software pend is consumed.
-        irq.flags &= !LATCH;
+    } else if state.is_pending() && latch_moved {
+        // Not acknowledged yet: the latch comes back (merged with any new one).
+        irq.flags |= LATCH;
     }
+    // Otherwise the guest acknowledged it and the latch it carried is consumed; a latch
+    // set while the vCPU ran (a new edge, a new software pend) stays.
     if !irq.has(ACTIVE_OVERRIDE) {
         irq.set(ACTIVE, state.is_active());
     }

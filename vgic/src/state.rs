@@ -5,12 +5,13 @@
 //!
 //! Between a vCPU's exit ([`Vgic::sync`]) and its next entry ([`Vgic::fill`]) the model
 //! holds the whole state. While the vCPU runs, the list registers hold the state of the
-//! interrupts listed there: an edge interrupt's pending latch *moves* into the list
-//! register when it is listed, so a new edge arriving meanwhile is a fresh latch that
-//! `sync` merges with what the register says (two edges before the guest acknowledges
-//! the first coalesce, as on hardware). A level-sensitive interrupt is pending while its
-//! line is high or its software latch (`ISPENDR`) is set; the latch clears when the
-//! guest acknowledges it.
+//! interrupts listed there: an interrupt's pending latch (an edge, or a software pend
+//! through `ISPENDR`) *moves* into the list register when it is listed, so a new edge
+//! arriving meanwhile is a fresh latch that `sync` merges with what the register says
+//! (two edges before the guest acknowledges the first coalesce, as on hardware), and the
+//! guest's acknowledgement consumes only the latch the register carried. A
+//! level-sensitive interrupt is also pending while its line is high, which the model
+//! holds itself.
 //!
 //! Writes from one vCPU to the state of an interrupt listed on another (running) vCPU
 //! mark the interrupt so that the written pending/active state wins at that vCPU's next
@@ -39,8 +40,9 @@ pub(crate) struct LrSlot {
     pub(crate) intid: u16,
     /// GICv2 SGIs: the source vCPU.
     pub(crate) source: u8,
-    /// The register was written with its pending bit set.
-    pub(crate) pending_written: bool,
+    /// The interrupt's pending latch moved into the register when it was written (v2
+    /// SGIs: the source's pending bit did).
+    pub(crate) latch_moved: bool,
     /// The value last written, or read back by `sync`.
     pub(crate) value: u64,
 }
@@ -49,7 +51,7 @@ impl LrSlot {
     const EMPTY: Self = Self {
         intid: 0,
         source: 0,
-        pending_written: false,
+        latch_moved: false,
         value: 0,
     };
 }
@@ -497,7 +499,9 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
 
     /// Puts `vcpu`'s banked interrupts and redistributor back in their reset state (a
     /// PSCI `CPU_ON` or a reset of the vCPU) and forgets its list registers: the
-    /// hypervisor zeroes them. SPIs it held go back to the distributor as they were.
+    /// hypervisor zeroes them. SPIs it held go back to the distributor as they were at
+    /// the last [`Vgic::sync`] (call it first if the vCPU ran since its last `fill`);
+    /// pending state still in its registers stays pending.
     ///
     /// # Errors
     ///
@@ -505,6 +509,21 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     pub fn reset_vcpu(&mut self, vcpu: usize) -> Result<(), IrqError> {
         self.check_vcpu(vcpu)?;
         let version = self.config.version;
+        // Pending latches that went into its registers and were not folded back return
+        // to the SPIs (assumed not acknowledged).
+        let slots = self.vcpus.get(vcpu).map(|v| (v.lrs, v.lr_used));
+        if let Some((lrs, used)) = slots {
+            for (i, slot) in lrs.iter().enumerate() {
+                if used & (1 << i) != 0
+                    && slot.latch_moved
+                    && u32::from(slot.intid) >= SPI_BASE
+                    && let Some(irq) = self.irq_mut(vcpu, u32::from(slot.intid))
+                {
+                    irq.flags |= LATCH;
+                    self.refresh(u32::from(slot.intid));
+                }
+            }
+        }
         let Some(v) = self.vcpus.get_mut(vcpu) else {
             return Err(IrqError::BadVcpu);
         };
@@ -557,5 +576,39 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     #[must_use]
     pub fn lrs_in_use(&self, vcpu: usize) -> u16 {
         self.vcpus.get(vcpu).map_or(0, |v| v.lr_used)
+    }
+
+    /// Test-only consistency check: the candidate bitmap matches the SPIs, and every
+    /// listed interrupt is in exactly one register of exactly one vCPU.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        for (n, irq) in self.spis.iter().enumerate().take(self.config.spis) {
+            let bit = self.spi_listable[n / 64] & (1 << (n % 64)) != 0;
+            assert_eq!(bit, irq.listable(), "bitmap out of date for SPI {}", n + 32);
+            let holders: usize = self.vcpus[..self.config.vcpus]
+                .iter()
+                .map(|v| {
+                    (0..LISTED_MAX)
+                        .filter(|&i| v.lr_used & (1 << i) != 0 && v.lrs[i].intid as usize == n + 32)
+                        .count()
+                })
+                .sum();
+            assert_eq!(
+                holders,
+                usize::from(irq.has(LISTED)),
+                "SPI {} registers",
+                n + 32
+            );
+            if irq.has(LISTED) {
+                let owner = &self.vcpus[irq.owner as usize];
+                assert!(
+                    (0..LISTED_MAX)
+                        .any(|i| owner.lr_used & (1 << i) != 0
+                            && owner.lrs[i].intid as usize == n + 32),
+                    "SPI {} not with its owner",
+                    n + 32
+                );
+            }
+        }
     }
 }

@@ -181,5 +181,8 @@ impl Guest {
 pub(crate) fn cycle(v: &mut V, vcpu: usize, g: &mut Guest) -> crate::FillOutcome {
     let count = core::mem::take(&mut g.eoi_count);
     v.sync(vcpu, &mut g.lrs, count);
-    v.fill(vcpu, &mut g.lrs)
+    v.check_invariants();
+    let out = v.fill(vcpu, &mut g.lrs);
+    v.check_invariants();
+    out
 }
