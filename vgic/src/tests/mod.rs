@@ -186,3 +186,17 @@ pub(crate) fn cycle(v: &mut V, vcpu: usize, g: &mut Guest) -> crate::FillOutcome
     v.check_invariants();
     out
 }
+
+#[test]
+fn footprint_is_fixed_and_small() {
+    // Irq is 12 bytes; a vCPU's bank and list-register shadow about 0.8 KiB.
+    assert_eq!(core::mem::size_of::<crate::irq::Irq>(), 12);
+    let v = core::mem::size_of::<crate::state::VcpuState>();
+    assert!(v <= 1024, "VcpuState is {v} bytes");
+    let whole = core::mem::size_of::<Vgic<8, 256>>();
+    assert!(
+        whole <= 256 * 12 + 8 * 1024 + 256,
+        "Vgic<8, 256> is {whole} bytes"
+    );
+    std::println!("Irq 12, VcpuState {v}, Vgic<8, 256> {whole}");
+}
