@@ -362,16 +362,30 @@ fn a_start_is_recorded_taken_once_and_cancellable() {
     assert_eq!(d.take_start(0), None, "a start is taken once");
     assert_eq!(d.state(0), Some(PowerState::On));
 
-    let on = d.handle(0, PsciCall::CpuOn { is_64: true }, &[mpidr_of(2), 0x4000_1000, 7, 0, 0, 0], ram.clone());
+    let on = d.handle(
+        0,
+        PsciCall::CpuOn { is_64: true },
+        &[mpidr_of(2), 0x4000_1000, 7, 0, 0, 0],
+        ram.clone(),
+    );
     assert!(matches!(on, PsciOutcome::StartVcpu { index: 2, .. }));
-    let again = d.handle(0, PsciCall::CpuOn { is_64: true }, &[mpidr_of(3), 0x4000_2000, 9, 0, 0, 0], ram);
+    let again = d.handle(
+        0,
+        PsciCall::CpuOn { is_64: true },
+        &[mpidr_of(3), 0x4000_2000, 9, 0, 0, 0],
+        ram,
+    );
     assert!(matches!(again, PsciOutcome::StartVcpu { index: 3, .. }));
     assert_eq!(d.take_start(2), Some((0x4000_1000, 7)));
     // A reset or power-off withdraws what was not taken.
     d.cancel_starts();
     assert_eq!(d.state(3), Some(PowerState::Off));
     assert_eq!(d.take_start(3), None);
-    assert_eq!(d.state(2), Some(PowerState::On), "a vCPU already running stays on");
+    assert_eq!(
+        d.state(2),
+        Some(PowerState::On),
+        "a vCPU already running stays on"
+    );
     // Out of range is refused, not a panic.
     assert_eq!(d.take_start(4), None);
     assert_eq!(d.take_start(usize::MAX), None);

@@ -3,6 +3,7 @@
 //! Lock order (outermost first): `Domain::stage2`, then `Domain::psci`, then
 //! `Domain::console`. No domain lock is held while entering a guest.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,10 +16,18 @@ use spin::Mutex;
 use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Stage2Config, Vmid};
 use vdevices::Pl011;
 
+use super::bus::Bus;
 use super::console::LineBuffer;
 use super::s2tables::Stage2Tlb;
 use crate::arch::cache;
 use crate::mm::{FrameTables, PAGE_SIZE, frames};
+
+/// A domain's vGIC: up to 8 vCPUs (GICv2's limit; enough for the domains that fit the
+/// machines tested today) and 256 SPIs of which [`DOMAIN_SPIS`] are used.
+pub type Vgic = vgic::Vgic<8, 256>;
+
+/// SPIs a domain's vGIC has (IDs 32..96): its console's (32) and room for more devices.
+const DOMAIN_SPIS: usize = 64;
 
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +56,8 @@ pub enum BuildError {
     OutOfMemory(&'static str),
     /// Stage-2 setup failed.
     Stage2(stage2::MapError),
+    /// The vGIC cannot be configured for it (e.g. too many vCPUs).
+    Vgic(vgic::ConfigError),
 }
 
 impl fmt::Display for BuildError {
@@ -58,6 +69,7 @@ impl fmt::Display for BuildError {
             BuildError::DeviceTree(e) => write!(f, "guest device tree: {e}"),
             BuildError::OutOfMemory(what) => write!(f, "not enough free memory for {what}"),
             BuildError::Stage2(e) => write!(f, "stage-2 tables: {e}"),
+            BuildError::Vgic(e) => write!(f, "virtual GIC: {e:?}"),
         }
     }
 }
@@ -103,6 +115,10 @@ pub struct Domain {
     pub psci: Mutex<PsciDomain>,
     /// Emulated PL011, if configured.
     pub console: Option<Mutex<Console>>,
+    /// Its emulated devices by address.
+    pub bus: Bus,
+    /// Its virtual interrupt controller (sized for up to 8 vCPUs for now).
+    pub vgic: Mutex<Box<Vgic>>,
     /// Physical CPU each vCPU is pinned to.
     pub vcpu_pcpu: Vec<usize>,
     state: AtomicU8,
@@ -153,6 +169,15 @@ impl Domain {
             })
         });
         let vcpus = spec.vcpus as usize;
+        let vgic = Vgic::new(vgic::Config {
+            version: match gic {
+                GicVersion::V2 => vgic::GicVersion::V2,
+                GicVersion::V3 => vgic::GicVersion::V3,
+            },
+            vcpus,
+            spis: DOMAIN_SPIS,
+        })
+        .map_err(BuildError::Vgic)?;
         let domain = Domain {
             id,
             name: spec.name.clone(),
@@ -165,6 +190,8 @@ impl Domain {
             stage2: Mutex::new((s2, tables)),
             psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
             console,
+            bus: Bus::new(gic, spec.vcpus, spec.console),
+            vgic: Mutex::new(Box::new(vgic)),
             vcpu_pcpu,
             state: AtomicU8::new(DomainState::Running as u8),
             exit_status: AtomicU32::new(0),

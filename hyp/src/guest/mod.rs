@@ -9,6 +9,7 @@
 //! the loop applies it in one place: enter the guest again, or stop the vCPU (save its
 //! state and wait for the next start request). Nothing abandons a stack or fails to return.
 
+mod bus;
 mod console;
 mod domain;
 mod el1;

@@ -3,11 +3,9 @@
 //! (calls, console accesses) take one lock each.
 
 use exits::{ArchCall, CallKind, DataAbort, Exit, FaultKind, PsciOutcome, SmcccCall, SysRegAccess};
-use loader::layout::{PL011_BASE, PL011_SIZE};
 use log::warn;
-use vdevices::MmioDevice;
 
-use super::{Action, Domain, DomainState, Vcpu, inject, power_off, reset, vcpu_of};
+use super::{Action, Domain, DomainState, Vcpu, bus, inject, power_off, reset, vcpu_of};
 use crate::exception::TrapFrame;
 
 use exits::smccc::{
@@ -109,57 +107,48 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
         frame.elr = frame.elr.wrapping_add(abort.instruction_len());
         return;
     }
-    let in_console = (PL011_BASE..PL011_BASE + PL011_SIZE).contains(&abort.ipa);
     let translation = matches!(abort.fault, FaultKind::Translation { .. });
-    if in_console && translation && abort.ipa_valid {
-        if let (Some(console), Some(access)) = (&domain.console, abort.access) {
-            super::route_console_input();
-            let offset = abort.ipa - PL011_BASE;
-            let mut console = console.lock();
-            let result = if abort.write {
-                let value = if access.is_zero_register() {
-                    0
-                } else {
-                    frame.x[access.register as usize]
-                };
-                let result = console
-                    .uart
-                    .write(offset, access.size, access.store_value(value));
-                let super::domain::Console { uart, output } = &mut *console;
-                while let Some(byte) = uart.take_output() {
-                    output.put(&domain.name, byte);
-                }
-                result
-            } else {
-                console.uart.read(offset, access.size).map(|raw| {
-                    if !access.is_zero_register() {
-                        frame.x[access.register as usize] = access.load_value(raw);
-                    }
-                })
-            };
-            drop(console);
-            match result {
-                Ok(()) => frame.elr = frame.elr.wrapping_add(abort.instruction_len()),
-                Err(e) => {
-                    if may_report(vcpu) {
-                        warn!(
-                            "d{}v{}: console register access at offset {offset:#x} refused ({e:?}): abort injected",
-                            domain.id, vcpu.index
-                        );
-                    }
-                    inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
-                }
+    let device = (translation && abort.ipa_valid)
+        .then(|| domain.bus.find(abort.ipa))
+        .flatten();
+    if let Some((device, offset)) = device {
+        let Some(access) = abort.access else {
+            if may_report(vcpu) {
+                warn!(
+                    "d{}v{}: {device:?} access at {:#x} without a usable syndrome (e.g. load/store \
+                     pair or writeback): abort injected",
+                    domain.id, vcpu.index, frame.elr
+                );
             }
+            inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
             return;
+        };
+        let value = if abort.write && !access.is_zero_register() {
+            frame.x[access.register as usize]
+        } else {
+            0
+        };
+        match bus::access(vcpu, device, offset, &access, abort.write, value) {
+            Ok(loaded) => {
+                if !abort.write && !access.is_zero_register() {
+                    frame.x[access.register as usize] = access.load_value(loaded);
+                }
+                frame.elr = frame.elr.wrapping_add(abort.instruction_len());
+            }
+            Err(e) => {
+                if may_report(vcpu) {
+                    warn!(
+                        "d{}v{}: {device:?} register access at offset {offset:#x} refused \
+                         ({e}): abort injected",
+                        domain.id, vcpu.index
+                    );
+                }
+                inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
+            }
         }
-        if domain.console.is_some() && may_report(vcpu) {
-            warn!(
-                "d{}v{}: console access at {:#x} without a usable syndrome (e.g. load/store \
-                 pair or writeback): abort injected",
-                domain.id, vcpu.index, frame.elr
-            );
-        }
-    } else if may_report(vcpu) {
+        return;
+    }
+    if may_report(vcpu) {
         warn!(
             "d{}v{}: {} IPA {:#x} (not RAM, no device) at {:#x}: abort injected",
             domain.id,

@@ -1,0 +1,156 @@
+//! A domain's device bus: the emulated regions of its IPA space, found by address when a
+//! guest access misses its RAM (a stage-2 translation fault), and the emulation of one
+//! access. The regions are the ones its device tree describes (`loader::layout`).
+
+use exits::MmioAccess;
+use loader::GicVersion;
+use loader::layout::{GICD_BASE, GICR_BASE, PL011_BASE, PL011_INTID, PL011_SIZE, gicr_size};
+use vdevices::MmioDevice;
+
+use super::{Domain, Vcpu};
+
+/// An emulated device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The PL011 console.
+    Console,
+    /// The vGIC distributor (GICD).
+    Distributor,
+    /// The vGIC redistributors (GICv3 GICR), one frame pair per vCPU.
+    Redistributors,
+}
+
+/// The regions of one domain, fixed when it is built.
+#[derive(Debug)]
+pub struct Bus {
+    regions: heapless::Vec<(u64, u64, Device), 4>,
+}
+
+impl Bus {
+    /// The devices a domain with `vcpus` vCPUs, this GIC version and optionally a console
+    /// has, where its device tree says they are.
+    pub fn new(gic: GicVersion, vcpus: u32, console: bool) -> Self {
+        let mut regions = heapless::Vec::new();
+        let mut add = |base: u64, size: u64, device: Device| {
+            // Four slots for at most three devices.
+            let _ = regions.push((base, size, device));
+        };
+        if console {
+            add(PL011_BASE, PL011_SIZE, Device::Console);
+        }
+        add(GICD_BASE, gic.gicd_size(), Device::Distributor);
+        if gic == GicVersion::V3 {
+            add(GICR_BASE, gicr_size(vcpus), Device::Redistributors);
+        }
+        Bus { regions }
+    }
+
+    /// The device at `ipa` and the offset into it.
+    pub fn find(&self, ipa: u64) -> Option<(Device, u64)> {
+        self.regions
+            .iter()
+            .find(|(base, size, _)| ipa.wrapping_sub(*base) < *size)
+            .map(|&(base, _, device)| (device, ipa - base))
+    }
+}
+
+/// Why an emulated access failed: the guest gets an external abort.
+#[derive(Clone, Copy, Debug)]
+pub enum AccessError {
+    /// The console refused it.
+    Console(vdevices::DeviceError),
+    /// The vGIC refused it.
+    Gic(vgic::MmioError),
+}
+
+impl core::fmt::Display for AccessError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AccessError::Console(e) => write!(f, "console: {e:?}"),
+            AccessError::Gic(e) => write!(f, "vGIC: {e:?}"),
+        }
+    }
+}
+
+/// Performs `access` (`value` for a store) at `offset` of `device` for `vcpu`; returns the
+/// loaded value for a load.
+pub fn access(
+    vcpu: &Vcpu,
+    device: Device,
+    offset: u64,
+    access: &MmioAccess,
+    write: bool,
+    value: u64,
+) -> Result<u64, AccessError> {
+    let domain: &Domain = vcpu.domain;
+    match device {
+        Device::Console => {
+            let Some(console) = &domain.console else {
+                return Err(AccessError::Console(vdevices::DeviceError::BadOffset));
+            };
+            super::route_console_input();
+            let mut console = console.lock();
+            let result = if write {
+                let result = console
+                    .uart
+                    .write(offset, access.size, access.store_value(value));
+                let super::domain::Console { uart, output } = &mut *console;
+                while let Some(byte) = uart.take_output() {
+                    output.put(&domain.name, byte);
+                }
+                result.map(|()| 0)
+            } else {
+                console.uart.read(offset, access.size)
+            };
+            // The UART's interrupt line follows its state: level-sensitive SPI.
+            let level = console.uart.irq_level();
+            drop(console);
+            let _ = domain.vgic.lock().set_line_level(PL011_INTID, 0, level);
+            result.map_err(AccessError::Console)
+        }
+        Device::Distributor | Device::Redistributors => {
+            let mut vgic = domain.vgic.lock();
+            let index = vcpu.index;
+            let (result, unimplemented) = match (device, write) {
+                (Device::Distributor, false) => split(vgic.dist_read(index, offset, access.size)),
+                (Device::Redistributors, false) => {
+                    split(vgic.redist_read(index, offset, access.size))
+                }
+                (_, true) => {
+                    let stored = access.store_value(value);
+                    let result = if device == Device::Distributor {
+                        vgic.dist_write(index, offset, access.size, stored)
+                    } else {
+                        vgic.redist_write(index, offset, access.size, stored)
+                    };
+                    match result {
+                        // Other vCPUs pick up what became pending for them when they next
+                        // enter the guest (pinned vCPUs exit often: WFI completes at
+                        // once); the inter-processor kick comes with the GIC driver.
+                        Ok(w) => (Ok(0), w.unimplemented),
+                        Err(e) => (Err(e), false),
+                    }
+                }
+                (Device::Console, _) => unreachable!("handled above"),
+            };
+            drop(vgic);
+            if unimplemented && log::log_enabled!(log::Level::Debug) && super::may_report(domain) {
+                log::debug!(
+                    "d{}v{}: {} of unimplemented {device:?} register at offset {offset:#x}: \
+                     reads as zero, writes ignored",
+                    domain.id,
+                    index,
+                    if write { "write" } else { "read" },
+                );
+            }
+            result.map_err(AccessError::Gic)
+        }
+    }
+}
+
+fn split(result: Result<vgic::MmioRead, vgic::MmioError>) -> (Result<u64, vgic::MmioError>, bool) {
+    match result {
+        Ok(read) => (Ok(read.value), read.unimplemented),
+        Err(e) => (Err(e), false),
+    }
+}
