@@ -54,6 +54,20 @@ pub enum Emulated {
     TraceFilter,
     /// A virtual-memory control written under `HCR_EL2.TVM`.
     VmControl(VmControl),
+    /// A GICv3 SGI generation register (`HCR_EL2.IMO`/`FMO` trap EL1 writes): the vGIC
+    /// makes the SGI pending for its targets.
+    GicSgi(SgiRegister),
+}
+
+/// Which GICv3 SGI generation register was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiRegister {
+    /// `ICC_SGI1R_EL1`: group 1.
+    Sgi1r,
+    /// `ICC_ASGI1R_EL1`: the other security state's group 1 (group 0 for a guest).
+    Asgi1r,
+    /// `ICC_SGI0R_EL1`: group 0.
+    Sgi0r,
 }
 
 /// `OSLSR_EL1.OSLM` = 0b10: the OS lock is implemented (bit 3 set, bit 0 clear).
@@ -94,6 +108,9 @@ pub fn classify(reg: SysReg) -> Option<Emulated> {
         (3, 0, 10, 2, 0) => Emulated::VmControl(VmControl::Mair),
         (3, 0, 10, 3, 0) => Emulated::VmControl(VmControl::Amair),
         (3, 0, 13, 0, 1) => Emulated::VmControl(VmControl::Contextidr),
+        (3, 0, 12, 11, 5) => Emulated::GicSgi(SgiRegister::Sgi1r),
+        (3, 1, 12, 11, 6) => Emulated::GicSgi(SgiRegister::Asgi1r),
+        (3, 2, 12, 11, 7) => Emulated::GicSgi(SgiRegister::Sgi0r),
         _ => return None,
     })
 }
@@ -182,6 +199,24 @@ mod tests {
                 "CRn {crn} CRm {crm} op2 {op2}"
             );
         }
+    }
+
+    #[test]
+    fn sgi_generation_registers() {
+        assert_eq!(
+            classify(SysReg::new(3, 0, 12, 11, 5)),
+            Some(Emulated::GicSgi(SgiRegister::Sgi1r))
+        );
+        assert_eq!(
+            classify(SysReg::new(3, 1, 12, 11, 6)),
+            Some(Emulated::GicSgi(SgiRegister::Asgi1r))
+        );
+        assert_eq!(
+            classify(SysReg::new(3, 2, 12, 11, 7)),
+            Some(Emulated::GicSgi(SgiRegister::Sgi0r))
+        );
+        // ICC_IAR1_EL1 and the other CPU interface registers are virtualised, not trapped.
+        assert_eq!(classify(SysReg::new(3, 0, 12, 12, 0)), None);
     }
 
     #[test]

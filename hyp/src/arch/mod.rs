@@ -2,6 +2,7 @@
 //! firmware, and the few system registers `aarch64-cpu` does not cover.
 
 pub mod cache;
+pub mod gicv3_virt;
 pub mod tlb;
 
 use core::arch::{asm, global_asm};

@@ -19,6 +19,7 @@ mod s2tables;
 mod scrub;
 mod sysreg;
 mod trap;
+mod vcpuif;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -157,6 +158,7 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         Some(HostGic::V2) => loader::GicVersion::V2,
         _ => loader::GicVersion::V3,
     };
+    vcpuif::set_host_gicv3(platform.gic.as_ref().map(|g| g.version) == Some(HostGic::V3));
     let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {
         Ok(c) => c.with_vmid_width(vmid_width()),
         Err(e) => {
@@ -334,12 +336,15 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
         saved.el1.restore();
         // After `regs::load`, which enables SVE/SME at EL2 where present.
         scrub::clear_guest_state();
+        vcpuif::reset(vcpu);
     }
     saved.fp.restore();
     loop {
+        vcpuif::before_entry(vcpu);
         // SAFETY: the frame is this vCPU's (16-byte aligned, `TrapFrame`), and this CPU's
         // EL2 controls, EL1 state and FP registers were loaded for it above.
         let kind = unsafe { guest_run(&mut saved.frame) };
+        vcpuif::after_exit(vcpu);
         match trap::handle(vcpu, &mut saved.frame, kind) {
             Action::Resume => {}
             Action::Stop => break,

@@ -15,7 +15,7 @@ use core::sync::atomic::Ordering;
 
 use exits::SysRegAccess;
 use exits::emulated::{
-    Emulated, OSLSR_OSLK, OSLSR_OSLM_IMPLEMENTED, VmControl, caches_on, classify,
+    Emulated, OSLSR_OSLK, OSLSR_OSLM_IMPLEMENTED, SgiRegister, VmControl, caches_on, classify,
 };
 
 use super::{Vcpu, regs};
@@ -55,6 +55,20 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
             Some(Emulated::OsLockStatus) => {
                 let locked = vcpu.os_lock.load(Ordering::Relaxed);
                 read_result = Some(OSLSR_OSLM_IMPLEMENTED | if locked { OSLSR_OSLK } else { 0 });
+            }
+            Some(Emulated::GicSgi(register)) => {
+                if access.read {
+                    // Write-only registers: a read is UNDEFINED.
+                    return false;
+                }
+                let register = match register {
+                    SgiRegister::Sgi1r => vgic::SgiRegister::Sgi1r,
+                    SgiRegister::Asgi1r => vgic::SgiRegister::Asgi1r,
+                    SgiRegister::Sgi0r => vgic::SgiRegister::Sgi0r,
+                };
+                // Targets on other CPUs take the SGI at their next entry (the
+                // inter-processor kick comes with the GIC driver).
+                let _ = vcpu.domain.vgic.lock().send_sgi(vcpu.index, register, value);
             }
             Some(Emulated::VmControl(control)) => {
                 if access.read {

@@ -1,0 +1,98 @@
+//! The GICv3 virtual CPU interface at EL2 (`ICH_*_EL2`): list registers and the controls
+//! a vCPU's interrupts go through, for `guest::vcpuif`.
+
+use core::arch::asm;
+
+/// `ICH_HCR_EL2.En`: the virtual CPU interface is on.
+pub const ICH_HCR_EN: u64 = 1 << 0;
+/// `ICH_HCR_EL2.UIE`: maintenance interrupt when at most one list register is valid.
+pub const ICH_HCR_UIE: u64 = 1 << 1;
+/// `ICH_HCR_EL2.EOIcount`, bits 31:27.
+pub const ICH_HCR_EOICOUNT_SHIFT: u32 = 27;
+
+/// Reads `ICH_HCR_EL2`.
+pub fn read_hcr() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_HCR_EL2 at EL2 has no side effect.
+    unsafe { asm!("mrs {}, s3_4_c12_c11_0", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Writes `ICH_HCR_EL2`.
+pub fn write_hcr(value: u64) {
+    // SAFETY: ICH_HCR_EL2 only controls the virtual CPU interface of the guest this CPU
+    // runs; the hypervisor's own interrupts do not go through it.
+    unsafe { asm!("msr s3_4_c12_c11_0, {}", "isb", in(reg) value, options(nomem, nostack)) };
+}
+
+/// Number of list registers (`ICH_VTR_EL2.ListRegs` + 1).
+pub fn list_register_count() -> usize {
+    let vtr: u64;
+    // SAFETY: reading ICH_VTR_EL2 has no side effect.
+    unsafe { asm!("mrs {}, s3_4_c12_c11_1", out(reg) vtr, options(nomem, nostack)) };
+    (vtr & 0x1f) as usize + 1
+}
+
+macro_rules! lr_access {
+    ($($n:literal => $enc:literal,)*) => {
+        /// Reads `ICH_LR<index>_EL2` (0 for an index the CPU does not have).
+        pub fn read_lr(index: usize) -> u64 {
+            let value: u64;
+            match index {
+                $(
+                    // SAFETY: reading a list register has no side effect; callers keep
+                    // `index` below `list_register_count`.
+                    $n => unsafe { asm!(concat!("mrs {}, ", $enc), out(reg) value, options(nomem, nostack)) },
+                )*
+                _ => value = 0,
+            }
+            value
+        }
+
+        /// Writes `ICH_LR<index>_EL2` (ignored for an index the CPU does not have).
+        pub fn write_lr(index: usize, value: u64) {
+            match index {
+                $(
+                    // SAFETY: a list register only affects the virtual interrupts of the
+                    // guest this CPU runs; callers keep `index` below `list_register_count`.
+                    $n => unsafe { asm!(concat!("msr ", $enc, ", {}"), in(reg) value, options(nomem, nostack)) },
+                )*
+                _ => {}
+            }
+        }
+    };
+}
+
+lr_access! {
+    0 => "s3_4_c12_c12_0", 1 => "s3_4_c12_c12_1", 2 => "s3_4_c12_c12_2", 3 => "s3_4_c12_c12_3",
+    4 => "s3_4_c12_c12_4", 5 => "s3_4_c12_c12_5", 6 => "s3_4_c12_c12_6", 7 => "s3_4_c12_c12_7",
+    8 => "s3_4_c12_c13_0", 9 => "s3_4_c12_c13_1", 10 => "s3_4_c12_c13_2", 11 => "s3_4_c12_c13_3",
+    12 => "s3_4_c12_c13_4", 13 => "s3_4_c12_c13_5", 14 => "s3_4_c12_c13_6", 15 => "s3_4_c12_c13_7",
+}
+
+/// Puts the virtual CPU interface in its reset state for a vCPU about to start: system
+/// register access for EL1 (`ICC_SRE_EL2.SRE` and `.Enable`), `ICH_VMCR_EL2` and the
+/// active-priority registers cleared, every list register empty, the interface on.
+///
+/// # Safety
+/// No guest may be running on this CPU; the CPU must have a GICv3 CPU interface.
+pub unsafe fn reset_for_vcpu() {
+    let count = list_register_count();
+    // SAFETY: the caller guarantees no guest runs here and that the registers exist;
+    // they only configure the virtual interface the next guest on this CPU sees.
+    unsafe {
+        let sre: u64;
+        asm!("mrs {}, s3_4_c12_c9_5", out(reg) sre, options(nomem, nostack));
+        asm!("msr s3_4_c12_c9_5, {}", "isb", in(reg) sre | 0b1001, options(nomem, nostack));
+        asm!(
+            "msr s3_4_c12_c11_7, xzr", // ICH_VMCR_EL2
+            "msr s3_4_c12_c8_0, xzr",  // ICH_AP0R0_EL2
+            "msr s3_4_c12_c9_0, xzr",  // ICH_AP1R0_EL2
+            options(nomem, nostack)
+        );
+    }
+    for index in 0..count {
+        write_lr(index, 0);
+    }
+    write_hcr(ICH_HCR_EN);
+}

@@ -1,0 +1,95 @@
+//! A vCPU's virtual GIC CPU interface: its domain's vGIC (the `vgic` crate) decides which
+//! interrupts go into the list registers on every entry and reads back what the guest did
+//! with them on every exit. GICv3 hosts only for now (`ICH_*_EL2`); on a GICv2 host the
+//! guest has the emulated distributor but no CPU interface yet (GICH/GICV come later).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use vgic::ListRegisters;
+
+use super::Vcpu;
+use crate::arch::gicv3_virt as ich;
+
+/// Whether the host's GIC is a GICv3 (its virtual CPU interface is what guests get).
+static HOST_GICV3: AtomicBool = AtomicBool::new(false);
+
+/// Records the host GIC version, once, before any vCPU runs.
+pub fn set_host_gicv3(v3: bool) {
+    HOST_GICV3.store(v3, Ordering::Relaxed);
+}
+
+fn host_gicv3() -> bool {
+    HOST_GICV3.load(Ordering::Relaxed)
+}
+
+/// This CPU's `ICH_LR<n>_EL2`.
+struct HardwareLrs {
+    count: usize,
+}
+
+impl ListRegisters for HardwareLrs {
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn read(&mut self, index: usize) -> u64 {
+        ich::read_lr(index)
+    }
+
+    fn write(&mut self, index: usize, value: u64) {
+        ich::write_lr(index, value);
+    }
+}
+
+fn lrs() -> HardwareLrs {
+    HardwareLrs {
+        count: ich::list_register_count(),
+    }
+}
+
+/// A vCPU starts: its vGIC state and this CPU's virtual interface back to reset.
+///
+/// # Safety
+/// No guest runs on this CPU; `vcpu` is about to run here.
+pub unsafe fn reset(vcpu: &Vcpu) {
+    let _ = vcpu.domain.vgic.lock().reset_vcpu(vcpu.index);
+    if host_gicv3() {
+        // SAFETY: per the caller; a GICv3 host has the ICH registers.
+        unsafe { ich::reset_for_vcpu() };
+    }
+}
+
+/// Before entering `vcpu`: list its deliverable interrupts, and ask for a maintenance
+/// interrupt when more wait than fit.
+pub fn before_entry(vcpu: &Vcpu) {
+    if !host_gicv3() {
+        return;
+    }
+    let mut vgic = vcpu.domain.vgic.lock();
+    if !vgic.has_pending(vcpu.index) && vgic.lrs_in_use(vcpu.index) == 0 {
+        return;
+    }
+    let outcome = vgic.fill(vcpu.index, &mut lrs());
+    drop(vgic);
+    let hcr = ich::ICH_HCR_EN | if outcome.underflow { ich::ICH_HCR_UIE } else { 0 };
+    ich::write_hcr(hcr);
+}
+
+/// After `vcpu` exited: fold what the guest did with its listed interrupts back into the
+/// vGIC (acknowledged, completed, deactivated).
+pub fn after_exit(vcpu: &Vcpu) {
+    if !host_gicv3() {
+        return;
+    }
+    let mut vgic = vcpu.domain.vgic.lock();
+    if vgic.lrs_in_use(vcpu.index) == 0 {
+        return;
+    }
+    let hcr = ich::read_hcr();
+    let eoi_count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
+    vgic.sync(vcpu.index, &mut lrs(), eoi_count);
+    drop(vgic);
+    if eoi_count != 0 {
+        ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
+    }
+}
