@@ -10,6 +10,8 @@ mod exit;
 mod flood;
 mod hostile;
 mod initrd;
+mod irq_sgi;
+mod irq_timer;
 mod isolation;
 mod memory;
 mod pmu;
@@ -43,6 +45,16 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "irq-sgi",
+        in_all: false,
+        run: irq_sgi::run,
+    },
+    Test {
+        name: "irq-timer",
+        in_all: false,
+        run: irq_timer::run,
+    },
     Test {
         name: "hostile",
         in_all: false,
