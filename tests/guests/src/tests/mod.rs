@@ -11,6 +11,7 @@ mod flood;
 mod hostile;
 mod initrd;
 mod irq_sgi;
+mod irq_smp;
 mod irq_timer;
 mod isolation;
 mod memory;
@@ -24,6 +25,7 @@ mod reset;
 mod scrub;
 mod semihosting;
 mod setway;
+mod sgi_flood;
 mod smccc;
 mod storm;
 mod sysreg;
@@ -49,6 +51,21 @@ const TESTS: &[Test] = &[
         name: "irq-sgi",
         in_all: false,
         run: irq_sgi::run,
+    },
+    Test {
+        name: "irq-smp",
+        in_all: false,
+        run: irq_smp::run,
+    },
+    Test {
+        name: "sgi-flood",
+        in_all: false,
+        run: sgi_flood::run_sgi_flood,
+    },
+    Test {
+        name: "masked-spin",
+        in_all: false,
+        run: sgi_flood::run_masked_spin,
     },
     Test {
         name: "irq-timer",
