@@ -159,7 +159,7 @@ fn handler(gic: Gic, ack: Ack) {
 /// Waits until vCPU `index` logged `n` interrupts (bounded), then a little longer for
 /// any extra ones.
 fn wait_logged(index: usize, n: usize) -> bool {
-    let ok = time::wait_until(200, || LOG_COUNT[index].load(Ordering::SeqCst) >= n);
+    let ok = time::wait_until(1000, || LOG_COUNT[index].load(Ordering::SeqCst) >= n);
     settle();
     ok
 }
