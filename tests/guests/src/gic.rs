@@ -19,6 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::registers::{Readable, TPIDR_EL1};
 
 use crate::dt::{Gic, MAX_CPUS};
+use crate::exception::{Fault, capture};
 use crate::time;
 
 fn read32(addr: u64) -> u32 {
@@ -157,6 +158,30 @@ fn frame_for(gic: Gic, intid: u32) -> u64 {
 fn bit_register(gic: Gic, base: u64, intid: u32) -> (u64, u32) {
     let frame = frame_for(gic, intid);
     (frame + base + u64::from(intid / 32) * 4, 1 << (intid % 32))
+}
+
+/// Reads the registers the driver starts from (distributor, the first redistributor or the
+/// CPU interface, and on v3 ICC_SRE_EL1) with faults captured: a GIC the guest cannot
+/// reach gives an error naming the access, not an unexpected exception.
+pub fn probe(gic: Gic) -> Result<(), (&'static str, Fault)> {
+    let read = |what, addr: u64| match capture(|| read32(addr)).1 {
+        Some(fault) => Err((what, fault)),
+        None => Ok(()),
+    };
+    match gic {
+        Gic::V2 { gicd, gicc } => {
+            read("GICD_CTLR", gicd + GICD_CTLR)?;
+            read("GICC_CTLR", gicc + GICC_CTLR)
+        }
+        Gic::V3 { gicd, gicr, .. } => {
+            read("GICD_CTLR", gicd + GICD_CTLR)?;
+            read("GICR_TYPER", gicr + GICR_TYPER)?;
+            match capture(icc_sre_el1).1 {
+                Some(fault) => Err(("ICC_SRE_EL1", fault)),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// Makes the distributor ready: on v3 affinity routing, then both groups; on v2 both

@@ -180,6 +180,16 @@ pub fn setup_gic(ctx: &mut Ctx<'_>) -> Option<Gic> {
         ctx.report.skip("no GIC in the device tree");
         return None;
     };
+    if let Err((register, fault)) = gic::probe(gic) {
+        ctx.report.fail(
+            format_args!(
+                "the GIC's registers are accessible ({})",
+                ctx.platform.gic_summary()
+            ),
+            format_args!("reading {register}: {fault}"),
+        );
+        return None;
+    }
     gic::init_distributor(gic);
     if let Err(why) = gic::init_cpu(gic) {
         ctx.report.fail("the GIC CPU interface can be set up", why);
@@ -208,6 +218,13 @@ pub fn run(ctx: &mut Ctx<'_>) {
 
 fn check_timer(ctx: &mut Ctx<'_>, gic: Gic, timer: Timer, intid: u32) {
     let name = timer.name();
+    if let (_, Some(fault)) = crate::exception::capture(|| timer.ctl()) {
+        ctx.report.fail(
+            format_args!("{name}: its control register can be read"),
+            fault,
+        );
+        return;
+    }
     let r = &mut ctx.report;
     irq::mask();
     timer.set_ctl(0);
