@@ -366,7 +366,7 @@ fn many_pending(ctx: &mut Ctx<'_>, gic: Gic, me: usize) {
     );
     ctx.report.check(
         ordered,
-        format_args!("... in priority order (4 levels for SGIs, 4 for SPIs)"),
+        format_args!("{total} interrupts pending at once are taken in priority order (4 levels for SGIs, 4 for SPIs)"),
         format_args!("taken {}", Ids(me)),
     );
     for spi in spis {
@@ -455,7 +455,7 @@ fn active_state(ctx: &mut Ctx<'_>, gic: Gic) {
     let spi = spare_spis(gic).start;
     gic::set_edge(gic, spi, true);
     gic::configure(gic, spi, PRIORITY);
-    for (intid, what) in [(11, "SGI 11"), (spi, "SPI")] {
+    for (intid, what) in [(11, "SGI"), (spi, "SPI")] {
         gic::set_active(gic, intid);
         let set = gic::is_active(gic, intid);
         if intid < 16 {
