@@ -26,6 +26,12 @@ pub struct BootArgs<'a> {
     pub sync_console: bool,
     /// `wait-ms=N`: how long the `wait` test waits.
     pub wait_ms: Option<u64>,
+    /// `skip=CHECK` words (e.g. `skip=uart-irq`): checks a test leaves out, with a SKIP line.
+    pub skips: [&'a str; 4],
+    /// Number of entries in `skips`.
+    pub skip_count: usize,
+    /// `flood-ms=N`: how long the `sgi-flood` and `irq-masked-spin` tests run.
+    pub flood_ms: Option<u64>,
     /// Words that were not understood (the first few), reported once.
     pub unknown: [&'a str; 4],
     /// Number of entries in `unknown`.
@@ -64,6 +70,9 @@ impl<'a> BootArgs<'a> {
             expect_conduit: None,
             sync_console: false,
             wait_ms: None,
+            skips: [""; 4],
+            skip_count: 0,
+            flood_ms: None,
             unknown: [""; 4],
             unknown_count: 0,
         };
@@ -82,6 +91,11 @@ impl<'a> BootArgs<'a> {
                 "expect-conduit" => args.expect_conduit = Some(value),
                 "sync" if value == "console" => args.sync_console = true,
                 "wait-ms" => args.wait_ms = parse_u64(value),
+                "flood-ms" => args.flood_ms = parse_u64(value),
+                "skip" if args.skip_count < args.skips.len() => {
+                    args.skips[args.skip_count] = value;
+                    args.skip_count += 1;
+                }
                 _ => {
                     if args.unknown_count < args.unknown.len() {
                         args.unknown[args.unknown_count] = word;
@@ -91,6 +105,11 @@ impl<'a> BootArgs<'a> {
             }
         }
         args
+    }
+
+    /// Whether a `skip=check` word names `check`.
+    pub fn skips(&self, check: &str) -> bool {
+        self.skips[..self.skip_count].contains(&check)
     }
 
     /// The `test=` words, in order.

@@ -86,6 +86,11 @@ pub struct Platform<'a> {
     pub gic: Option<Gic>,
     /// GIC interrupt ID of the EL1 virtual timer (the `/timer` node's third interrupt).
     pub vtimer_intid: u32,
+    /// GIC interrupt ID of the EL1 (non-secure) physical timer (the `/timer` node's second
+    /// interrupt; default 30).
+    pub ptimer_intid: u32,
+    /// GIC interrupt ID of the console UART (its node's first interrupt), if it has one.
+    pub console_intid: Option<u32>,
 }
 
 fn first_reg(node: FdtNode<'_, '_>) -> Option<(u64, Option<u64>)> {
@@ -106,6 +111,18 @@ fn str_property<'a>(node: FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
     core::str::from_utf8(value)
         .ok()
         .map(|s| s.trim_end_matches('\0'))
+}
+
+/// The GIC interrupt ID of interrupt `index` of an `interrupts` property in the GIC's
+/// three-cell form (type, number, flags): type 0 is an SPI (IDs from 32), type 1 a PPI
+/// (IDs from 16).
+fn gic_intid(cells: &[u8], index: usize) -> Option<u32> {
+    let number = be_u32_at(cells, index * 3 + 1)?;
+    match be_u32_at(cells, index * 3)? {
+        0 => Some(32 + number),
+        1 => Some(16 + number),
+        _ => None,
+    }
 }
 
 const GICV2_COMPATIBLE: &[&str] = &[
@@ -129,12 +146,14 @@ impl<'a> Platform<'a> {
         let bootargs = chosen
             .and_then(|node| str_property(node, "bootargs"))
             .unwrap_or("");
-        let console = chosen
+        let console_node = chosen
             .and_then(|node| str_property(node, "stdout-path"))
             .map(|path| path.split(':').next().unwrap_or(path))
-            .and_then(|path| fdt.find_node(path))
-            .and_then(first_reg)
-            .map(|(base, _)| base);
+            .and_then(|path| fdt.find_node(path));
+        let console = console_node.and_then(first_reg).map(|(base, _)| base);
+        let console_intid = console_node
+            .and_then(|node| node.property("interrupts"))
+            .and_then(|prop| gic_intid(prop.value, 0));
 
         let mut ram = List::new();
         if let Some(root) = fdt.find_node("/") {
@@ -174,17 +193,19 @@ impl<'a> Platform<'a> {
         };
 
         let gic = Self::find_gic(&fdt);
-        let vtimer_intid = fdt
+        // The timer's interrupts: secure physical, non-secure physical, virtual, hypervisor.
+        let timer_interrupts = fdt
             .find_compatible(&["arm,armv8-timer", "arm,armv7-timer"])
             .and_then(|node| node.property("interrupts"))
-            .and_then(|prop| {
-                // Three cells per interrupt (type, number, flags); the third is the virtual
-                // timer. Type 1 is a PPI, numbered from interrupt ID 16.
-                let kind = be_u32_at(prop.value, 6)?;
-                let number = be_u32_at(prop.value, 7)?;
-                (kind == 1).then_some(16 + number)
-            })
-            .unwrap_or(27);
+            .map(|prop| prop.value);
+        let timer_ppi = |index: usize, default: u32| {
+            timer_interrupts
+                .and_then(|cells| gic_intid(cells, index))
+                .filter(|&intid| (16..32).contains(&intid))
+                .unwrap_or(default)
+        };
+        let vtimer_intid = timer_ppi(2, 27);
+        let ptimer_intid = timer_ppi(1, 30);
 
         Some(Self {
             fdt,
@@ -196,6 +217,8 @@ impl<'a> Platform<'a> {
             bootargs,
             gic,
             vtimer_intid,
+            ptimer_intid,
+            console_intid,
         })
     }
 

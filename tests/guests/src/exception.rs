@@ -120,6 +120,7 @@ const KIND_NAMES: [&str; 16] = [
     "SError (lower EL, AArch32)",
 ];
 const KIND_SYNC_CURRENT_SPX: u64 = 4;
+const KIND_IRQ_CURRENT_SPX: u64 = 5;
 
 /// Index of the saved ELR_EL1 in the frame `entry.S` builds (x0-x30 come first).
 const FRAME_ELR: usize = 31;
@@ -143,6 +144,9 @@ extern "C" fn guest_exception(frame: *mut u64, kind: u64) {
         slot.armed.store(false, Ordering::SeqCst);
         slot.taken.store(true, Ordering::SeqCst);
         frame[FRAME_ELR] = elr + 4;
+        return;
+    }
+    if kind == KIND_IRQ_CURRENT_SPX && crate::irq::handle() {
         return;
     }
     if FATAL.swap(true, Ordering::SeqCst) {

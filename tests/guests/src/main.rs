@@ -12,6 +12,7 @@ mod console;
 mod dt;
 mod exception;
 mod gic;
+mod irq;
 mod mmu;
 mod power;
 mod report;

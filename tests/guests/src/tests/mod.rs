@@ -10,6 +10,9 @@ mod exit;
 mod flood;
 mod hostile;
 mod initrd;
+mod irq_sgi;
+mod irq_smp;
+mod irq_timer;
 mod isolation;
 mod memory;
 mod pmu;
@@ -22,6 +25,7 @@ mod reset;
 mod scrub;
 mod semihosting;
 mod setway;
+mod sgi_flood;
 mod smccc;
 mod storm;
 mod sysreg;
@@ -43,6 +47,31 @@ struct Test {
 }
 
 const TESTS: &[Test] = &[
+    Test {
+        name: "irq-sgi",
+        in_all: false,
+        run: irq_sgi::run,
+    },
+    Test {
+        name: "irq-smp",
+        in_all: false,
+        run: irq_smp::run,
+    },
+    Test {
+        name: "sgi-flood",
+        in_all: false,
+        run: sgi_flood::run_sgi_flood,
+    },
+    Test {
+        name: "masked-spin",
+        in_all: false,
+        run: sgi_flood::run_masked_spin,
+    },
+    Test {
+        name: "irq-timer",
+        in_all: false,
+        run: irq_timer::run,
+    },
     Test {
         name: "hostile",
         in_all: false,
