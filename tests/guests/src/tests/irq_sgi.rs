@@ -39,10 +39,13 @@ const PRIORITY_HIGH: u8 = 0x20;
 static NESTED_RAN: AtomicBool = AtomicBool::new(false);
 
 /// The console UART's interrupt (0: none under test) and base, for the handler.
-static UART_INTID: AtomicU32 = AtomicU32::new(0);
+/// No interrupt: what the special-interrupt slots hold when unused (1023 is the spurious ID,
+/// never a real interrupt, so SGI 0 is not mistaken for one).
+const NO_INTID: u32 = 1023;
+static UART_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
 static UART_BASE: AtomicU64 = AtomicU64::new(0);
 /// The virtual timer's interrupt, which the handler quiets with IMASK.
-static VTIMER_INTID: AtomicU32 = AtomicU32::new(0);
+static VTIMER_INTID: AtomicU32 = AtomicU32::new(NO_INTID);
 
 /// SGI that wakes a secondary to look at its command.
 const SGI_DOORBELL: u32 = 15;
@@ -555,7 +558,7 @@ fn uart_level(ctx: &mut Ctx<'_>, gic: Gic, me: usize) {
     irq::mask();
     let times = times_taken(me, intid);
     let pending_after = gic::is_pending(gic, intid);
-    UART_INTID.store(0, Ordering::SeqCst);
+    UART_INTID.store(NO_INTID, Ordering::SeqCst);
     uart_write(base, UARTIMSC, imsc);
     uart_write(base, UARTICR, INT_TX);
     gic::disable(gic, intid);
@@ -645,7 +648,7 @@ fn wfi_wakeup(ctx: &mut Ctx<'_>, gic: Gic, me: usize) {
     let end = timer.counter();
     irq::mask();
     timer.set_ctl(0);
-    VTIMER_INTID.store(0, Ordering::SeqCst);
+    VTIMER_INTID.store(NO_INTID, Ordering::SeqCst);
     gic::disable(gic, intid);
     ctx.report.check(
         times_taken(me, intid) == 1 && end >= due && wakeups <= MAX_WAKEUPS,
