@@ -7,6 +7,9 @@
 //! execution resumes there. Any exception outside such a window is a bug in the guest or
 //! the hypervisor: it is printed with `EXCEPTION` (which the boot-test harness treats as a
 //! failure) and the guest powers off with status 255.
+//!
+//! An IRQ taken at EL1 goes to the handler a test installed with `irq::install`; without
+//! one it is unexpected too.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence};
