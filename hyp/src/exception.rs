@@ -1,6 +1,6 @@
-//! Exceptions taken to EL2. Nothing is expected to trap yet, so every exception is
-//! unexpected: it is decoded, dumped, and the CPU that took it is stopped. Other CPUs
-//! carry on.
+//! Exceptions taken to EL2: exits from guests (handed to `guest`, IRQ exits then to
+//! `gic`), IRQs taken at EL2 itself (to `gic`), and everything else, which is unexpected:
+//! it is decoded, dumped, and the CPU that took it is stopped. Other CPUs carry on.
 
 use core::fmt;
 
@@ -92,10 +92,21 @@ pub fn exception_class_name(ec: u64) -> &'static str {
 /// Called by `vectors.S` for every exception taken to EL2.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
-    if (8..16).contains(&kind) {
-        crate::guest::handle_exit(frame, kind);
-    } else {
-        unexpected(frame, kind);
+    match kind {
+        // IRQ at EL2 itself: code that unmasked IRQs (`arch::wait_for_interrupt_unmasked`).
+        1 | 5 => crate::gic::handle_irq_exception(),
+        8..16 => {
+            crate::guest::handle_exit(frame, kind);
+            // An IRQ (or FIQ) exit: the interrupt is the hypervisor's. Taken after the
+            // exit handler so the speculation mitigation runs first; an exit that parks
+            // the vCPU leaves it pending, to be taken at this CPU's next opportunity.
+            // When the guest run loop calls `gic::handle_pending_irqs` on these exits
+            // itself, drop this call.
+            if matches!(kind, 9 | 10 | 13 | 14) {
+                crate::gic::handle_pending_irqs();
+            }
+        }
+        _ => unexpected(frame, kind),
     }
 }
 
