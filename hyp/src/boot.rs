@@ -104,6 +104,7 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     let irq_test = match cmdline.selftest {
         Some(SelfTest::Sgi) => Some(gic::selftest::Test::Sgi),
         Some(SelfTest::Timer) => Some(gic::selftest::Test::Timer),
+        Some(SelfTest::ConsoleRx) => Some(gic::selftest::Test::ConsoleRx),
         _ => None,
     }
     .filter(|&test| gic::selftest::prepare(test, platform.timer.and_then(|t| t.hyp_phys)));
@@ -148,7 +149,7 @@ fn run_selftest(test: SelfTest) {
         // Done before the GIC was quieted; the guests show whether it worked.
         SelfTest::GicLeftover => {}
         // Run by `gic::selftest` once every CPU is online.
-        SelfTest::Sgi | SelfTest::Timer => {}
+        SelfTest::Sgi | SelfTest::Timer | SelfTest::ConsoleRx => {}
     }
 }
 

@@ -7,7 +7,8 @@
 //!   quieting stops it from storming the CPU once a guest runs there.
 //! - `selftest=sgi` / `selftest=timer`: once every CPU is online, check the hypervisor's
 //!   own interrupts: an SGI from the boot CPU to every CPU, or each CPU's EL2 timer
-//!   (`gic::selftest`).
+//!   (`gic::selftest`); `selftest=console-rx`: wait for typed bytes to arrive through
+//!   the console UART's receive interrupt.
 //! - `selftest=wx` / `selftest=panic`: after boot, provoke a fault on purpose (a write to
 //!   the hypervisor's own code, or a panic) so the boot tests can check that the MMU
 //!   refuses it and that the exception dump and panic paths work.
@@ -31,6 +32,8 @@ pub enum SelfTest {
     Sgi,
     /// Each CPU's EL2 physical timer: each must take its interrupt.
     Timer,
+    /// Console input must arrive through the UART's receive interrupt.
+    ConsoleRx,
 }
 
 /// Parsed options.
@@ -65,6 +68,7 @@ impl<'a> Cmdline<'a> {
                 }
                 ("selftest", Some("sgi")) => cmdline.selftest = Some(SelfTest::Sgi),
                 ("selftest", Some("timer")) => cmdline.selftest = Some(SelfTest::Timer),
+                ("selftest", Some("console-rx")) => cmdline.selftest = Some(SelfTest::ConsoleRx),
                 _ => {}
             }
         }
@@ -77,9 +81,10 @@ impl<'a> Cmdline<'a> {
             .split_ascii_whitespace()
             .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
-                Some(("selftest", value)) => {
-                    !matches!(value, "wx" | "panic" | "gic-leftover" | "sgi" | "timer")
-                }
+                Some(("selftest", value)) => !matches!(
+                    value,
+                    "wx" | "panic" | "gic-leftover" | "sgi" | "timer" | "console-rx"
+                ),
                 _ => true,
             })
     }

@@ -137,6 +137,11 @@ fn rx_interrupt(ack: crate::gic::Ack) -> crate::gic::Completion {
     crate::gic::Completion::Done
 }
 
+/// Bytes waiting in the ring (received through the interrupt, not yet read).
+pub fn rx_buffered() -> usize {
+    RX.lock().len()
+}
+
 /// Bytes the receive interrupt had to drop because nobody read the ring in time.
 #[allow(dead_code, reason = "for the console routing and diagnostics")]
 pub fn rx_overruns() -> usize {

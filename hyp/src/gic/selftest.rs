@@ -10,6 +10,9 @@
 //!   arms its own and sleeps with IRQs unmasked, so its interrupt comes through the EL2
 //!   IRQ vector.
 //!
+//! - `console-rx`: the boot CPU sleeps in [`wait_for_interrupt`] until the console UART's
+//!   receive interrupt has brought typed bytes into the console's ring (other CPUs go on).
+//!
 //! Secondaries leave their wait when the boot CPU sets `DONE` and kicks them.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -27,6 +30,8 @@ pub enum Test {
     Sgi,
     /// The EL2 physical timer on every CPU.
     Timer,
+    /// The console UART's receive interrupt, on the boot CPU.
+    ConsoleRx,
 }
 
 /// The one-shot's delay.
@@ -51,6 +56,8 @@ static ARMED_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS]
 /// timer interrupt. Returns false (and says why) if the test cannot run.
 pub fn prepare(test: Test, hyp_timer: Option<u32>) -> bool {
     let registered = match test {
+        // The console's handler is registered at boot; nothing for secondaries to do.
+        Test::ConsoleRx => return true,
         Test::Sgi => super::register_handler(sgi::SELFTEST, on_sgi),
         Test::Timer => {
             let Some(intid) = hyp_timer else {
@@ -81,6 +88,10 @@ pub fn secondary_wait() {
 /// Boot CPU, once every CPU is online: runs the test over the `online` CPUs and reports.
 pub fn run(test: Test, online: &[usize]) {
     let me = percpu::current_index();
+    if test == Test::ConsoleRx {
+        console_rx();
+        return;
+    }
     let expected = online.iter().fold(0u64, |m, &cpu| m | bit(cpu));
     match test {
         Test::Sgi => {
@@ -94,6 +105,7 @@ pub fn run(test: Test, online: &[usize]) {
                 }
             }
         }
+        Test::ConsoleRx => {}
         Test::Timer => {
             let intid = TIMER_INTID.load(Ordering::Relaxed);
             info!(
@@ -128,6 +140,7 @@ pub fn run(test: Test, online: &[usize]) {
     let what = match test {
         Test::Sgi => "SGI received",
         Test::Timer => "EL2 timer interrupt taken",
+        Test::ConsoleRx => return,
     };
     if reported == expected {
         info!(
@@ -204,4 +217,19 @@ fn on_timer(ack: Ack) -> Completion {
         REPORTED.fetch_or(bit(cpu), Ordering::AcqRel);
     }
     Completion::Done
+}
+
+/// `selftest=console-rx`: waits (up to a minute) for typed bytes to arrive through the
+/// console's receive interrupt.
+fn console_rx() {
+    info!("self-test: waiting for console input (taken by its receive interrupt)");
+    let deadline = deadline_after(60_000);
+    while crate::console::rx_buffered() == 0 && arch::counter() < deadline {
+        // Another interrupt (or none: a spurious wake-up) just loops.
+        wait_for_interrupt();
+    }
+    match crate::console::rx_buffered() {
+        0 => error!("self-test FAILED: no console input arrived through its interrupt"),
+        bytes => info!("self-test: console receive interrupt brought {bytes} byte(s)"),
+    }
 }
