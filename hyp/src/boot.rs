@@ -2,7 +2,7 @@
 
 use core::fmt::Write as _;
 
-use log::{info, warn};
+use log::{error, info, warn};
 use platforms::{
     Board, ConsoleKind, EnableMethod, GicVersion, ParseError, Platform, PsciConduit, Region,
 };
@@ -88,7 +88,26 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         // SAFETY: `mm::init` mapped every GIC region as device memory; no other CPU runs
         // yet and nothing else drives the GIC.
         unsafe { gic::quiet(gic) };
+        // SAFETY: as above, and the GIC was just quieted.
+        match unsafe { gic::init(gic) } {
+            Ok(()) => {
+                if let Some(irq) = platform.console.and_then(|c| c.irq)
+                    && console_base.is_some()
+                    && let Err(e) = console::enable_rx_interrupt(irq)
+                {
+                    warn!("console input stays polled: {e}");
+                }
+            }
+            Err(e) => error!("GIC driver: {e}; the hypervisor takes no interrupts"),
+        }
     }
+    let irq_test = match cmdline.selftest {
+        Some(SelfTest::Sgi) => Some(gic::selftest::Test::Sgi),
+        Some(SelfTest::Timer) => Some(gic::selftest::Test::Timer),
+        Some(SelfTest::ConsoleRx) => Some(gic::selftest::Test::ConsoleRx),
+        _ => None,
+    }
+    .filter(|&test| gic::selftest::prepare(test, platform.timer.and_then(|t| t.hyp_phys)));
 
     let boot_index = boot_index.unwrap_or(0);
     spectre::init_this_cpu();
@@ -101,6 +120,9 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         online.len(),
         platform.cpus.len().max(1)
     );
+    if let Some(test) = irq_test {
+        gic::selftest::run(test, &online);
+    }
     if let Some(test) = cmdline.selftest {
         run_selftest(test);
     }
@@ -126,6 +148,8 @@ fn run_selftest(test: SelfTest) {
         SelfTest::Panic => panic!("self-test panic"),
         // Done before the GIC was quieted; the guests show whether it worked.
         SelfTest::GicLeftover => {}
+        // Run by `gic::selftest` once every CPU is online.
+        SelfTest::Sgi | SelfTest::Timer | SelfTest::ConsoleRx => {}
     }
 }
 

@@ -5,6 +5,10 @@
 //! - `selftest=gic-leftover`: before the GIC is quieted at boot, leave an interrupt enabled
 //!   and pending on CPU 0 as careless firmware might, so a boot test can check that the
 //!   quieting stops it from storming the CPU once a guest runs there.
+//! - `selftest=sgi` / `selftest=timer`: once every CPU is online, check the hypervisor's
+//!   own interrupts: an SGI from the boot CPU to every CPU, or each CPU's EL2 timer
+//!   (`gic::selftest`); `selftest=console-rx`: wait for typed bytes to arrive through
+//!   the console UART's receive interrupt.
 //! - `selftest=wx` / `selftest=panic`: after boot, provoke a fault on purpose (a write to
 //!   the hypervisor's own code, or a panic) so the boot tests can check that the MMU
 //!   refuses it and that the exception dump and panic paths work.
@@ -24,6 +28,12 @@ pub enum SelfTest {
     Panic,
     /// An interrupt left enabled and pending by "firmware": must be quieted at boot.
     GicLeftover,
+    /// An SGI from the boot CPU to every CPU: each must take it.
+    Sgi,
+    /// Each CPU's EL2 physical timer: each must take its interrupt.
+    Timer,
+    /// Console input must arrive through the UART's receive interrupt.
+    ConsoleRx,
 }
 
 /// Parsed options.
@@ -56,6 +66,9 @@ impl<'a> Cmdline<'a> {
                 ("selftest", Some("gic-leftover")) => {
                     cmdline.selftest = Some(SelfTest::GicLeftover);
                 }
+                ("selftest", Some("sgi")) => cmdline.selftest = Some(SelfTest::Sgi),
+                ("selftest", Some("timer")) => cmdline.selftest = Some(SelfTest::Timer),
+                ("selftest", Some("console-rx")) => cmdline.selftest = Some(SelfTest::ConsoleRx),
                 _ => {}
             }
         }
@@ -68,7 +81,10 @@ impl<'a> Cmdline<'a> {
             .split_ascii_whitespace()
             .filter(|word| match word.split_once('=') {
                 Some(("loglvl", level)) => parse_level(level).is_none(),
-                Some(("selftest", value)) => !matches!(value, "wx" | "panic" | "gic-leftover"),
+                Some(("selftest", value)) => !matches!(
+                    value,
+                    "wx" | "panic" | "gic-leftover" | "sgi" | "timer" | "console-rx"
+                ),
                 _ => true,
             })
     }

@@ -1,6 +1,6 @@
-//! Exceptions taken to EL2. Nothing is expected to trap yet, so every exception is
-//! unexpected: it is decoded, dumped, and the CPU that took it is stopped. Other CPUs
-//! carry on.
+//! Exceptions taken to EL2: exits from guests (handed to `guest`, IRQ exits then to
+//! `gic`), IRQs taken at EL2 itself (to `gic`), and everything else, which is unexpected:
+//! it is decoded, dumped, and the CPU that took it is stopped. Other CPUs carry on.
 
 use core::fmt;
 
@@ -94,8 +94,12 @@ pub fn exception_class_name(ec: u64) -> &'static str {
 /// Called by `vectors.S` for every exception taken to EL2.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, kind: u64) {
-    // Exceptions from guests never come here: `guest_run` returns them to the run loop.
-    unexpected(frame, kind);
+    match kind {
+        // IRQ at EL2 itself: code that unmasked IRQs (`arch::wait_for_interrupt_unmasked`).
+        1 | 5 => crate::gic::handle_irq_exception(),
+        // Exceptions from guests never come here: `guest_run` returns them to the run loop.
+        _ => unexpected(frame, kind),
+    }
 }
 
 /// An exception the hypervisor did not expect: dump it and stop this CPU.

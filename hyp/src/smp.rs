@@ -144,10 +144,21 @@ pub fn secondary(index: usize) -> ! {
             crate::mm::cpu_stack_top(index).map_or(0, |top| top.as_u64()),
         )
     };
-    // SAFETY: the boot CPU ran `gic::quiet` before starting this CPU, with the GIC mapped.
-    unsafe { crate::gic::quiet_this_cpu() };
+    // SAFETY: the boot CPU ran `gic::quiet` and `gic::init` before starting this CPU,
+    // with the GIC mapped; IRQs are masked.
+    let gic = unsafe {
+        crate::gic::quiet_this_cpu();
+        crate::gic::init_this_cpu()
+    };
+    if let Err(e) = gic {
+        // Without a GIC driver (none in the DT, or its init failed) there is nothing to say.
+        if e != crate::gic::GicError::NotReady {
+            warn!("CPU {index}: GIC interface: {e}; this CPU takes no interrupts");
+        }
+    }
     crate::spectre::init_this_cpu();
     info!("CPU {index} (MPIDR {mpidr:#x}) online");
     percpu::set_online();
+    crate::gic::selftest::secondary_wait();
     crate::guest::run_this_cpu()
 }

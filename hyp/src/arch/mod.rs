@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod gicv3_virt;
+pub mod sysreg;
 pub mod tlb;
 
 use core::arch::{asm, global_asm};
@@ -122,4 +123,62 @@ pub fn counter() -> u64 {
 pub fn counter_frequency() -> u64 {
     use aarch64_cpu::registers::CNTFRQ_EL0;
     CNTFRQ_EL0.get()
+}
+
+/// Sleeps until an interrupt is pending for this CPU (WFI), with interrupts still masked:
+/// WFI wakes on a pending physical interrupt whether or not PSTATE.I masks it, so the
+/// caller then finds it by reading the GIC's acknowledge register. The `dsb` first makes
+/// this CPU's earlier stores visible before it sleeps. May return early (spuriously).
+pub fn wait_for_interrupt_masked() {
+    // SAFETY: a barrier and WFI change no memory and no state but this CPU's power state.
+    unsafe { asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
+/// Sleeps until an interrupt is pending (WFI with IRQs masked, as in
+/// [`wait_for_interrupt_masked`]), then unmasks IRQs at EL2 (PSTATE.I) for a moment: the
+/// pending interrupt is taken through the current-EL IRQ vector (`exception.rs`), which
+/// dispatches it, and IRQs are masked again. Sleeping masked and unmasking after the
+/// wake-up leaves no window in which the interrupt could be taken just before the WFI and
+/// the WFI then sleep on. Must not be called with any lock held: the IRQ handlers take
+/// locks of their own (the console's, for one).
+pub fn wait_for_interrupt_unmasked() {
+    // SAFETY: unmasking lets an IRQ be taken at EL2 between the two `msr`s only; the
+    // vector saves and restores every register, and the caller holds no lock a handler
+    // could want.
+    unsafe {
+        asm!(
+            "dsb sy",
+            "wfi",
+            "msr daifclr, #2",
+            "isb",
+            "msr daifset, #2",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Routes physical IRQs and FIQs to EL2 (HCR_EL2.IMO/FMO) before any guest runs, so that
+/// EL2 can take them when it unmasks PSTATE.I; with IMO = 0 an IRQ would target EL1 and
+/// never be taken at EL2. A vCPU's HCR_EL2 value keeps both bits set.
+pub fn route_interrupts_to_el2() {
+    use aarch64_cpu::registers::{HCR_EL2, ReadWriteable};
+    HCR_EL2.modify(HCR_EL2::IMO::SET + HCR_EL2::FMO::SET);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// Arms this CPU's EL2 physical timer (CNTHP) to fire when the physical counter reaches
+/// `deadline` (counter ticks); its interrupt is the DT's hypervisor timer PPI.
+pub fn arm_el2_timer(deadline: u64) {
+    use aarch64_cpu::registers::{CNTHP_CTL_EL2, Writeable};
+    use sysreg::CNTHP_CVAL_EL2;
+    CNTHP_CVAL_EL2.set(deadline);
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// Stops this CPU's EL2 physical timer (its level interrupt goes away).
+pub fn stop_el2_timer() {
+    use aarch64_cpu::registers::{CNTHP_CTL_EL2, Writeable};
+    CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR + CNTHP_CTL_EL2::IMASK::SET);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
 }

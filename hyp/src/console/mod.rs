@@ -78,12 +78,74 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     }
 }
 
-/// Takes one byte typed on the console, if any (polled: the UART's interrupt is not
-/// used yet).
+/// Bytes received by the UART's interrupt handler, waiting to be read.
+const RX_RING_SIZE: usize = 256;
+
+/// Received bytes, filled by [`rx_interrupt`]. Its lock also serialises every read of the
+/// UART's receive FIFO, so bytes keep their order whichever path reads them.
+static RX: Mutex<heapless::Deque<u8, RX_RING_SIZE>> = Mutex::new(heapless::Deque::new());
+/// Whether the receive interrupt has been taken (reported once).
+static RX_INTERRUPT_SEEN: AtomicBool = AtomicBool::new(false);
+/// Bytes dropped because the ring was full.
+static RX_OVERRUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes one byte typed on the console, if any: from the ring the receive interrupt fills
+/// when it is enabled ([`enable_rx_interrupt`]), else (or when the ring is empty) straight
+/// from the UART, so input is never stuck behind an interrupt nobody took yet (a CPU that
+/// waits with IRQs masked, or a run without a GIC). Call with no console lock held.
 pub fn try_read_byte() -> Option<u8> {
     let console = raw()?;
-    let _guard = LOCKING.load(Ordering::Acquire).then(|| LOCK.lock());
-    console.0.try_get_byte()
+    if !LOCKING.load(Ordering::Acquire) {
+        return console.0.try_get_byte();
+    }
+    let mut ring = RX.lock();
+    ring.pop_front().or_else(|| console.0.try_get_byte())
+}
+
+/// Takes the console UART's receive interrupt (`intid`, its SPI from the device tree) at
+/// EL2, routed to the calling CPU: received bytes go into a ring that [`try_read_byte`]
+/// reads. Call on the boot CPU after `gic::init`.
+pub fn enable_rx_interrupt(intid: u32) -> Result<(), crate::gic::GicError> {
+    use crate::gic;
+    let console = raw().ok_or(gic::GicError::NotReady)?;
+    gic::register_handler(intid, rx_interrupt)?;
+    gic::configure(intid, gic::priority::NORMAL, gic::Trigger::Level)?;
+    gic::route_spi(intid, percpu::current_index())?;
+    gic::enable(intid)?;
+    console.0.enable_rx_interrupts();
+    Ok(())
+}
+
+/// The console UART's receive interrupt: drains its FIFO into the ring. Bytes that do not
+/// fit are dropped (and counted), as a UART overruns.
+fn rx_interrupt(ack: crate::gic::Ack) -> crate::gic::Completion {
+    if !RX_INTERRUPT_SEEN.swap(true, Ordering::Relaxed) {
+        log::info!(
+            "console: input taken by its receive interrupt ({})",
+            ack.intid()
+        );
+    }
+    if let Some(console) = raw() {
+        let mut ring = RX.lock();
+        while let Some(byte) = console.0.try_get_byte() {
+            if ring.push_back(byte).is_err() {
+                RX_OVERRUNS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        console.0.clear_rx_timeout();
+    }
+    crate::gic::Completion::Done
+}
+
+/// Bytes waiting in the ring (received through the interrupt, not yet read).
+pub fn rx_buffered() -> usize {
+    RX.lock().len()
+}
+
+/// Bytes the receive interrupt had to drop because nobody read the ring in time.
+#[allow(dead_code, reason = "for the console routing and diagnostics")]
+pub fn rx_overruns() -> usize {
+    RX_OVERRUNS.load(Ordering::Relaxed)
 }
 
 /// Writes `(prefix) line` followed by a newline as one unit. Bytes outside printable

@@ -16,6 +16,16 @@ register_bitfields! {u32,
     ],
 }
 
+register_bitfields! {u32,
+    /// Interrupt bits, as in the mask set/clear (IMSC) and clear (ICR) registers.
+    INT [
+        /// Receive timeout: data has sat in the receive FIFO for 32 bit periods.
+        RT OFFSET(6) NUMBITS(1) [],
+        /// Receive: the receive FIFO reached its trigger level.
+        RX OFFSET(4) NUMBITS(1) [],
+    ],
+}
+
 register_structs! {
     /// PL011 register block (the part the hypervisor uses).
     Pl011Registers {
@@ -23,7 +33,9 @@ register_structs! {
         (0x004 => _reserved0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
         (0x01c => _reserved1),
-        (0x044 => icr: WriteOnly<u32>),
+        (0x038 => imsc: ReadWrite<u32, INT::Register>),
+        (0x03c => _reserved2),
+        (0x044 => icr: WriteOnly<u32, INT::Register>),
         (0x048 => @END),
     }
 }
@@ -71,8 +83,20 @@ impl Pl011 {
         }
     }
 
-    /// Clears all pending UART interrupts; the hypervisor polls.
+    /// Masks and clears every UART interrupt (the state [`super::init`] leaves).
     pub fn clear_interrupts(&self) {
+        self.registers.imsc.set(0);
         self.registers.icr.set(0x7ff);
+    }
+
+    /// Unmasks the receive and receive-timeout interrupts.
+    pub fn enable_rx_interrupts(&self) {
+        self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// Clears the receive-timeout interrupt (the receive interrupt clears itself once the
+    /// FIFO is read below its trigger level).
+    pub fn clear_rx_timeout(&self) {
+        self.registers.icr.write(INT::RT::SET);
     }
 }

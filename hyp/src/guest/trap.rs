@@ -27,8 +27,12 @@ pub fn handle(vcpu: &'static Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
     }
     match kind {
         8 => synchronous(vcpu, frame),
-        // Physical interrupts are routed to EL2 but none is enabled yet: nothing to do.
-        9 | 10 => Action::Resume,
+        // A physical interrupt: the hypervisor's own (its GIC driver dispatches it).
+        // Taken after the speculation mitigation above.
+        9 | 10 => {
+            crate::gic::handle_pending_irqs();
+            Action::Resume
+        }
         11 => {
             if may_report(vcpu) {
                 warn!(

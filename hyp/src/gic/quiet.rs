@@ -1,16 +1,17 @@
-//! The physical GIC, until the hypervisor drives it: put into a known quiet state at boot.
+//! The GIC put into a known quiet state at boot, before the driver configures it.
 //!
-//! Physical IRQs and FIQs are routed to EL2 while a guest runs (HCR_EL2.IMO/FMO), and the
-//! hypervisor does not yet take interrupts of its own. An interrupt that firmware left
-//! enabled and pending would be taken at EL2 again and again, and the guest on that CPU
-//! would never run. So the boot CPU disables the distributor and every interrupt it
-//! forwards, clears their pending and active states, and does the same for every GICv3
-//! redistributor; each CPU does its banked GICv2 registers and CPU interface itself.
+//! An interrupt that firmware left enabled and pending (or active) would be taken at EL2
+//! again and again, or block lower-priority ones, before any handler exists for it. So
+//! the boot CPU disables the distributor and every interrupt it forwards, clears their
+//! pending and active states, and does the same for every GICv3 redistributor; each CPU
+//! does its banked GICv2 registers and CPU interface itself. The driver (`super::init`)
+//! starts from that state.
 
-use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use platforms::{Gic, GicVersion};
+
+use super::mmio::{read32, wait_rwp, write32};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_TYPER: usize = 0x0004;
@@ -40,38 +41,6 @@ const GICC_CTLR: usize = 0x0000;
 static V2_DISTRIBUTOR: AtomicU64 = AtomicU64::new(0);
 static V2_CPU_INTERFACE: AtomicU64 = AtomicU64::new(0);
 
-/// Writes a 32-bit GIC register.
-///
-/// # Safety
-/// `base + offset` must be a GIC register mapped as device memory in the EL2 map.
-unsafe fn write32(base: u64, offset: usize, value: u32) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { write_volatile((base as usize + offset) as *mut u32, value) }
-}
-
-/// Reads a 32-bit GIC register.
-///
-/// # Safety
-/// As for [`write32`].
-unsafe fn read32(base: u64, offset: usize) -> u32 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { read_volatile((base as usize + offset) as *const u32) }
-}
-
-/// Waits (bounded) for the `rwp` bit of the CTLR register at `base` to clear.
-///
-/// # Safety
-/// As for [`write32`].
-unsafe fn wait_rwp(base: u64, rwp: u32) {
-    for _ in 0..1_000_000 {
-        // SAFETY: guaranteed by the caller; CTLR is at offset 0 of its frame.
-        if unsafe { read32(base, 0) } & rwp == 0 {
-            return;
-        }
-        core::hint::spin_loop();
-    }
-}
-
 /// Disables the distributor and every shared interrupt, clears their pending and active
 /// states, and does the same for the private interrupts of every GICv3 redistributor.
 /// Runs once, on the boot CPU, before any other CPU or guest runs.
@@ -85,7 +54,7 @@ pub unsafe fn quiet(gic: &Gic) {
     unsafe {
         write32(gicd, GICD_CTLR, 0);
         if gic.version == GicVersion::V3 {
-            wait_rwp(gicd, GICD_CTLR_RWP);
+            let _ = wait_rwp(gicd, GICD_CTLR_RWP);
         }
         // ITLinesNumber: 32 * (N + 1) interrupt IDs; the first 32 are banked per CPU.
         let lines = ((read32(gicd, GICD_TYPER) & 0x1f) as usize + 1) * 32;
@@ -95,7 +64,7 @@ pub unsafe fn quiet(gic: &Gic) {
             write32(gicd, GICD_ICACTIVER + 4 * word, u32::MAX);
         }
         if gic.version == GicVersion::V3 {
-            wait_rwp(gicd, GICD_CTLR_RWP);
+            let _ = wait_rwp(gicd, GICD_CTLR_RWP);
         }
     }
     match gic.version {
@@ -115,7 +84,7 @@ pub unsafe fn quiet(gic: &Gic) {
                         write32(frame, GICR_ICENABLER0, u32::MAX);
                         write32(frame, GICR_ICPENDR0, u32::MAX);
                         write32(frame, GICR_ICACTIVER0, u32::MAX);
-                        wait_rwp(frame + GICR_CTLR as u64, GICR_CTLR_RWP);
+                        let _ = wait_rwp(frame + GICR_CTLR as u64, GICR_CTLR_RWP);
                     }
                     if typer & GICR_TYPER_LAST != 0 {
                         break;
@@ -190,7 +159,7 @@ pub unsafe fn leave_interrupt_pending(gic: &Gic) {
             unsafe {
                 // ARE (bit 4) and both group enables, single security state.
                 write32(gicd, GICD_CTLR, (1 << 4) | 0b11);
-                wait_rwp(gicd, GICD_CTLR_RWP);
+                let _ = wait_rwp(gicd, GICD_CTLR_RWP);
                 let Some(frame) = own_redistributor(gic, affinity as u32) else {
                     return;
                 };
