@@ -105,12 +105,15 @@ pub fn access(
             // The UART's interrupt line follows its state: level-sensitive SPI.
             let level = console.uart.irq_level();
             drop(console);
-            let _ = domain.vgic.lock().set_line_level(PL011_INTID, 0, level);
+            if let Ok(targets) = domain.vgic.lock().set_line_level(PL011_INTID, 0, level) {
+                super::kick_vcpus(domain, targets);
+            }
             result.map_err(AccessError::Console)
         }
         Device::Distributor | Device::Redistributors => {
             let mut vgic = domain.vgic.lock();
             let index = vcpu.index;
+            let mut kick = vgic::VcpuSet::EMPTY;
             let (result, unimplemented) = match (device, write) {
                 (Device::Distributor, false) => split(vgic.dist_read(index, offset, access.size)),
                 (Device::Redistributors, false) => {
@@ -124,16 +127,17 @@ pub fn access(
                         vgic.redist_write(index, offset, access.size, stored)
                     };
                     match result {
-                        // Other vCPUs pick up what became pending for them when they next
-                        // enter the guest (pinned vCPUs exit often: WFI completes at
-                        // once); the inter-processor kick comes with the GIC driver.
-                        Ok(w) => (Ok(0), w.unimplemented),
+                        Ok(w) => {
+                            kick = w.kick;
+                            (Ok(0), w.unimplemented)
+                        }
                         Err(e) => (Err(e), false),
                     }
                 }
                 (Device::Console, _) => unreachable!("handled above"),
             };
             drop(vgic);
+            super::kick_vcpus(domain, kick);
             if unimplemented && log::log_enabled!(log::Level::Debug) && super::may_report(domain) {
                 log::debug!(
                     "d{}v{}: {} of unimplemented {device:?} register at offset {offset:#x}: \

@@ -78,12 +78,36 @@ impl Vcpu {
         unsafe { &mut *self.saved.get() }
     }
 
-    /// Wakes the vCPU's physical CPU: a start was recorded for it in its domain's
-    /// `PsciDomain` (the CPU waits in WFE for one).
+    /// Makes the vCPU's physical CPU look at it again: wakes it if it waits for work (a
+    /// start was recorded in the domain's `PsciDomain`) or makes the running guest exit
+    /// (an interrupt became pending for it), with the GIC driver's kick SGI.
     pub fn kick(&self) {
+        kick_pcpu(self.domain.vcpu_pcpu[self.index]);
+    }
+}
+
+/// Wakes physical CPU `pcpu` (its guest exits, or its idle wait returns).
+fn kick_pcpu(pcpu: usize) {
+    if pcpu == percpu::current_index() {
+        return;
+    }
+    if crate::gic::kick(pcpu).is_err() {
+        // No GIC driver on that CPU: it waits in WFE.
         // SAFETY: SEV only wakes CPUs waiting in WFE.
         unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
     }
+}
+
+/// Kicks the vCPUs of `domain` in `set` (the vGIC made interrupts pending for them).
+pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
+    for index in set.iter() {
+        if let Some(&pcpu) = domain.vcpu_pcpu.get(index) {
+            kick_pcpu(pcpu);
+        }
+    }
+}
+
+impl Vcpu {
 }
 
 /// What the run loop does after an exit was handled.
@@ -159,6 +183,7 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         _ => loader::GicVersion::V3,
     };
     vcpuif::set_host_gicv3(platform.gic.as_ref().map(|g| g.version) == Some(HostGic::V3));
+    vcpuif::init_maintenance();
     let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {
         Ok(c) => c.with_vmid_width(vmid_width()),
         Err(e) => {
@@ -305,7 +330,12 @@ pub fn run_this_cpu() -> ! {
                 continue;
             }
         }
-        aarch64_cpu::asm::wfe();
+        if crate::gic::ready_here() {
+            // Sleeps until an interrupt (a kick, the EL2 timer, the console) and handles it.
+            crate::gic::wait_for_interrupt();
+        } else {
+            aarch64_cpu::asm::wfe();
+        }
     }
 }
 

@@ -66,9 +66,10 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
                     SgiRegister::Asgi1r => vgic::SgiRegister::Asgi1r,
                     SgiRegister::Sgi0r => vgic::SgiRegister::Sgi0r,
                 };
-                // Targets on other CPUs take the SGI at their next entry (the
-                // inter-processor kick comes with the GIC driver).
-                let _ = vcpu.domain.vgic.lock().send_sgi(vcpu.index, register, value);
+                let targets = vcpu.domain.vgic.lock().send_sgi(vcpu.index, register, value);
+                if let Ok(targets) = targets {
+                    super::kick_vcpus(vcpu.domain, targets);
+                }
             }
             Some(Emulated::VmControl(control)) => {
                 if access.read {

@@ -47,6 +47,14 @@ fn lrs() -> HardwareLrs {
     }
 }
 
+/// Registers the GIC maintenance interrupt's handler: it only needs to make the vCPU exit,
+/// since every exit folds the list registers back into the vGIC and refills them.
+pub fn init_maintenance() {
+    if let Some(intid) = crate::gic::maintenance_intid() {
+        let _ = crate::gic::register_handler(intid, |_| crate::gic::Completion::Done);
+    }
+}
+
 /// A vCPU starts: its vGIC state and this CPU's virtual interface back to reset.
 ///
 /// # Safety
@@ -56,6 +64,11 @@ pub unsafe fn reset(vcpu: &Vcpu) {
     if host_gicv3() {
         // SAFETY: per the caller; a GICv3 host has the ICH registers.
         unsafe { ich::reset_for_vcpu() };
+        // The maintenance interrupt is a PPI: enabled on each CPU that runs a vCPU.
+        if let Some(intid) = crate::gic::maintenance_intid() {
+            let _ = crate::gic::configure(intid, crate::gic::priority::HIGH, crate::gic::Trigger::Level);
+            let _ = crate::gic::enable(intid);
+        }
     }
 }
 
