@@ -9,6 +9,7 @@ mod exit_line;
 mod fill;
 mod harness;
 mod image;
+mod linux;
 mod matcher;
 mod qemu;
 mod shell;
