@@ -61,10 +61,14 @@ pub struct Spec<'a> {
     pub modules: Option<(&'a Tree, &'a str, Vec<String>)>,
 }
 
+/// One archive member: path, mode (type and permissions), contents, and for a device
+/// node its major and minor numbers.
+type Entry = (String, u32, Vec<u8>, Option<(u32, u32)>);
+
 /// The entries of a cpio archive, written in order (directories before what they hold).
 #[derive(Debug, Default)]
 struct Archive {
-    entries: Vec<(String, u32, Vec<u8>, Option<(u32, u32)>)>,
+    entries: Vec<Entry>,
     dirs: BTreeSet<String>,
 }
 
@@ -203,8 +207,11 @@ mod tests {
     use std::collections::BTreeMap;
     use std::io::Read;
 
-    /// Reads a gzip'd newc archive back: path -> (mode, data, rdev).
-    pub(crate) fn read_back(path: &Path) -> BTreeMap<String, (u32, Vec<u8>, (u32, u32))> {
+    /// Mode, contents, (rdev major, minor).
+    type Member = (u32, Vec<u8>, (u32, u32));
+
+    /// Reads a gzip'd newc archive back, by path.
+    fn read_back(path: &Path) -> BTreeMap<String, Member> {
         let mut bytes = Vec::new();
         flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
             .read_to_end(&mut bytes)

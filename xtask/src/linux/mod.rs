@@ -27,6 +27,11 @@ pub const ENV_BUSYBOX: &str = "HYP_LINUX_BUSYBOX";
 /// The `lib/modules/<release>` directory that goes with [`ENV_KERNEL`].
 pub const ENV_MODULES: &str = "HYP_LINUX_MODULES";
 
+/// The domain name Linux cases use: a guest named so, and in a direct boot (no
+/// hypervisor, no `(name) ` prefixes) the source every console line is counted for, so the
+/// same `(linux) ...` patterns serve both.
+pub const DOMAIN: &str = "linux";
+
 const KERNEL_META: &str = "linux-image-arm64";
 const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// What `cache_dir()/selected` records: the packages last resolved, one `name version` a line.

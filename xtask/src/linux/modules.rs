@@ -78,11 +78,6 @@ impl Tree {
         &self.root
     }
 
-    /// How many modules the tree holds.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
     /// A module's path relative to the tree's root.
     pub fn path_of(&self, name: &str) -> Option<&str> {
         self.by_name.get(&canonical(name)).map(String::as_str)
@@ -277,7 +272,7 @@ pub(crate) mod tests {
         let dir = crate::linux::deb::tests::temp_dir("modules");
         fake_tree(&dir);
         let tree = Tree::open(&dir).unwrap();
-        assert_eq!(tree.len(), 5);
+        assert_eq!(tree.by_name.len(), 5);
         assert_eq!(
             tree.path_of("other-thing"),
             Some("kernel/fs/other-thing.ko")
