@@ -26,6 +26,8 @@ pub const ENV_KERNEL: &str = "HYP_LINUX_KERNEL";
 pub const ENV_BUSYBOX: &str = "HYP_LINUX_BUSYBOX";
 /// The `lib/modules/<release>` directory that goes with [`ENV_KERNEL`].
 pub const ENV_MODULES: &str = "HYP_LINUX_MODULES";
+/// Another cache directory than `target/linux` (e.g. one shared by several work trees).
+pub const ENV_CACHE: &str = "HYP_LINUX_CACHE";
 
 /// The domain name Linux cases use: a guest named so, and in a direct boot (no
 /// hypervisor, no `(name) ` prefixes) the source every console line is counted for, so the
@@ -104,9 +106,11 @@ impl std::fmt::Display for Unavailable {
 
 impl std::error::Error for Unavailable {}
 
-/// The cache directory, `target/linux`.
+/// The cache directory: `$HYP_LINUX_CACHE`, or `target/linux`.
 pub fn cache_dir() -> PathBuf {
-    PathBuf::from("target/linux")
+    std::env::var_os(ENV_CACHE)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("target/linux"), PathBuf::from)
 }
 
 /// Gets a kernel and busybox: the user's files where given, Debian's (cached) otherwise.
@@ -220,12 +224,21 @@ fn debian_packages(cache: &Path, refresh: bool) -> Result<Debian> {
         "linux: asking apt (arm64, private state in {})",
         apt.state.display()
     );
-    apt.update()?;
-    let kernel_package = apt.versioned_kernel()?;
-    let selected = [
-        (kernel_package.clone(), apt.candidate(&kernel_package)?),
-        (BUSYBOX_PACKAGE.to_owned(), apt.candidate(BUSYBOX_PACKAGE)?),
-    ];
+    let complaints = apt.update()?;
+    let resolve = || -> Result<[(String, String); 2]> {
+        let kernel_package = apt.versioned_kernel()?;
+        Ok([
+            (kernel_package.clone(), apt.candidate(&kernel_package)?),
+            (BUSYBOX_PACKAGE.to_owned(), apt.candidate(BUSYBOX_PACKAGE)?),
+        ])
+    };
+    let selected = match resolve() {
+        Ok(s) => s,
+        Err(e) if !complaints.is_empty() => {
+            bail!("apt-get update could not download the package lists:\n{complaints}\n({e:#})")
+        }
+        Err(e) => return Err(e),
+    };
     for (package, version) in &selected {
         let dir = unpacked_dir(cache, package, version);
         if dir.join(UNPACKED_MARK).is_file() {
@@ -233,6 +246,8 @@ fn debian_packages(cache: &Path, refresh: bool) -> Result<Debian> {
         }
         let deb = apt.download(package, version)?;
         unpack(&deb, &dir)?;
+        // The unpacked tree is what later runs use.
+        let _ = std::fs::remove_file(&deb);
     }
     let text: String = selected.iter().map(|(p, v)| format!("{p} {v}\n")).collect();
     std::fs::write(cache.join(SELECTED), text)?;
@@ -373,7 +388,8 @@ impl Apt {
         cmd
     }
 
-    fn run(&self, mut cmd: Command) -> Result<String> {
+    /// Runs `cmd`; returns its standard output and error.
+    fn run(&self, mut cmd: Command) -> Result<(String, String)> {
         let line = crate::shell::display(&cmd);
         let out = cmd
             .stdin(Stdio::null())
@@ -385,26 +401,36 @@ impl Apt {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
-    fn update(&self) -> Result<()> {
+    /// Updates the private package lists; returns apt's complaints (empty if none).
+    fn update(&self) -> Result<String> {
         let started = std::time::Instant::now();
         let mut cmd = self.command("apt-get");
         cmd.arg("update");
-        self.run(cmd)?;
+        let (_, stderr) = self.run(cmd)?;
+        // apt-get update exits 0 when some indexes fail to download: keep what it said
+        // for the error, should the packages then not be found.
+        let failed: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("Failed to fetch") || l.starts_with("E:"))
+            .collect();
         println!(
             "linux: apt-get update (arm64) took {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        Ok(())
+        Ok(failed.join("\n"))
     }
 
     /// The versioned kernel package the meta package depends on.
     fn versioned_kernel(&self) -> Result<String> {
         let mut cmd = self.command("apt-cache");
         cmd.args(["depends", KERNEL_META]);
-        parse_kernel_depends(&self.run(cmd)?)
+        parse_kernel_depends(&self.run(cmd)?.0)
             .with_context(|| format!("{KERNEL_META} depends on no linux-image-* package"))
     }
 
@@ -412,7 +438,7 @@ impl Apt {
     fn candidate(&self, package: &str) -> Result<String> {
         let mut cmd = self.command("apt-cache");
         cmd.args(["show", "--no-all-versions", package]);
-        parse_version(&self.run(cmd)?).with_context(|| format!("no version of {package}"))
+        parse_version(&self.run(cmd)?.0).with_context(|| format!("no version of {package}"))
     }
 
     /// Downloads `package` at `version` into the cache; returns the `.deb`.

@@ -302,6 +302,48 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// On the real Debian package when `cargo xtask linux` has cached it (the Linux boot
+    /// cases load these modules from the initramfs on every `cargo xtask test`).
+    #[test]
+    fn real_package_when_cached() {
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/linux");
+        let Some(dir) = std::fs::read_dir(cache.join("pkg"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("linux-image-"))
+        else {
+            eprintln!("no cached kernel package: real-package check not run");
+            return;
+        };
+        let modules = std::fs::read_dir(dir.join("lib/modules"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let tree = Tree::open(&modules).unwrap();
+        let list = tree.closure(&["virtio_net".into()]).unwrap();
+        let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["virtio_net", "net_failover", "failover"]);
+        let dep = tree.modules_dep(&list).unwrap();
+        assert!(dep.starts_with(
+            "kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko \
+             kernel/net/core/failover.ko\n"
+        ));
+        for m in [
+            "virtio_mmio",
+            "virtio_blk",
+            "xen_privcmd",
+            "xen_evtchn",
+            "xen_gntdev",
+        ] {
+            assert!(tree.path_of(m).is_some(), "{m}");
+        }
+        assert!(modules_alias(&list).contains(" virtio_net\n"));
+    }
+
     #[test]
     fn refuses_cycles_and_non_modules() {
         let dir = crate::linux::deb::tests::temp_dir("modules-cycle");
