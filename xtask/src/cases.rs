@@ -92,6 +92,47 @@ struct Spec {
     guest_vcpus: u32,
     #[serde(default = "default_guest_mem")]
     guest_mem: String,
+    linux: Option<LinuxSpec>,
+    skip: Option<String>,
+}
+
+/// A `linux` table as written: boot the stock kernel with a busybox initramfs whose
+/// `/init` runs `script`, directly under QEMU or as the hypervisor's guest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinuxSpec {
+    script: String,
+    #[serde(default)]
+    direct: bool,
+    #[serde(default = "default_linux_cmdline")]
+    cmdline: String,
+    #[serde(default)]
+    modules: Vec<String>,
+    vcpus: Option<u32>,
+    mem: Option<String>,
+}
+
+fn default_linux_cmdline() -> String {
+    "console=ttyAMA0".into()
+}
+
+/// A Linux boot: what the harness needs to build the initramfs and the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxCase {
+    /// The script `/init` runs before it powers off (relative to the workspace root).
+    pub script: PathBuf,
+    /// Booted by QEMU itself (no hypervisor): every console line counts as a line of
+    /// domain [`crate::linux::DOMAIN`], and QEMU must exit with status 0 once every
+    /// expectation is met.
+    pub direct: bool,
+    /// The kernel's command line.
+    pub cmdline: String,
+    /// Modules put in the initramfs (with their dependencies) and loaded by `/init`.
+    pub modules: Vec<String>,
+    /// As a guest: its vCPUs.
+    pub vcpus: u32,
+    /// As a guest: its memory in bytes.
+    pub mem: u64,
 }
 
 /// A table, or an array of them.
@@ -192,6 +233,13 @@ pub struct Case {
     pub raspi4b_dts: Option<PathBuf>,
     /// The compiled `raspi4b_dts`, filled in before the case runs.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// Boot the stock Linux kernel (see [`LinuxCase`]).
+    pub linux: Option<LinuxCase>,
+    /// With `linux.direct`: the kernel QEMU boots instead of the hypervisor, filled in
+    /// before the case runs.
+    pub direct_kernel: Option<PathBuf>,
+    /// If set, the case is not run and counts as skipped, for this reason.
+    pub skip: Option<String>,
 }
 
 /// Reads and expands a case file.
@@ -282,6 +330,16 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         fill_ram.is_empty() || spec.raspi4b_dts.is_none(),
         "fill_ram is for the virt machine only"
     );
+    let linux = match &spec.linux {
+        Some(l) => Some(linux_of(spec, l)?),
+        None => None,
+    };
+    if let Some(reason) = &spec.skip {
+        ensure!(
+            !reason.trim().is_empty(),
+            "skip needs a reason (what the case waits for)"
+        );
+    }
     let mem = parse_size(&spec.mem)?;
     if !fill_ram.is_empty() {
         // Where QEMU loads its own files is checked when the case runs.
@@ -315,7 +373,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     .iter()
                     .map(|p| compile(p))
                     .collect::<Result<_>>()?;
-                let builtin: &[&str] = if spec.builtin_fail { BUILTIN_FAIL } else { &[] };
+                let builtin: &[&str] = match (spec.builtin_fail, &linux) {
+                    (false, _) => &[],
+                    (true, None) => BUILTIN_FAIL,
+                    (true, Some(_)) => LINUX_BUILTIN_FAIL,
+                };
                 let fail = builtin
                     .iter()
                     .copied()
@@ -348,6 +410,9 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     initrd: None,
                     raspi4b_dts: spec.raspi4b_dts.as_ref().map(PathBuf::from),
                     raspi4b_dtb: None,
+                    linux: linux.clone(),
+                    direct_kernel: None,
+                    skip: spec.skip.clone(),
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
                             kernel.clone(),
@@ -374,6 +439,46 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         }
     }
     Ok(cases)
+}
+
+/// Fail patterns of every Linux case (unless `builtin_fail = false`): the hypervisor's,
+/// and a kernel panic (a direct boot's lines are all the `linux` domain's).
+const LINUX_BUILTIN_FAIL: &[&str] = &[".*panicked", ".*EXCEPTION", "(linux) .*Kernel panic"];
+
+/// Checks a `linux` table against the rest of its case.
+fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
+    ensure!(
+        spec.domains.is_none() && spec.guest.is_none() && spec.raspi4b_dts.is_none(),
+        "linux boots its own guest on virt: no domains, guest or raspi4b_dts with it"
+    );
+    ensure!(!l.script.is_empty(), "linux.script must name a script");
+    if l.direct {
+        ensure!(
+            l.vcpus.is_none() && l.mem.is_none(),
+            "a direct linux boot uses the case's cpus and mem (linux.vcpus and linux.mem \
+             are for a guest)"
+        );
+        ensure!(
+            spec.exit_code.is_none() && spec.settle_secs.is_none(),
+            "a direct linux boot ends when QEMU exits with status 0 (the script powers \
+             off): no exit_code or settle_secs"
+        );
+        ensure!(
+            spec.append.is_empty() && spec.image_text_offset.is_none(),
+            "a direct linux boot has no hypervisor: no append or image_text_offset \
+             (the kernel's command line is linux.cmdline)"
+        );
+    }
+    let vcpus = l.vcpus.unwrap_or(1);
+    ensure!((1..=64).contains(&vcpus), "linux.vcpus must be 1 to 64");
+    Ok(LinuxCase {
+        script: PathBuf::from(&l.script),
+        direct: l.direct,
+        cmdline: l.cmdline.clone(),
+        modules: l.modules.clone(),
+        vcpus,
+        mem: parse_size(l.mem.as_deref().unwrap_or("256M"))?,
+    })
 }
 
 fn fill_of(spec: &FillSpec) -> Result<Fill> {
@@ -414,6 +519,42 @@ mod tests {
 
     fn strs(res: &[Pattern]) -> Vec<&str> {
         res.iter().map(Pattern::as_str).collect()
+    }
+
+    #[test]
+    fn linux_cases() {
+        let cases = parse(
+            "[[case]]\nname = \"l\"\ngic = [2, 3]\ncpus = 2\nexpect = ['(linux) ok']\n\
+             linux = { script = 't.sh', direct = true, modules = ['virtio_blk'] }\n\
+             [[case]]\nname = \"g\"\nexit_code = 0\nskip = 'needs the vGIC'\n\
+             linux = { script = 't.sh', vcpus = 2, mem = '512M', cmdline = 'x' }\n",
+        )
+        .unwrap();
+        assert_eq!(names(&cases), ["l-gicv2", "l-gicv3", "g"]);
+        let l = cases[0].linux.as_ref().unwrap();
+        assert!(l.direct);
+        assert_eq!(l.cmdline, "console=ttyAMA0");
+        assert_eq!(l.modules, ["virtio_blk"]);
+        assert_eq!(cases[0].skip, None);
+        assert!(strs(&cases[0].fail).contains(&"(linux) .*Kernel panic"));
+        let g = cases[2].linux.as_ref().unwrap();
+        assert_eq!(
+            (g.direct, g.vcpus, g.mem, g.cmdline.as_str()),
+            (false, 2, 512 << 20, "x")
+        );
+        assert_eq!(cases[2].skip.as_deref(), Some("needs the vGIC"));
+        for bad in [
+            "linux = { script = 't.sh', direct = true, vcpus = 2 }",
+            "linux = { script = 't.sh', direct = true }\nexit_code = 0",
+            "linux = { script = 't.sh', direct = true }\nappend = 'x'",
+            "linux = { script = 't.sh' }\nguest = '@test-guest'",
+            "linux = { script = '' }",
+            "linux = { script = 't.sh', bogus = 1 }",
+            "linux = { script = 't.sh' }\nskip = ' '",
+        ] {
+            let text = format!("[[case]]\nname = \"b\"\nexpect = ['x']\n{bad}\n");
+            assert!(parse(&text).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -143,9 +143,13 @@ fn watch(
         .with_unordered(case.expect_any_order.clone());
     let mut exit_status = exit_line::Seen::None;
     let deadline = start + case.timeout;
+    // A direct Linux boot has no hypervisor to prefix its lines or print an exit line:
+    // each line counts as the `linux` domain's, and QEMU must end by itself.
+    let direct = case.linux.as_ref().is_some_and(|l| l.direct);
     let next_phase = |matcher: &Matcher| match (matcher.done(), case.exit_code) {
         (false, _) => Phase::Expecting,
         (true, Some(_)) => Phase::AwaitingExit,
+        (true, None) if direct => Phase::AwaitingExit,
         (true, None) => Phase::Settling {
             until: Instant::now() + case.settle,
         },
@@ -158,7 +162,12 @@ fn watch(
             Phase::Expecting | Phase::AwaitingExit => deadline,
         };
         match rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
+            Ok(raw) => {
+                let line = if direct {
+                    format!("({}) {raw}", crate::linux::DOMAIN)
+                } else {
+                    raw.clone()
+                };
                 if let Some((after, _)) = pending_input.as_mut() {
                     after.feed(&line);
                 }
@@ -178,7 +187,7 @@ fn watch(
                 if let Some(status) = exit_line::parse(&line) {
                     exit_status.add(status);
                     if let exit_line::Seen::Conflict(a, b) = exit_status {
-                        log.push(line);
+                        log.push(raw);
                         break Err(format!(
                             "the hypervisor's exit line appeared with statuses {a} and {b}"
                         ));
@@ -186,7 +195,7 @@ fn watch(
                 }
                 let bad = matcher.feed(&line).map(|p| p.as_str().to_owned());
                 let too_many = count_limited(&case.max_lines, &mut line_counts, &line);
-                log.push(line);
+                log.push(raw);
                 if let Some((pattern, max)) = too_many {
                     break Err(format!("more than {max} lines matched `{pattern}`"));
                 }
@@ -249,6 +258,9 @@ fn timeout_reason(case: &Case, matcher: &Matcher) -> String {
             "timed out after {secs}s waiting for QEMU to exit after `{}{code}`",
             exit_line::PREFIX
         ),
+        (None, None) if case.linux.as_ref().is_some_and(|l| l.direct) => {
+            format!("timed out after {secs}s waiting for QEMU to exit (the script's `poweroff -f`)")
+        }
         (None, None) => format!("timed out after {secs}s"),
     }
 }
@@ -296,6 +308,18 @@ fn after_output_closed(
             describe(status),
             case.settle.as_secs_f64()
         )),
+        Phase::AwaitingExit if case.exit_code.is_none() => {
+            // A direct Linux boot: powered off by its script.
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "QEMU failed ({}) after the last expected line; the script's \
+                     `poweroff -f` ends it with status 0",
+                    describe(status)
+                ))
+            }
+        }
         Phase::AwaitingExit => {
             let code = case.exit_code.expect("awaiting an exit status");
             if !status.success() {
@@ -338,18 +362,26 @@ pub struct Dirs {
 }
 
 /// Runs `cases` against `image`, `jobs` at a time; prints a line per case and returns
-/// `(passed, failed)`.
+/// `(passed, failed, skipped)`. Cases with `skip` set are not run.
 pub fn run_all(
     cases: &[Case],
     qemu: &Qemu,
     image: &Path,
     dirs: &Dirs,
     jobs: usize,
-) -> Result<(usize, usize)> {
+) -> Result<(usize, usize, usize)> {
     std::fs::create_dir_all(&dirs.logs)
         .with_context(|| format!("cannot create {}", dirs.logs.display()))?;
     std::fs::create_dir_all(&dirs.images)
         .with_context(|| format!("cannot create {}", dirs.images.display()))?;
+    let (skipped, cases): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|c| c.skip.is_some());
+    for case in &skipped {
+        println!(
+            "SKIP {} ({})",
+            case.name,
+            case.skip.as_deref().unwrap_or_default()
+        );
+    }
     let workers = jobs.clamp(1, cases.len().max(1));
     println!("running {} boot case(s), {workers} at a time", cases.len());
 
@@ -359,7 +391,7 @@ pub fn run_all(
     thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
-                while let Some(case) = cases.get(next.fetch_add(1, Ordering::Relaxed)) {
+                while let Some(&case) = cases.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let ok = catch_unwind(AssertUnwindSafe(|| run_one(case, qemu, image, dirs)))
                         .unwrap_or_else(|_| {
                             println!("FAIL {} (the harness panicked)", case.name);
@@ -382,12 +414,13 @@ pub fn run_all(
         failed.sort();
         println!("failed: {}", failed.join(" "));
     }
-    Ok((passed.into_inner(), failed.len()))
+    Ok((passed.into_inner(), failed.len(), skipped.len()))
 }
 
 /// Runs one case, prints its verdict, writes its log; returns whether it passed.
 fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
     let log_path = dirs.logs.join(format!("{}.log", case.name));
+    let image = case.direct_kernel.as_deref().unwrap_or(image);
     let prepared = kernel_for(case, image, &dirs.images)
         .and_then(|kernel| Ok((fill_loaders(case, &kernel, &dirs.fills)?, kernel)));
     let (loaders, kernel) = match prepared {
@@ -681,6 +714,54 @@ mod tests {
         let err = o.result.unwrap_err();
         assert!(err.contains("expected 5; and "), "{err}");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn direct_linux_lines_are_the_linux_domains_and_qemu_must_power_off() {
+        let spec = "linux = { script = 't.sh', direct = true }\n\
+                    expect = ['(linux) nproc: 2', '(linux) PASS timer']\n\
+                    fail = ['(linux) FAIL']\ntimeout_secs = 5";
+        let o = sh_case(spec, "echo 'nproc: 2'; echo 'PASS timer'; exit 0");
+        assert_eq!(o.result, Ok(()));
+        assert_eq!(
+            o.log,
+            ["nproc: 2", "PASS timer"],
+            "the log keeps the raw lines"
+        );
+        // Hypervisor patterns cannot match a direct boot's lines.
+        let o = sh_case(
+            "linux = { script = 't.sh', direct = true }\nexpect = ['nproc']\ntimeout_secs = 1",
+            "echo nproc; exit 0",
+        );
+        assert!(o.result.unwrap_err().contains("before `nproc` appeared"));
+        let o = sh_case(spec, "echo 'nproc: 2'; echo 'FAIL timer'; exit 0");
+        assert!(o.result.unwrap_err().contains("`(linux) FAIL`"));
+        let o = sh_case(spec, "echo 'Kernel panic - not syncing: x'; exec sleep 30");
+        assert!(o.result.unwrap_err().contains("Kernel panic"));
+        // Everything seen, but QEMU does not power off, or fails.
+        let o = sh_case(spec, "echo 'nproc: 2'; echo 'PASS timer'; exec sleep 30");
+        assert!(o.result.unwrap_err().contains("waiting for QEMU to exit"));
+        let o = sh_case(spec, "echo 'nproc: 2'; echo 'PASS timer'; exit 1");
+        assert!(o.result.unwrap_err().contains("QEMU failed (status 1)"));
+    }
+
+    #[test]
+    fn skipped_cases_are_counted_not_run() {
+        let cases =
+            cases::parse("[[case]]\nname = \"s\"\nexpect = ['x']\nskip = 'waits for the vGIC'\n")
+                .unwrap();
+        let dir = crate::linux::deb::tests::temp_dir("skip");
+        let dirs = Dirs {
+            logs: dir.join("logs"),
+            images: dir.join("images"),
+            fills: dir.join("fills"),
+        };
+        let qemu = Qemu::find(Path::new("/")).ok();
+        if let Some(qemu) = qemu {
+            let counts = run_all(&cases, &qemu, Path::new("/nonexistent"), &dirs, 2).unwrap();
+            assert_eq!(counts, (0, 0, 1));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

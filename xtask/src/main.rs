@@ -9,6 +9,7 @@ mod exit_line;
 mod fill;
 mod harness;
 mod image;
+mod linux;
 mod matcher;
 mod qemu;
 mod shell;
@@ -34,9 +35,12 @@ enum Cmd {
     /// Build target/xtask/hyp.bin (flat image) and target/xtask/hyp.elf (for gdb).
     Build(BuildArgs),
     /// Build, then boot the hypervisor in QEMU on the console.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the host unit tests, then every boot case of tests/boot/cases.toml.
     Test(TestArgs),
+    /// Get the stock Debian arm64 kernel and busybox into target/linux (cached; apt with
+    /// a private state, no host configuration changed), or check given files; print them.
+    Linux(LinuxArgs),
     /// Measure guest-exit costs under QEMU with -icount (instruction counts; never a
     /// pass/fail test).
     Bench(BenchArgs),
@@ -52,6 +56,35 @@ struct BenchArgs {
     cpu: String,
 }
 
+/// Where the Linux kernel and busybox come from (default: Debian's, fetched and cached).
+#[derive(Debug, Args, Default)]
+struct LinuxArgs {
+    /// An uncompressed arm64 Linux Image to use instead of Debian's [env HYP_LINUX_KERNEL].
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// A static arm64 busybox to use instead of Debian's [env HYP_LINUX_BUSYBOX].
+    #[arg(long, value_name = "FILE")]
+    busybox: Option<PathBuf>,
+    /// With --kernel: its lib/modules/<release> directory [env HYP_LINUX_MODULES].
+    #[arg(long, value_name = "DIR", requires = "kernel")]
+    modules: Option<PathBuf>,
+    /// Ask apt for the newest packages even if target/linux has some.
+    #[arg(long)]
+    refresh: bool,
+}
+
+impl LinuxArgs {
+    fn sources(&self, invoked_from: &Path) -> linux::Sources {
+        linux::Sources::new(
+            self.kernel.as_deref(),
+            self.busybox.as_deref(),
+            self.modules.as_deref(),
+            self.refresh,
+            invoked_from,
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 struct BuildArgs {
     /// Build with the dev profile instead of release.
@@ -60,6 +93,7 @@ struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("one_guest").args(["guest", "linux"]).multiple(false)))]
 struct RunArgs {
     #[command(flatten)]
     build: BuildArgs,
@@ -86,30 +120,45 @@ struct RunArgs {
     no_virtualization: bool,
     /// Boot QEMU's raspi4b (Raspberry Pi 4) with this device-tree source instead of
     /// virt, e.g. platforms/dts/qemu-raspi4b.dts (--gic, --cpus, --cpu do not apply).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "direct")]
     raspi4b: Option<PathBuf>,
     /// Boot the domains described in this TOML file (see docs/domains.md).
-    #[arg(long, conflicts_with = "guest")]
+    #[arg(long, conflicts_with_all = ["guest", "linux"])]
     domains: Option<PathBuf>,
+    /// Boot the stock Debian arm64 kernel (fetched and cached; see `cargo xtask linux`)
+    /// with a busybox initramfs that starts a shell on the console, as the only guest
+    /// (--vcpus, --mem, --cmdline apply), or with --direct without the hypervisor.
+    #[arg(long, conflicts_with = "guest")]
+    linux: bool,
+    /// With --linux: QEMU boots Linux itself, no hypervisor (--gic, --cpus, --host-mem,
+    /// --cpu, --no-virtualization apply to the machine Linux gets).
+    #[arg(long, requires = "linux")]
+    direct: bool,
+    /// With --linux: modules to put in the initramfs (dependencies included) and load at
+    /// boot, e.g. --module virtio_blk --module virtio_mmio.
+    #[arg(long = "module", value_name = "NAME", requires = "linux")]
+    linux_modules: Vec<String>,
+    #[command(flatten)]
+    linux_from: LinuxArgs,
     /// Boot this AArch64 kernel image (Linux Image, or raw) as the only guest.
     #[arg(long)]
     guest: Option<PathBuf>,
     /// With --guest: its initial ramdisk.
     #[arg(long, requires = "guest")]
     initrd: Option<PathBuf>,
-    /// With --guest: its command line.
-    #[arg(long, requires = "guest", default_value = "")]
+    /// With --guest or --linux: its command line [--linux: console=ttyAMA0].
+    #[arg(long, requires = "one_guest", default_value = "")]
     cmdline: String,
-    /// With --guest: its vCPU count.
-    #[arg(long, requires = "guest", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// With --guest or --linux: its vCPU count.
+    #[arg(long, requires = "one_guest", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     vcpus: u32,
-    /// With --guest: its memory, e.g. 256M, 1G.
-    #[arg(long, requires = "guest", default_value = "256M", value_parser = qemu::parse_size)]
+    /// With --guest or --linux: its memory, e.g. 256M, 1G.
+    #[arg(long, requires = "one_guest", default_value = "256M", value_parser = qemu::parse_size)]
     mem: u64,
     /// Exit with the status the hypervisor prints last (`hyp: power off, exit status N`:
     /// the last domain's status), or 1 if QEMU ends without that line. Without it, exit
     /// with QEMU's own status (0 after the hypervisor powers the machine off).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "direct")]
     exit_with_guest: bool,
     /// Extra QEMU arguments, after `--`.
     #[arg(last = true)]
@@ -130,11 +179,18 @@ struct TestArgs {
     /// Boot cases run in parallel [the number of CPUs, at most 2].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// Run the cases marked `skip` too (e.g. one waiting for a feature being built).
+    #[arg(long, conflicts_with = "host_only")]
+    run_skipped: bool,
+    #[command(flatten)]
+    linux: LinuxArgs,
 }
 
 /// Workspace packages that only build for the bare-metal target, left out of host tests.
 const TARGET_ONLY_PACKAGES: &[&str] = &["hyp", "test-guest"];
 const CASE_FILE: &str = "tests/boot/cases.toml";
+/// The kernel command line of `run --linux` when `--cmdline` is not given.
+const DEFAULT_LINUX_CMDLINE: &str = "console=ttyAMA0";
 /// Seed of the property tests under `cargo xtask test` (see where it is used).
 const PROPTEST_SEED: u64 = 0x2026_1201;
 
@@ -161,18 +217,70 @@ fn run(cli: Cli) -> Result<ExitCode> {
             build::build(args.debug)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run(args) => run_qemu(args, &invoked_from),
+        Cmd::Run(args) => run_qemu(*args, &invoked_from),
         Cmd::Test(args) => test(args, &invoked_from),
+        Cmd::Linux(args) => {
+            let got = linux::obtain(&args.sources(&invoked_from))?;
+            println!("linux: {}", got.origin);
+            println!("  kernel   {}", got.image.display());
+            if let (Some(dir), Some(release)) = (&got.modules, &got.release) {
+                println!("  modules  {} ({release})", dir.display());
+            }
+            println!("  busybox  {}", got.busybox.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Bench(args) => bench::run(&args.cpu, args.gic, &invoked_from),
     }
 }
 
 fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
+    let linux_boot = if args.linux {
+        let got = linux::obtain(&args.linux_from.sources(invoked_from))?;
+        println!("linux: {}", got.origin);
+        let initramfs = build::xtask_dir().join("linux").join("shell.cpio.gz");
+        linux::build_initramfs(&got, None, &args.linux_modules, &initramfs)?;
+        let cmdline = if args.cmdline.is_empty() {
+            DEFAULT_LINUX_CMDLINE.to_owned()
+        } else {
+            args.cmdline.clone()
+        };
+        Some((got.image, initramfs, cmdline))
+    } else {
+        None
+    };
+    if let (true, Some((image, initramfs, cmdline))) = (args.direct, &linux_boot) {
+        let machine = Machine {
+            gic: args.gic,
+            cpus: args.cpus,
+            mem: args.host_mem.unwrap_or(qemu::GIB),
+            cpu: args.cpu,
+            virtualization: !args.no_virtualization,
+            append: cmdline.clone(),
+            gdb: args.gdb,
+            extra: args.qemu_args,
+            initrd: Some(initramfs.clone()),
+            ..Machine::new(image.clone())
+        };
+        println!("(Linux without the hypervisor; `poweroff -f` or Ctrl-A X quits QEMU)");
+        return Ok(exit_code_of(shell::run(&mut qemu.command(&machine))?));
+    }
     let built = build::build(args.build.debug)?;
     let from_cwd = |p: &Path| invoked_from.join(p);
     let domain_list = match (&args.domains, &args.guest) {
         (Some(file), _) => Some(domains::load(&from_cwd(file))?),
+        (None, None) if linux_boot.is_some() => {
+            let (image, initramfs, cmdline) = linux_boot.clone().expect("checked");
+            let mut guest = domains::single_guest(
+                image.to_string_lossy().into_owned(),
+                Some(initramfs.to_string_lossy().into_owned()),
+                cmdline,
+                args.vcpus,
+                args.mem,
+            );
+            guest.name = linux::DOMAIN.into();
+            Some(vec![guest])
+        }
         (None, Some(image)) => Some(vec![domains::single_guest(
             from_cwd(image).to_string_lossy().into_owned(),
             args.initrd
@@ -261,6 +369,11 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
                 bail!("no boot case name contains {filter:?}");
             }
         }
+        if args.run_skipped {
+            for case in &mut cases {
+                case.skip = None;
+            }
+        }
         qemu = Some(Qemu::find(invoked_from)?);
     }
 
@@ -285,6 +398,7 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     let Some(qemu) = qemu else {
         return Ok(ExitCode::SUCCESS);
     };
+    prepare_linux_cases(&mut cases, &args.linux.sources(invoked_from))?;
     let built = build::build(false)?;
     package_case_domains(&mut cases)?;
     for case in &mut cases {
@@ -298,8 +412,8 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
         fills: build::xtask_dir().join("fill"),
     };
     let jobs = args.jobs.map_or_else(default_jobs, usize::from);
-    let (passed, failed) = harness::run_all(&cases, &qemu, &built.bin, &dirs, jobs)?;
-    println!("{passed} passed, {failed} failed");
+    let (passed, failed, skipped) = harness::run_all(&cases, &qemu, &built.bin, &dirs, jobs)?;
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -311,6 +425,53 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
 /// several vCPU threads, and a case's timeout must hold on a busy machine).
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// Gets Linux for the cases that boot it (not skipped) and builds each one's initramfs
+/// around its script; a direct case then boots the kernel itself, any other gets it as
+/// its guest. Without a kernel to boot (no apt, no network) those cases are skipped.
+fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> Result<()> {
+    let wants = |c: &cases::Case| c.linux.is_some() && c.skip.is_none();
+    if !cases.iter().any(wants) {
+        return Ok(());
+    }
+    let got = match linux::obtain(sources) {
+        Ok(got) => got,
+        Err(e) if e.downcast_ref::<linux::Unavailable>().is_some() => {
+            println!("xtask: the Linux cases are skipped: {e:#}");
+            for case in cases.iter_mut().filter(|c| wants(c)) {
+                case.skip = Some("no Linux kernel to boot; see the message above".into());
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    println!("linux: {}", got.origin);
+    let dir = build::xtask_dir().join("linux");
+    for case in cases.iter_mut().filter(|c| wants(c)) {
+        let l = case.linux.clone().expect("wanted");
+        let script = std::fs::read_to_string(&l.script)
+            .with_context(|| format!("case {}: cannot read {}", case.name, l.script.display()))?;
+        let initramfs = dir.join(format!("{}.cpio.gz", case.name));
+        linux::build_initramfs(&got, Some(script), &l.modules, &initramfs)
+            .with_context(|| format!("case {}: initramfs", case.name))?;
+        if l.direct {
+            case.direct_kernel = Some(got.image.clone());
+            case.initrd = Some(initramfs);
+            case.append = l.cmdline;
+        } else {
+            let mut guest = domains::single_guest(
+                got.image.to_string_lossy().into_owned(),
+                Some(initramfs.to_string_lossy().into_owned()),
+                l.cmdline,
+                l.vcpus,
+                l.mem,
+            );
+            guest.name = linux::DOMAIN.into();
+            case.guest = Some(guest);
+        }
+    }
+    Ok(())
 }
 
 /// Builds the boot archive of every case that boots guests (each configuration once),
