@@ -25,6 +25,16 @@ pub fn write_hcr(value: u64) {
     unsafe { asm!("msr s3_4_c12_c11_0, {}", "isb", in(reg) value, options(nomem, nostack)) };
 }
 
+/// `ICH_EISR_EL2`: bit n set when list register n is invalid with its EOI maintenance
+/// bit set (the guest deactivated an interrupt that asked for it), which keeps the
+/// maintenance interrupt asserted until the register is rewritten.
+pub fn read_eisr() -> u64 {
+    let value: u64;
+    // SAFETY: reading ICH_EISR_EL2 has no side effect.
+    unsafe { asm!("mrs {}, s3_4_c12_c11_3", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
 /// Number of list registers (`ICH_VTR_EL2.ListRegs` + 1).
 pub fn list_register_count() -> usize {
     let vtr: u64;

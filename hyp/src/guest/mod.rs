@@ -18,6 +18,7 @@ mod regs;
 mod s2tables;
 mod scrub;
 mod sysreg;
+mod timers;
 mod trap;
 mod vcpuif;
 
@@ -25,7 +26,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 use platforms::{GicVersion as HostGic, Platform};
@@ -52,6 +53,10 @@ pub struct Vcpu {
     tvm: AtomicBool,
     /// Its emulated OS lock (OSLAR_EL1/OSLSR_EL1).
     os_lock: AtomicBool,
+    /// Its EL1 timers as the guest sees them (`timers`).
+    timers: Mutex<timers::Timers>,
+    /// Bit per timer (`timers::Which`): masked by the hypervisor while its interrupt is due.
+    timer_masked: AtomicU8,
     /// Saved state, touched only by the physical CPU the vCPU is pinned to.
     saved: UnsafeCell<SavedState>,
 }
@@ -98,6 +103,16 @@ fn kick_pcpu(pcpu: usize) {
     }
 }
 
+/// Every vCPU of `domain`.
+fn all_vcpus(domain: &Domain) -> vgic::VcpuSet {
+    let count = domain.vcpu_pcpu.len().min(64);
+    vgic::VcpuSet::from_bits(if count == 64 {
+        u64::MAX
+    } else {
+        (1 << count) - 1
+    })
+}
+
 /// Kicks the vCPUs of `domain` in `set` (the vGIC made interrupts pending for them).
 pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
     for index in set.iter() {
@@ -107,8 +122,7 @@ pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
     }
 }
 
-impl Vcpu {
-}
+impl Vcpu {}
 
 /// What the run loop does after an exit was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +198,7 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
     };
     vcpuif::set_host_gicv3(platform.gic.as_ref().map(|g| g.version) == Some(HostGic::V3));
     vcpuif::init_maintenance();
+    timers::init();
     let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {
         Ok(c) => c.with_vmid_width(vmid_width()),
         Err(e) => {
@@ -253,6 +268,8 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 running: AtomicBool::new(false),
                 tvm: AtomicBool::new(false),
                 os_lock: AtomicBool::new(true),
+                timers: Mutex::new(timers::reset_state()),
+                timer_masked: AtomicU8::new(0),
                 saved: UnsafeCell::new(SavedState {
                     frame: TrapFrame::zeroed(),
                     el1: El1State::reset(),
@@ -368,6 +385,8 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
         scrub::clear_guest_state();
         vcpuif::reset(vcpu);
     }
+    timers::reset(vcpu);
+    timers::enable_here();
     saved.fp.restore();
     loop {
         vcpuif::before_entry(vcpu);
@@ -375,6 +394,7 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
         // EL2 controls, EL1 state and FP registers were loaded for it above.
         let kind = unsafe { guest_run(&mut saved.frame) };
         vcpuif::after_exit(vcpu);
+        timers::after_exit(vcpu);
         match trap::handle(vcpu, &mut saved.frame, kind) {
             Action::Resume => {}
             Action::Stop => break,
@@ -382,6 +402,8 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
     }
     saved.el1.save();
     saved.fp.save();
+    // Nothing of a stopped vCPU may fire on this CPU.
+    timers::reset(vcpu);
 }
 
 unsafe extern "C" {
@@ -408,6 +430,8 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
     domain.psci.lock().cancel_starts();
     domain.flush_console();
     domain.unmap_ram();
+    // vCPUs waiting in WFI look at their domain again and stop.
+    kick_vcpus(domain, all_vcpus(domain));
     info!(
         "d{} ({}): {why}; powered off with status {status}",
         domain.id, domain.name
@@ -429,6 +453,7 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu) {
         }
         domain.unmap_ram();
         domain.psci.lock().cancel_starts();
+        kick_vcpus(domain, all_vcpus(domain));
         wake_all();
         // Every other vCPU faults on its next access and parks; wait for that.
         let deadline = arch::counter() + arch::counter_frequency();

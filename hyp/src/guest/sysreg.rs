@@ -66,7 +66,11 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
                     SgiRegister::Asgi1r => vgic::SgiRegister::Asgi1r,
                     SgiRegister::Sgi0r => vgic::SgiRegister::Sgi0r,
                 };
-                let targets = vcpu.domain.vgic.lock().send_sgi(vcpu.index, register, value);
+                let targets = vcpu
+                    .domain
+                    .vgic
+                    .lock()
+                    .send_sgi(vcpu.index, register, value);
                 if let Ok(targets) = targets {
                     super::kick_vcpus(vcpu.domain, targets);
                 }

@@ -78,10 +78,13 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
             return call(vcpu, frame, imm);
         }
         Exit::SysReg(access) => system_register(vcpu, frame, &access),
-        Exit::Wfx { .. } => {
-            // No virtual interrupt can arrive yet (no vGIC), so waiting would be
-            // forever: WFI completes at once, as the architecture allows.
+        Exit::Wfx { wfe } => {
             frame.elr = frame.elr.wrapping_add(4);
+            if !wfe {
+                return wait_for_interrupt(vcpu);
+            }
+            // WFE: a hint that the guest spins; return at once (there is no one else to
+            // run on this CPU yet).
         }
         other => {
             if may_report(vcpu) {
@@ -98,6 +101,26 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
         }
     }
     Action::Resume
+}
+
+/// WFI (or a PSCI standby): the vCPU sleeps until an interrupt is pending for it (even
+/// one it has masked, as the architecture says), its domain stops, or a kick arrives.
+/// Its timers keep running in the hardware and their interrupts wake the CPU.
+fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
+    loop {
+        if vcpu.domain.state() != DomainState::Running {
+            return Action::Stop;
+        }
+        if vcpu.domain.vgic.lock().has_pending(vcpu.index) {
+            return Action::Resume;
+        }
+        if crate::gic::ready_here() {
+            crate::gic::wait_for_interrupt();
+        } else {
+            // No interrupt can wake this CPU: behave as before, return at once.
+            return Action::Resume;
+        }
+    }
 }
 
 fn may_report(vcpu: &Vcpu) -> bool {
@@ -271,8 +294,10 @@ fn psci_call(
             }
             return Action::Stop;
         }
-        // No virtual interrupt can wake a standby yet (no vGIC): return at once.
-        PsciOutcome::Standby => frame.x[0] = 0,
+        PsciOutcome::Standby => {
+            frame.x[0] = 0;
+            return wait_for_interrupt(vcpu);
+        }
         PsciOutcome::SystemOff => {
             power_off(domain, 0, "SYSTEM_OFF");
             return Action::Stop;

@@ -66,7 +66,11 @@ pub unsafe fn reset(vcpu: &Vcpu) {
         unsafe { ich::reset_for_vcpu() };
         // The maintenance interrupt is a PPI: enabled on each CPU that runs a vCPU.
         if let Some(intid) = crate::gic::maintenance_intid() {
-            let _ = crate::gic::configure(intid, crate::gic::priority::HIGH, crate::gic::Trigger::Level);
+            let _ = crate::gic::configure(
+                intid,
+                crate::gic::priority::HIGH,
+                crate::gic::Trigger::Level,
+            );
             let _ = crate::gic::enable(intid);
         }
     }
@@ -84,7 +88,12 @@ pub fn before_entry(vcpu: &Vcpu) {
     }
     let outcome = vgic.fill(vcpu.index, &mut lrs());
     drop(vgic);
-    let hcr = ich::ICH_HCR_EN | if outcome.underflow { ich::ICH_HCR_UIE } else { 0 };
+    let hcr = ich::ICH_HCR_EN
+        | if outcome.underflow {
+            ich::ICH_HCR_UIE
+        } else {
+            0
+        };
     ich::write_hcr(hcr);
 }
 
@@ -94,15 +103,26 @@ pub fn after_exit(vcpu: &Vcpu) {
     if !host_gicv3() {
         return;
     }
+    let eisr = ich::read_eisr();
     let mut vgic = vcpu.domain.vgic.lock();
-    if vgic.lrs_in_use(vcpu.index) == 0 {
-        return;
+    if vgic.lrs_in_use(vcpu.index) != 0 {
+        let hcr = ich::read_hcr();
+        let eoi_count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
+        vgic.sync(vcpu.index, &mut lrs(), eoi_count);
+        if eoi_count != 0 {
+            ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
+        }
     }
-    let hcr = ich::read_hcr();
-    let eoi_count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
-    vgic.sync(vcpu.index, &mut lrs(), eoi_count);
     drop(vgic);
-    if eoi_count != 0 {
-        ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
+    // A register the guest finished with still asks for the EOI maintenance interrupt
+    // until it is cleared: clear it (its interrupt has been folded back above), or the
+    // maintenance interrupt would fire on every entry.
+    let mut pending = eisr;
+    while pending != 0 {
+        let index = pending.trailing_zeros() as usize;
+        pending &= pending - 1;
+        if ich::read_lr(index) >> 62 == 0 {
+            ich::write_lr(index, 0);
+        }
     }
 }

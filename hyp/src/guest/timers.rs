@@ -1,0 +1,183 @@
+//! A vCPU's EL1 timers (virtual, `CNTV_*`, and physical, `CNTP_*`): the guest programs them
+//! directly (they are not trapped: a vCPU owns its CPU while it runs), and their interrupts
+//! reach the guest through the vGIC.
+//!
+//! When a timer's condition is met its physical PPI (27 or 30) comes to EL2 (HCR_EL2.IMO).
+//! The handler follows the `vtimer` crate's protocol with `Masking::Gic`: the guest's
+//! timer registers are left exactly as the guest wrote them, the physical PPI is disabled
+//! on this CPU, and the virtual interrupt is raised as a level. After every exit a timer
+//! whose PPI is disabled is looked at again: once the guest has reprogrammed, masked or
+//! disabled it (usually in its handler, before deactivating the interrupt, which exits
+//! through the EOI maintenance interrupt), the line goes low and the PPI is enabled again.
+//! (Masking with the timer's own `IMASK` instead cannot tell the guest's write of
+//! `ENABLE | IMASK` from the hypervisor's, which Linux's handler does: the interrupt
+//! would never end.) A vCPU that stops leaves its timers disabled.
+//!
+//! `CNTVOFF_EL2` is 0 for now (per-domain offsets are a `vtimer` feature not wired yet).
+
+use core::arch::asm;
+use core::sync::atomic::Ordering;
+
+use vtimer::{HwTimer, Masking, VirtualTimer};
+
+use super::{Vcpu, kick_vcpus, pinned_here};
+use crate::arch;
+
+/// The two timers, in `Vcpu::timers` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// `CNTV_*_EL0`, PPI 27 on QEMU and the Raspberry Pi 4.
+    Virtual = 0,
+    /// `CNTP_*_EL0`, PPI 30.
+    Physical = 1,
+}
+
+/// A vCPU's timer state.
+pub type Timers = [VirtualTimer; 2];
+
+/// Timers at reset.
+pub const fn reset_state() -> Timers {
+    [
+        VirtualTimer::new(Masking::Gic),
+        VirtualTimer::new(Masking::Gic),
+    ]
+}
+
+fn read_hw(which: Which) -> HwTimer {
+    let (ctl, cval): (u64, u64);
+    // SAFETY: reading the EL1 timer registers at EL2 has no side effect.
+    unsafe {
+        match which {
+            Which::Virtual => {
+                asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack));
+                asm!("mrs {}, cntv_cval_el0", out(reg) cval, options(nomem, nostack));
+            }
+            Which::Physical => {
+                asm!("mrs {}, cntp_ctl_el0", out(reg) ctl, options(nomem, nostack));
+                asm!("mrs {}, cntp_cval_el0", out(reg) cval, options(nomem, nostack));
+            }
+        }
+    }
+    HwTimer { ctl, cval }
+}
+
+fn write_ctl(which: Which, ctl: u64) {
+    // SAFETY: the timer control of the vCPU this CPU runs (or of none: then 0 parks it);
+    // it only changes when that timer's interrupt fires.
+    unsafe {
+        match which {
+            Which::Virtual => {
+                asm!("msr cntv_ctl_el0, {}", "isb", in(reg) ctl, options(nomem, nostack))
+            }
+            Which::Physical => {
+                asm!("msr cntp_ctl_el0, {}", "isb", in(reg) ctl, options(nomem, nostack))
+            }
+        }
+    }
+}
+
+/// The timer's view of the counter (CNTVOFF_EL2 is 0).
+fn count() -> u64 {
+    arch::counter()
+}
+
+fn intid(which: Which) -> u32 {
+    match which {
+        Which::Virtual => loader::layout::TIMER_VIRT_INTID,
+        Which::Physical => loader::layout::TIMER_PHYS_INTID,
+    }
+}
+
+/// Registers the two PPIs' handlers; call once, before any vCPU runs.
+pub fn init() {
+    let _ = crate::gic::register_handler(intid(Which::Virtual), |_| {
+        fired(Which::Virtual);
+        crate::gic::Completion::Done
+    });
+    let _ = crate::gic::register_handler(intid(Which::Physical), |_| {
+        fired(Which::Physical);
+        crate::gic::Completion::Done
+    });
+}
+
+/// Enables the timer PPIs on this CPU (they are banked per CPU).
+pub fn enable_here() {
+    for which in [Which::Virtual, Which::Physical] {
+        let id = intid(which);
+        let _ = crate::gic::configure(id, crate::gic::priority::NORMAL, crate::gic::Trigger::Level);
+        let _ = crate::gic::enable(id);
+    }
+}
+
+/// A timer's PPI came to EL2 on this CPU.
+fn fired(which: Which) {
+    let Some(vcpu) = pinned_here().filter(|v| v.running.load(Ordering::Acquire)) else {
+        // No vCPU here: nothing should be armed; park the timer.
+        write_ctl(which, vtimer::PARKED_CTL);
+        return;
+    };
+    let mut timers = vcpu.timers.lock();
+    let result = timers[which as usize].on_physical_irq(read_hw(which), count());
+    drop(timers);
+    if result.level {
+        // The PPI stays asserted while the timer's condition holds: hold it off until the
+        // guest has dealt with the virtual one.
+        let _ = crate::gic::disable(intid(which));
+        vcpu.timer_masked
+            .fetch_or(1 << which as u8, Ordering::Relaxed);
+    }
+    set_level(vcpu, which, result.level);
+}
+
+fn set_level(vcpu: &Vcpu, which: Which, level: bool) {
+    let targets = vcpu
+        .domain
+        .vgic
+        .lock()
+        .set_line_level(intid(which), vcpu.index, level);
+    if let Ok(targets) = targets {
+        kick_vcpus(vcpu.domain, targets);
+    }
+}
+
+/// After an exit of `vcpu` (running on this CPU): a timer the hypervisor masked is
+/// unmasked once the guest has dealt with it, and its interrupt line follows it.
+pub fn after_exit(vcpu: &Vcpu) {
+    let masked = vcpu.timer_masked.load(Ordering::Relaxed);
+    if masked == 0 {
+        return;
+    }
+    for which in [Which::Virtual, Which::Physical] {
+        if masked & (1 << which as u8) == 0 {
+            continue;
+        }
+        let mut timers = vcpu.timers.lock();
+        let timer = &mut timers[which as usize];
+        timer.save(read_hw(which));
+        let level = timer.level(count());
+        drop(timers);
+        if level {
+            // Still due and not yet dealt with: the line stays high, the PPI off.
+            continue;
+        }
+        vcpu.timer_masked
+            .fetch_and(!(1 << which as u8), Ordering::Relaxed);
+        set_level(vcpu, which, false);
+        let _ = crate::gic::enable(intid(which));
+    }
+}
+
+/// A vCPU starts or stops on this CPU: its timers back to reset, the hardware's disabled.
+pub fn reset(vcpu: &Vcpu) {
+    *vcpu.timers.lock() = reset_state();
+    vcpu.timer_masked.store(0, Ordering::Relaxed);
+    for which in [Which::Virtual, Which::Physical] {
+        write_ctl(which, vtimer::PARKED_CTL);
+        let _ = crate::gic::enable(intid(which));
+        let _ = vcpu
+            .domain
+            .vgic
+            .lock()
+            .set_line_level(intid(which), vcpu.index, false);
+    }
+}
