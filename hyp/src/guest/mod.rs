@@ -198,7 +198,7 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
     };
     vcpuif::set_host_gicv3(platform.gic.as_ref().map(|g| g.version) == Some(HostGic::V3));
     vcpuif::init_maintenance();
-    timers::init();
+    timers::init(platform.timer.and_then(|t| t.hyp_phys));
     let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {
         Ok(c) => c.with_vmid_width(vmid_width()),
         Err(e) => {

@@ -88,8 +88,28 @@ fn intid(which: Which) -> u32 {
     }
 }
 
-/// Registers the two PPIs' handlers; call once, before any vCPU runs.
-pub fn init() {
+/// The hypervisor's own EL2 physical timer interrupt (from the host DT), if it has one:
+/// it bounds how long a WFI sleeps.
+static HYP_TIMER_INTID: spin::Once<Option<u32>> = spin::Once::new();
+
+/// How long a vCPU's WFI sleeps at most before it returns anyway (the architecture lets
+/// WFI end for no reason; a guest that waits for something no interrupt signals, e.g. a
+/// flag another vCPU sets, thus still makes progress). Counter ticks per second divided
+/// by this.
+const WFI_SLICE_PER_SECOND: u64 = 1000;
+
+/// Registers the timer PPIs' handlers; call once, before any vCPU runs. `hyp_timer` is
+/// the host's EL2 physical timer interrupt.
+pub fn init(hyp_timer: Option<u32>) {
+    HYP_TIMER_INTID.call_once(|| hyp_timer);
+    if let Some(intid) = hyp_timer {
+        // The EL2 timer only ends a bounded WFI: stop it and return. (Already registered
+        // if a boot self-test used it.)
+        let _ = crate::gic::register_handler(intid, |_| {
+            arch::stop_el2_timer();
+            crate::gic::Completion::Done
+        });
+    }
     let _ = crate::gic::register_handler(intid(Which::Virtual), |_| {
         fired(Which::Virtual);
         crate::gic::Completion::Done
@@ -102,11 +122,31 @@ pub fn init() {
 
 /// Enables the timer PPIs on this CPU (they are banked per CPU).
 pub fn enable_here() {
-    for which in [Which::Virtual, Which::Physical] {
-        let id = intid(which);
+    let hyp = HYP_TIMER_INTID.get().copied().flatten();
+    let ids = [intid(Which::Virtual), intid(Which::Physical)];
+    for id in ids.into_iter().chain(hyp) {
         let _ = crate::gic::configure(id, crate::gic::priority::NORMAL, crate::gic::Trigger::Level);
         let _ = crate::gic::enable(id);
     }
+}
+
+/// Sleeps this CPU for a vCPU's WFI until `wake` says so, an interrupt for the
+/// hypervisor arrives that makes it so, or a slice of [`WFI_SLICE_PER_SECOND`] passes.
+/// Returns whether it slept at all (false: no way to wake up here, return at once).
+pub fn sleep_until(mut wake: impl FnMut() -> bool) -> bool {
+    let Some(_) = HYP_TIMER_INTID.get().copied().flatten() else {
+        return false;
+    };
+    if !crate::gic::ready_here() {
+        return false;
+    }
+    let deadline = arch::counter() + arch::counter_frequency() / WFI_SLICE_PER_SECOND;
+    arch::arm_el2_timer(deadline);
+    while !wake() && arch::counter() < deadline {
+        crate::gic::wait_for_interrupt();
+    }
+    arch::stop_el2_timer();
+    true
 }
 
 /// A timer's PPI came to EL2 on this CPU.

@@ -104,23 +104,18 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
 }
 
 /// WFI (or a PSCI standby): the vCPU sleeps until an interrupt is pending for it (even
-/// one it has masked, as the architecture says), its domain stops, or a kick arrives.
-/// Its timers keep running in the hardware and their interrupts wake the CPU.
+/// one it has masked, as the architecture says), its domain stops, a kick arrives, or a
+/// short slice passes (WFI may end for no reason, so a guest polling a flag with WFI still
+/// progresses). Its timers keep running in the hardware and their interrupts wake the CPU.
 fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
-    loop {
-        if vcpu.domain.state() != DomainState::Running {
-            return Action::Stop;
-        }
-        if vcpu.domain.vgic.lock().has_pending(vcpu.index) {
-            return Action::Resume;
-        }
-        if crate::gic::ready_here() {
-            crate::gic::wait_for_interrupt();
-        } else {
-            // No interrupt can wake this CPU: behave as before, return at once.
-            return Action::Resume;
-        }
+    let domain = vcpu.domain;
+    super::timers::sleep_until(|| {
+        domain.state() != DomainState::Running || domain.vgic.lock().has_pending(vcpu.index)
+    });
+    if domain.state() != DomainState::Running {
+        return Action::Stop;
     }
+    Action::Resume
 }
 
 fn may_report(vcpu: &Vcpu) -> bool {
