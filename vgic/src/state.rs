@@ -144,6 +144,23 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         Ok(vgic)
     }
 
+    /// Back to the state [`new`](Self::new) gives, in place (a domain reset), without
+    /// building a second copy on the stack: the whole model can be tens of KiB.
+    pub fn reset(&mut self) {
+        let version = self.config.version;
+        self.ctlr = 0;
+        for irq in &mut self.spis {
+            *irq = Irq::RESET;
+        }
+        self.spi_listable = [0; SPI_WORDS];
+        for vcpu in &mut self.vcpus {
+            *vcpu = VcpuState::reset(version);
+        }
+        for n in 0..self.config.spis {
+            self.retarget(n);
+        }
+    }
+
     /// The configuration it was built with.
     #[must_use]
     pub const fn config(&self) -> Config {

@@ -94,7 +94,7 @@ pub fn access(
                 let result = console
                     .uart
                     .write(offset, access.size, access.store_value(value));
-                let super::domain::Console { uart, output } = &mut *console;
+                let super::domain::Console { uart, output, .. } = &mut *console;
                 while let Some(byte) = uart.take_output() {
                     output.put(&domain.name, byte);
                 }
@@ -102,10 +102,13 @@ pub fn access(
             } else {
                 console.uart.read(offset, access.size)
             };
-            // The UART's interrupt line follows its state: level-sensitive SPI.
+            // The UART's interrupt line follows its state: level-sensitive SPI (told to
+            // the vGIC when it changes).
             let level = console.uart.irq_level();
+            let changed = core::mem::replace(&mut console.irq_level, level) != level;
             drop(console);
-            if let Ok(targets) = domain.vgic.lock().set_line_level(PL011_INTID, 0, level) {
+            if changed && let Ok(targets) = domain.vgic.lock().set_line_level(PL011_INTID, 0, level)
+            {
                 super::kick_vcpus(domain, targets);
             }
             result.map_err(AccessError::Console)
@@ -137,6 +140,12 @@ pub fn access(
                 (Device::Console, _) => unreachable!("handled above"),
             };
             drop(vgic);
+            if write {
+                // The accessing vCPU is not in its own kick set; its state may have
+                // changed too (an ISPENDR write, for one).
+                vcpu.vgic_hint
+                    .store(true, core::sync::atomic::Ordering::Relaxed);
+            }
             super::kick_vcpus(domain, kick);
             if unimplemented && log::log_enabled!(log::Level::Debug) && super::may_report(domain) {
                 log::debug!(

@@ -29,6 +29,18 @@ pub type Vgic = vgic::Vgic<8, 256>;
 /// SPIs a domain's vGIC has (IDs 32..96): its console's (32) and room for more devices.
 const DOMAIN_SPIS: usize = 64;
 
+/// The vGIC configuration of a domain with `vcpus` vCPUs on this GIC version.
+fn vgic_config(gic: GicVersion, vcpus: usize) -> vgic::Config {
+    vgic::Config {
+        version: match gic {
+            GicVersion::V2 => vgic::GicVersion::V2,
+            GicVersion::V3 => vgic::GicVersion::V3,
+        },
+        vcpus,
+        spis: DOMAIN_SPIS,
+    }
+}
+
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -89,6 +101,8 @@ pub struct Console {
     pub uart: Pl011,
     /// Output collected into lines.
     pub output: LineBuffer,
+    /// The interrupt line's level as last given to the vGIC.
+    pub irq_level: bool,
 }
 
 /// A guest.
@@ -166,18 +180,11 @@ impl Domain {
             Mutex::new(Console {
                 uart: Pl011::new(),
                 output: LineBuffer::default(),
+                irq_level: false,
             })
         });
         let vcpus = spec.vcpus as usize;
-        let vgic = Vgic::new(vgic::Config {
-            version: match gic {
-                GicVersion::V2 => vgic::GicVersion::V2,
-                GicVersion::V3 => vgic::GicVersion::V3,
-            },
-            vcpus,
-            spis: DOMAIN_SPIS,
-        })
-        .map_err(BuildError::Vgic)?;
+        let vgic = Vgic::new(vgic_config(gic, vcpus)).map_err(BuildError::Vgic)?;
         let domain = Domain {
             id,
             name: spec.name.clone(),
@@ -316,8 +323,12 @@ impl Domain {
         self.load()?;
         self.map_ram()?;
         self.psci.lock().reset();
+        // A fresh interrupt controller, as after a machine reset.
+        self.vgic.lock().reset();
         if let Some(console) = &self.console {
-            console.lock().uart.reset();
+            let mut console = console.lock();
+            console.uart.reset();
+            console.irq_level = false;
         }
         Ok(())
     }

@@ -57,6 +57,12 @@ pub struct Vcpu {
     timers: Mutex<timers::Timers>,
     /// Bit per timer (`timers::Which`): masked by the hypervisor while its interrupt is due.
     timer_masked: AtomicU8,
+    /// Something may have become pending for it in the vGIC since its list registers were
+    /// last filled (set before it is kicked; `vcpuif` looks at the vGIC only then, or
+    /// while list registers are in use, which keeps other exits cheap).
+    vgic_hint: AtomicBool,
+    /// Its list registers hold interrupts (on this CPU).
+    lrs_live: AtomicBool,
     /// Saved state, touched only by the physical CPU the vCPU is pinned to.
     saved: UnsafeCell<SavedState>,
 }
@@ -116,13 +122,12 @@ fn all_vcpus(domain: &Domain) -> vgic::VcpuSet {
 /// Kicks the vCPUs of `domain` in `set` (the vGIC made interrupts pending for them).
 pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
     for index in set.iter() {
-        if let Some(&pcpu) = domain.vcpu_pcpu.get(index) {
-            kick_pcpu(pcpu);
+        if let Some(vcpu) = vcpu_of(domain, index) {
+            vcpu.vgic_hint.store(true, Ordering::Release);
+            kick_pcpu(domain.vcpu_pcpu[index]);
         }
     }
 }
-
-impl Vcpu {}
 
 /// What the run loop does after an exit was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +275,8 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 os_lock: AtomicBool::new(true),
                 timers: Mutex::new(timers::reset_state()),
                 timer_masked: AtomicU8::new(0),
+                vgic_hint: AtomicBool::new(false),
+                lrs_live: AtomicBool::new(false),
                 saved: UnsafeCell::new(SavedState {
                     frame: TrapFrame::zeroed(),
                     el1: El1State::reset(),

@@ -71,6 +71,7 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
                     .vgic
                     .lock()
                     .send_sgi(vcpu.index, register, value);
+                vcpu.vgic_hint.store(true, Ordering::Relaxed);
                 if let Ok(targets) = targets {
                     super::kick_vcpus(vcpu.domain, targets);
                 }

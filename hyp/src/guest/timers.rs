@@ -170,6 +170,7 @@ fn fired(which: Which) {
 }
 
 fn set_level(vcpu: &Vcpu, which: Which, level: bool) {
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
     let targets = vcpu
         .domain
         .vgic

@@ -61,6 +61,8 @@ pub fn init_maintenance() {
 /// No guest runs on this CPU; `vcpu` is about to run here.
 pub unsafe fn reset(vcpu: &Vcpu) {
     let _ = vcpu.domain.vgic.lock().reset_vcpu(vcpu.index);
+    vcpu.lrs_live.store(false, Ordering::Relaxed);
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
     if host_gicv3() {
         // SAFETY: per the caller; a GICv3 host has the ICH registers.
         unsafe { ich::reset_for_vcpu() };
@@ -82,12 +84,22 @@ pub fn before_entry(vcpu: &Vcpu) {
     if !host_gicv3() {
         return;
     }
+    // The fast path, for exits that touched no interrupt: nothing listed, nothing new.
+    if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire) {
+        return;
+    }
     let mut vgic = vcpu.domain.vgic.lock();
     if !vgic.has_pending(vcpu.index) && vgic.lrs_in_use(vcpu.index) == 0 {
         return;
     }
     let outcome = vgic.fill(vcpu.index, &mut lrs());
+    let live = vgic.lrs_in_use(vcpu.index) != 0;
     drop(vgic);
+    vcpu.lrs_live.store(live, Ordering::Relaxed);
+    if outcome.underflow {
+        // More wait than fit: look again at the next entry too.
+        vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    }
     let hcr = ich::ICH_HCR_EN
         | if outcome.underflow {
             ich::ICH_HCR_UIE
@@ -103,6 +115,9 @@ pub fn after_exit(vcpu: &Vcpu) {
     if !host_gicv3() {
         return;
     }
+    if !vcpu.lrs_live.load(Ordering::Relaxed) {
+        return;
+    }
     let eisr = ich::read_eisr();
     let mut vgic = vcpu.domain.vgic.lock();
     if vgic.lrs_in_use(vcpu.index) != 0 {
@@ -113,6 +128,10 @@ pub fn after_exit(vcpu: &Vcpu) {
             ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
         }
     }
+    // Whatever the guest did, the state is back in the vGIC: fill again on entry.
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    vcpu.lrs_live
+        .store(vgic.lrs_in_use(vcpu.index) != 0, Ordering::Relaxed);
     drop(vgic);
     // A register the guest finished with still asks for the EOI maintenance interrupt
     // until it is cleared: clear it (its interrupt has been folded back above), or the

@@ -439,3 +439,28 @@ fn line_level_on_an_edge_interrupt_latches_rising_edges_only() {
     v.set_line_level(40, 0, true).unwrap();
     assert!(v.is_pending(40, 0));
 }
+
+#[test]
+fn reset_in_place_equals_a_new_vgic() {
+    for version in [GicVersion::V2, GicVersion::V3] {
+        let config = Config {
+            version,
+            vcpus: 4,
+            spis: 64,
+        };
+        let fresh = Vgic::<8, 256>::new(config).unwrap();
+        let mut used = Vgic::<8, 256>::new(config).unwrap();
+        // Dirty it: distributor on, an SPI enabled and pending, an SGI sent.
+        used.dist_write(0, 0x0, AccessSize::Word, 0x3).unwrap();
+        used.dist_write(0, 0x104, AccessSize::Word, 0x1).unwrap();
+        used.dist_write(0, 0x204, AccessSize::Word, 0x1).unwrap();
+        let _ = used.inject(40, 0);
+        assert_ne!(std::format!("{used:?}"), std::format!("{fresh:?}"));
+        used.reset();
+        assert_eq!(
+            std::format!("{used:?}"),
+            std::format!("{fresh:?}"),
+            "{version:?}"
+        );
+    }
+}
