@@ -35,6 +35,7 @@
 //! `CONFIG` (interrupt configuration) is taken alone; the handler table's per-entry locks
 //! are only ever taken one at a time.
 
+pub mod gich;
 mod mmio;
 mod quiet;
 pub mod selftest;

@@ -10,7 +10,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use exits::PsciDomain;
-use loader::layout::RAM_BASE;
+use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
 use loader::{DomainSpec, GicVersion, GuestDtConfig, Placement};
 use spin::Mutex;
 use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Stage2Config, Vmid};
@@ -206,7 +206,11 @@ impl Domain {
             resets: AtomicU32::new(0),
             spec,
         };
-        if let Err(e) = domain.load().and_then(|()| domain.map_ram()) {
+        if let Err(e) = domain
+            .load()
+            .and_then(|()| domain.map_ram())
+            .and_then(|()| domain.map_cpu_interface())
+        {
             // Give back its tables and its RAM.
             let mut tlb = Stage2Tlb {
                 vttbr: domain.vttbr,
@@ -294,6 +298,38 @@ impl Domain {
             self.ram_pa,
             self.spec.memory,
             Attributes::NORMAL_RWX,
+            tables,
+            &mut tlb,
+        )
+        .map_err(BuildError::Stage2)
+    }
+
+    /// On a GICv2 host, maps the hardware's virtual CPU interface (GICV) at the guest's
+    /// GICC address, as device memory, so the guest's CPU interface accesses reach it
+    /// without a trap. Nothing to do on a GICv3 host (system registers) or without GICV.
+    fn map_cpu_interface(&self) -> Result<(), BuildError> {
+        if self.gic != GicVersion::V2 {
+            return Ok(());
+        }
+        let Some((base, size)) = super::vcpuif::gicv_region() else {
+            return Ok(());
+        };
+        let size = size.next_multiple_of(PAGE_SIZE).min(GICC_SIZE);
+        if size < GICC_SIZE {
+            log::warn!(
+                "d{}: the host's GICV is {size:#x} bytes, less than the guest's GICC \
+                 ({GICC_SIZE:#x})",
+                self.id
+            );
+        }
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = &mut *guard;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        s2.map(
+            IntermPhysAddr::new(GICC_BASE),
+            PhysAddr::new(base),
+            size,
+            Attributes::DEVICE_RW,
             tables,
             &mut tlb,
         )

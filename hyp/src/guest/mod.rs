@@ -201,7 +201,7 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         Some(HostGic::V2) => loader::GicVersion::V2,
         _ => loader::GicVersion::V3,
     };
-    vcpuif::set_host_gicv3(platform.gic.as_ref().map(|g| g.version) == Some(HostGic::V3));
+    vcpuif::set_host(platform.gic.as_ref());
     vcpuif::init_maintenance();
     timers::init(platform.timer.and_then(|t| t.hyp_phys));
     let s2_config = match Stage2Config::from_parange(arch::parange(), 40) {

@@ -1,33 +1,85 @@
 //! A vCPU's virtual GIC CPU interface: its domain's vGIC (the `vgic` crate) decides which
 //! interrupts go into the list registers on every entry and reads back what the guest did
-//! with them on every exit. GICv3 hosts only for now (`ICH_*_EL2`); on a GICv2 host the
-//! guest has the emulated distributor but no CPU interface yet (GICH/GICV come later).
+//! with them on every exit. A GICv3 host uses `ICH_*_EL2`; a GICv2 host uses the GICH
+//! registers (`crate::gic::gich`), and its guests reach the hardware's virtual CPU
+//! interface (GICV), mapped at their GICC address in stage 2, without a trap.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use platforms::{Gic, GicVersion};
 use vgic::ListRegisters;
 
 use super::Vcpu;
 use crate::arch::gicv3_virt as ich;
+use crate::gic::gich;
 
-/// Whether the host's GIC is a GICv3 (its virtual CPU interface is what guests get).
-static HOST_GICV3: AtomicBool = AtomicBool::new(false);
-
-/// Records the host GIC version, once, before any vCPU runs.
-pub fn set_host_gicv3(v3: bool) {
-    HOST_GICV3.store(v3, Ordering::Relaxed);
+/// The host's virtual CPU interface, as far as guests are concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// None: guests have the emulated distributor only.
+    None = 0,
+    /// GICv2: GICH list registers, GICV mapped into the guests.
+    V2 = 1,
+    /// GICv3: `ICH_*_EL2`.
+    V3 = 2,
 }
 
-fn host_gicv3() -> bool {
-    HOST_GICV3.load(Ordering::Relaxed)
+static HOST: AtomicU8 = AtomicU8::new(Host::None as u8);
+/// The host's GICV region (base, size); size 0 when there is none.
+static GICV_BASE: AtomicU64 = AtomicU64::new(0);
+static GICV_SIZE: AtomicU64 = AtomicU64::new(0);
+
+/// Records the host GIC, once, before any vCPU runs. On a GICv2 host, its GICH region
+/// must be the one `mm::init` mapped in the EL2 map.
+pub fn set_host(gic: Option<&Gic>) {
+    let host = match gic {
+        Some(g) if g.version == GicVersion::V3 => Host::V3,
+        Some(g) if g.version == GicVersion::V2 => {
+            match (g.hyp_interface, g.virtual_cpu_interface) {
+                (Some(gich_region), Some(gicv)) => {
+                    // SAFETY: `mm::init` maps the platform's GICH region as device memory in
+                    // the EL2 map, for good.
+                    unsafe { gich::set_base(gich_region.base) };
+                    GICV_BASE.store(gicv.base, Ordering::Relaxed);
+                    GICV_SIZE.store(gicv.size, Ordering::Relaxed);
+                    Host::V2
+                }
+                _ => {
+                    log::warn!("GICv2 without GICH/GICV: guests get no CPU interface");
+                    Host::None
+                }
+            }
+        }
+        _ => Host::None,
+    };
+    HOST.store(host as u8, Ordering::Relaxed);
+}
+
+fn host() -> Host {
+    match HOST.load(Ordering::Relaxed) {
+        1 => Host::V2,
+        2 => Host::V3,
+        _ => Host::None,
+    }
+}
+
+/// The host's GICV region (physical base, size) on a GICv2 host, to map at each guest's
+/// GICC address.
+pub fn gicv_region() -> Option<(u64, u64)> {
+    (host() == Host::V2).then(|| {
+        (
+            GICV_BASE.load(Ordering::Relaxed),
+            GICV_SIZE.load(Ordering::Relaxed),
+        )
+    })
 }
 
 /// This CPU's `ICH_LR<n>_EL2`.
-struct HardwareLrs {
+struct IchLrs {
     count: usize,
 }
 
-impl ListRegisters for HardwareLrs {
+impl ListRegisters for IchLrs {
     fn count(&self) -> usize {
         self.count
     }
@@ -41,9 +93,22 @@ impl ListRegisters for HardwareLrs {
     }
 }
 
-fn lrs() -> HardwareLrs {
-    HardwareLrs {
-        count: ich::list_register_count(),
+/// This CPU's `GICH_LR<n>` (32-bit values).
+struct GichLrs {
+    count: usize,
+}
+
+impl ListRegisters for GichLrs {
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn read(&mut self, index: usize) -> u64 {
+        u64::from(gich::read_lr(index))
+    }
+
+    fn write(&mut self, index: usize, value: u64) {
+        gich::write_lr(index, value as u32);
     }
 }
 
@@ -63,36 +128,54 @@ pub unsafe fn reset(vcpu: &Vcpu) {
     let _ = vcpu.domain.vgic.lock().reset_vcpu(vcpu.index);
     vcpu.lrs_live.store(false, Ordering::Relaxed);
     vcpu.vgic_hint.store(true, Ordering::Relaxed);
-    if host_gicv3() {
+    match host() {
         // SAFETY: per the caller; a GICv3 host has the ICH registers.
-        unsafe { ich::reset_for_vcpu() };
-        // The maintenance interrupt is a PPI: enabled on each CPU that runs a vCPU.
-        if let Some(intid) = crate::gic::maintenance_intid() {
-            let _ = crate::gic::configure(
-                intid,
-                crate::gic::priority::HIGH,
-                crate::gic::Trigger::Level,
-            );
-            let _ = crate::gic::enable(intid);
-        }
+        Host::V3 => unsafe { ich::reset_for_vcpu() },
+        Host::V2 => gich::reset_for_vcpu(),
+        Host::None => return,
+    }
+    // The maintenance interrupt is a PPI: enabled on each CPU that runs a vCPU.
+    if let Some(intid) = crate::gic::maintenance_intid() {
+        let _ = crate::gic::configure(
+            intid,
+            crate::gic::priority::HIGH,
+            crate::gic::Trigger::Level,
+        );
+        let _ = crate::gic::enable(intid);
     }
 }
 
 /// Before entering `vcpu`: list its deliverable interrupts, and ask for a maintenance
 /// interrupt when more wait than fit.
 pub fn before_entry(vcpu: &Vcpu) {
-    if !host_gicv3() {
+    let host = host();
+    if host == Host::None {
         return;
     }
     // The fast path, for exits that touched no interrupt: nothing listed, nothing new.
-    if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire) {
+    if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire)
+    {
         return;
     }
     let mut vgic = vcpu.domain.vgic.lock();
     if !vgic.has_pending(vcpu.index) && vgic.lrs_in_use(vcpu.index) == 0 {
         return;
     }
-    let outcome = vgic.fill(vcpu.index, &mut lrs());
+    let outcome = if host == Host::V3 {
+        vgic.fill(
+            vcpu.index,
+            &mut IchLrs {
+                count: ich::list_register_count(),
+            },
+        )
+    } else {
+        vgic.fill(
+            vcpu.index,
+            &mut GichLrs {
+                count: gich::list_register_count(),
+            },
+        )
+    };
     let live = vgic.lrs_in_use(vcpu.index) != 0;
     drop(vgic);
     vcpu.lrs_live.store(live, Ordering::Relaxed);
@@ -100,38 +183,47 @@ pub fn before_entry(vcpu: &Vcpu) {
         // More wait than fit: look again at the next entry too.
         vcpu.vgic_hint.store(true, Ordering::Relaxed);
     }
-    let hcr = ich::ICH_HCR_EN
-        | if outcome.underflow {
+    if host == Host::V3 {
+        let uie = if outcome.underflow {
             ich::ICH_HCR_UIE
         } else {
             0
         };
-    ich::write_hcr(hcr);
+        ich::write_hcr(ich::ICH_HCR_EN | uie);
+    } else {
+        let uie = if outcome.underflow { gich::HCR_UIE } else { 0 };
+        gich::write_hcr(gich::HCR_EN | uie);
+    }
 }
 
 /// After `vcpu` exited: fold what the guest did with its listed interrupts back into the
 /// vGIC (acknowledged, completed, deactivated).
 pub fn after_exit(vcpu: &Vcpu) {
-    if !host_gicv3() {
-        return;
-    }
     if !vcpu.lrs_live.load(Ordering::Relaxed) {
         return;
     }
+    match host() {
+        Host::V3 => after_exit_v3(vcpu),
+        Host::V2 => after_exit_v2(vcpu),
+        Host::None => {}
+    }
+}
+
+fn after_exit_v3(vcpu: &Vcpu) {
     let eisr = ich::read_eisr();
     let mut vgic = vcpu.domain.vgic.lock();
     if vgic.lrs_in_use(vcpu.index) != 0 {
         let hcr = ich::read_hcr();
         let eoi_count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
-        vgic.sync(vcpu.index, &mut lrs(), eoi_count);
+        let mut lrs = IchLrs {
+            count: ich::list_register_count(),
+        };
+        vgic.sync(vcpu.index, &mut lrs, eoi_count);
         if eoi_count != 0 {
             ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
         }
     }
-    // Whatever the guest did, the state is back in the vGIC: fill again on entry.
-    vcpu.vgic_hint.store(true, Ordering::Relaxed);
-    vcpu.lrs_live
-        .store(vgic.lrs_in_use(vcpu.index) != 0, Ordering::Relaxed);
+    settle(vcpu, &vgic);
     drop(vgic);
     // A register the guest finished with still asks for the EOI maintenance interrupt
     // until it is cleared: clear it (its interrupt has been folded back above), or the
@@ -144,4 +236,40 @@ pub fn after_exit(vcpu: &Vcpu) {
             ich::write_lr(index, 0);
         }
     }
+}
+
+fn after_exit_v2(vcpu: &Vcpu) {
+    let eisr = gich::read_eisr();
+    let mut vgic = vcpu.domain.vgic.lock();
+    if vgic.lrs_in_use(vcpu.index) != 0 {
+        let hcr = gich::read_hcr();
+        let eoi_count = (hcr >> gich::HCR_EOICOUNT_SHIFT) & 0x1f;
+        let mut lrs = GichLrs {
+            count: gich::list_register_count(),
+        };
+        vgic.sync(vcpu.index, &mut lrs, eoi_count);
+        if eoi_count != 0 {
+            gich::write_hcr(hcr & !(0x1f << gich::HCR_EOICOUNT_SHIFT));
+        }
+    }
+    settle(vcpu, &vgic);
+    drop(vgic);
+    // As on GICv3: an invalid register with its EOI bit set keeps the maintenance
+    // interrupt asserted until it is rewritten.
+    let mut pending = eisr;
+    while pending != 0 {
+        let index = pending.trailing_zeros() as usize;
+        pending &= pending - 1;
+        if (gich::read_lr(index) >> 28) & 3 == 0 {
+            gich::write_lr(index, 0);
+        }
+    }
+}
+
+/// After a sync: whatever the guest did, its state is back in the vGIC; look at it again
+/// on entry, and remember whether registers are still in use.
+fn settle(vcpu: &Vcpu, vgic: &crate::guest::domain::Vgic) {
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    vcpu.lrs_live
+        .store(vgic.lrs_in_use(vcpu.index) != 0, Ordering::Relaxed);
 }

@@ -261,7 +261,11 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
                     .iter()
                     .map(|r| ("GIC redistributors", *r)),
             )
-            .chain(gic.cpu_interface.map(|r| ("GIC CPU interface", r)));
+            .chain(gic.cpu_interface.map(|r| ("GIC CPU interface", r)))
+            .chain(
+                gic.hyp_interface
+                    .map(|r| ("GIC virtual interface control", r)),
+            );
         for (what, region) in frames {
             let pages = page_span(region);
             map(what, pages.base, pages.end(), Attributes::DEVICE_RW)?;
