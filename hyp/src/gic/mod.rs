@@ -322,10 +322,6 @@ pub fn enable(intid: u32) -> Result<(), GicError> {
 
 /// Disables `intid` (an SGI or PPI on the calling CPU only). On return the distributor
 /// (or redistributor) has taken the change.
-#[allow(
-    dead_code,
-    reason = "interrupt API for the vGIC and the guest run loop, not yet called"
-)]
 pub fn disable(intid: u32) -> Result<(), GicError> {
     let driver = driver()?;
     check_intid(driver, intid)?;
@@ -369,7 +365,7 @@ pub fn kick(cpu: usize) -> Result<(), GicError> {
 /// (unless forwarded) [`deactivate`].
 #[allow(
     dead_code,
-    reason = "interrupt API for the vGIC and the guest run loop, not yet called"
+    reason = "interrupt API for forwarding device interrupts to guests (HW-backed virtual interrupts), not yet called"
 )]
 pub fn acknowledge() -> Option<Ack> {
     if !ready_here() {
@@ -382,7 +378,7 @@ pub fn acknowledge() -> Option<Ack> {
 /// With EOImode = 1 the interrupt itself stays active until [`deactivate`].
 #[allow(
     dead_code,
-    reason = "interrupt API for the vGIC and the guest run loop, not yet called"
+    reason = "interrupt API for forwarding device interrupts to guests (HW-backed virtual interrupts), not yet called"
 )]
 pub fn priority_drop(ack: Ack) {
     if let Some(driver) = DRIVER.get() {
@@ -394,7 +390,7 @@ pub fn priority_drop(ack: Ack) {
 /// that acknowledged it only for SPIs.
 #[allow(
     dead_code,
-    reason = "interrupt API for the vGIC and the guest run loop, not yet called"
+    reason = "interrupt API for forwarding device interrupts to guests (HW-backed virtual interrupts), not yet called"
 )]
 pub fn deactivate(ack: Ack) {
     if let Some(driver) = DRIVER.get() {
@@ -427,10 +423,6 @@ pub fn register_handler(intid: u32, handler: Handler) -> Result<(), GicError> {
 
 /// The GIC maintenance interrupt's ID from the device tree (a PPI, 25 on QEMU and the
 /// Raspberry Pi 4), for the vGIC to register a handler and enable it on each CPU.
-#[allow(
-    dead_code,
-    reason = "interrupt API for the vGIC and the guest run loop, not yet called"
-)]
 pub fn maintenance_intid() -> Option<u32> {
     MAINTENANCE.get().copied().flatten()
 }

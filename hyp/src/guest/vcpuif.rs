@@ -153,8 +153,7 @@ pub fn before_entry(vcpu: &Vcpu) {
         return;
     }
     // The fast path, for exits that touched no interrupt: nothing listed, nothing new.
-    if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire)
-    {
+    if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire) {
         return;
     }
     let mut vgic = vcpu.domain.vgic.lock();
