@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use exits::PsciDomain;
 use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
@@ -142,6 +142,9 @@ pub struct Domain {
     pub reports: Mutex<exits::ratelimit::ReportBudget>,
     /// Times the domain was reset.
     pub resets: AtomicU32,
+    /// `CNTVOFF_EL2` for its vCPUs: the physical count when it was built (or last reset),
+    /// so its virtual counter starts near zero.
+    pub cntvoff: AtomicU64,
 }
 
 impl Domain {
@@ -204,6 +207,9 @@ impl Domain {
             exit_status: AtomicU32::new(0),
             reports: Mutex::new(exits::ratelimit::ReportBudget::new()),
             resets: AtomicU32::new(0),
+            cntvoff: AtomicU64::new(
+                vtimer::VirtualOffset::starting_now(crate::arch::counter()).cntvoff(),
+            ),
             spec,
         };
         if let Err(e) = domain
@@ -356,6 +362,11 @@ impl Domain {
     /// state and the console, for a reset. Every vCPU must be parked.
     pub fn reload(&self) -> Result<(), BuildError> {
         self.resets.fetch_add(1, Ordering::AcqRel);
+        // Virtual time starts again from zero, as after a machine reset.
+        self.cntvoff.store(
+            vtimer::VirtualOffset::starting_now(crate::arch::counter()).cntvoff(),
+            Ordering::Release,
+        );
         self.load()?;
         self.map_ram()?;
         self.psci.lock().reset();

@@ -386,6 +386,7 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
             domain.vttbr,
             domain.vtcr,
             exits::mpidr_of(vcpu.index) | (1 << 31),
+            domain.cntvoff.load(Ordering::Acquire),
         );
         saved.el1.restore();
         // After `regs::load`, which enables SVE/SME at EL2 where present.

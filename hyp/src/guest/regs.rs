@@ -126,7 +126,7 @@ pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// # Safety
 /// No guest may be running on this CPU; `vttbr` must name valid stage-2 tables whose
 /// configuration matches `vtcr`.
-pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64) {
+pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64, cntvoff: u64) {
     let midr: u64;
     let (cptr, has_sve, has_sme) = cptr_el2();
     // SAFETY: the caller guarantees no guest runs here; these registers only affect
@@ -140,13 +140,14 @@ pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64) {
             "msr vmpidr_el2, {vmpidr}",
             "msr cptr_el2, {cptr}",
             "msr cnthctl_el2, {cnthctl}",
-            "msr cntvoff_el2, xzr",
+            "msr cntvoff_el2, {cntvoff}",
             "msr hcr_el2, {hcr}",
             "isb",
             vtcr = in(reg) vtcr,
             vttbr = in(reg) vttbr,
             midr = in(reg) midr,
             vmpidr = in(reg) vmpidr,
+            cntvoff = in(reg) cntvoff,
             cptr = in(reg) cptr,
             cnthctl = in(reg) CNTHCTL_EL2,
             hcr = in(reg) HCR_EL2,

@@ -13,7 +13,7 @@
 //! `ENABLE | IMASK` from the hypervisor's, which Linux's handler does: the interrupt
 //! would never end.) A vCPU that stops leaves its timers disabled.
 //!
-//! `CNTVOFF_EL2` is 0 for now (per-domain offsets are a `vtimer` feature not wired yet).
+//! `CNTVOFF_EL2` is per domain (`Domain::cntvoff`): its virtual counter starts near zero.
 
 use core::arch::asm;
 use core::sync::atomic::Ordering;
@@ -76,9 +76,17 @@ fn write_ctl(which: Which, ctl: u64) {
     }
 }
 
-/// The timer's view of the counter (CNTVOFF_EL2 is 0).
-fn count() -> u64 {
-    arch::counter()
+/// `which` timer's view of the counter: the virtual one is offset by the domain's
+/// `CNTVOFF_EL2`.
+fn count(vcpu: &Vcpu, which: Which) -> u64 {
+    let physical = arch::counter();
+    match which {
+        Which::Virtual => {
+            vtimer::VirtualOffset::from_cntvoff(vcpu.domain.cntvoff.load(Ordering::Relaxed))
+                .virtual_count(physical)
+        }
+        Which::Physical => physical,
+    }
 }
 
 fn intid(which: Which) -> u32 {
@@ -157,7 +165,7 @@ fn fired(which: Which) {
         return;
     };
     let mut timers = vcpu.timers.lock();
-    let result = timers[which as usize].on_physical_irq(read_hw(which), count());
+    let result = timers[which as usize].on_physical_irq(read_hw(which), count(vcpu, which));
     drop(timers);
     if result.level {
         // The PPI stays asserted while the timer's condition holds: hold it off until the
@@ -195,7 +203,7 @@ pub fn after_exit(vcpu: &Vcpu) {
         let mut timers = vcpu.timers.lock();
         let timer = &mut timers[which as usize];
         timer.save(read_hw(which));
-        let level = timer.level(count());
+        let level = timer.level(count(vcpu, which));
         drop(timers);
         if level {
             // Still due and not yet dealt with: the line stays high, the PPI off.

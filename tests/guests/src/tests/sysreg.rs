@@ -12,6 +12,7 @@ use crate::{Ctx, gic, time};
 const WAKE_AFTER_MS: u64 = 10;
 
 pub fn run(ctx: &mut Ctx<'_>) {
+    counters(ctx);
     let (value, fault) = capture(|| {
         let mut value = 0x1234_5678_u64;
         // SAFETY: S3_0_C15_C0_0 is in the IMPLEMENTATION DEFINED space; reading it is
@@ -71,4 +72,21 @@ fn wfi_returns(ctx: &mut Ctx<'_>) {
         "guest: sysreg: WFI returned after {slept} ms; acknowledged interrupt {id} (virtual timer: {intid})"
     );
     ctx.report.pass("WFI with interrupts masked returns");
+}
+
+/// The domain's virtual counter starts near zero when it is created: the hypervisor gives
+/// it a `CNTVOFF_EL2` of the physical count at that moment, so the physical counter reads
+/// ahead of the virtual one (under the hypervisor; on QEMU alone both are equal).
+fn counters(ctx: &mut Ctx<'_>) {
+    let (physical, virtual_): (u64, u64);
+    // SAFETY: reading the counters has no side effect (EL1PCTEN lets EL1 read CNTPCT).
+    unsafe {
+        asm!("isb", "mrs {p}, cntpct_el0", "mrs {v}, cntvct_el0", p = out(reg) physical,
+             v = out(reg) virtual_, options(nomem, nostack));
+    }
+    ctx.report.check(
+        virtual_ < physical,
+        "the virtual counter is offset from the physical one (CNTVOFF_EL2 set when the domain was created)",
+        format_args!("CNTPCT {physical:#x}, CNTVCT {virtual_:#x}"),
+    );
 }
