@@ -118,6 +118,15 @@ pub fn enable_rx_interrupt(intid: u32) -> Result<(), crate::gic::GicError> {
 
 /// The console UART's receive interrupt: drains its FIFO into the ring. Bytes that do not
 /// fit are dropped (and counted), as a UART overruns.
+/// Called after the receive interrupt has put bytes in the ring (`guest` routes them to
+/// the domain in focus, so a guest waiting for its UART's interrupt gets them).
+static RX_NOTIFY: spin::Once<fn()> = spin::Once::new();
+
+/// Sets what runs when input arrives through the receive interrupt.
+pub fn on_input(notify: fn()) {
+    RX_NOTIFY.call_once(|| notify);
+}
+
 fn rx_interrupt(ack: crate::gic::Ack) -> crate::gic::Completion {
     if !RX_INTERRUPT_SEEN.swap(true, Ordering::Relaxed) {
         log::info!(
@@ -133,6 +142,9 @@ fn rx_interrupt(ack: crate::gic::Ack) -> crate::gic::Completion {
             }
         }
         console.0.clear_rx_timeout();
+    }
+    if let Some(notify) = RX_NOTIFY.get() {
+        notify();
     }
     crate::gic::Completion::Done
 }

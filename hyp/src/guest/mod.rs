@@ -306,6 +306,9 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         started += 1;
     }
     let domains = DOMAINS.call_once(|| built_domains);
+    // Input typed on the console reaches the focused domain as it arrives, not only when
+    // the guest next touches its UART.
+    crate::console::on_input(route_console_input);
     if let Some(first) = domains.first() {
         info!(
             "console input goes to d{} ({}); type Ctrl-a three times to switch \
@@ -527,6 +530,19 @@ pub fn route_console_input() {
             let mut console = console.lock();
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
                 console.uart.push_input(b);
+            }
+            // Its receive interrupt may now be asserted (lock order: console, then vGIC).
+            let level = console.uart.irq_level();
+            let changed = core::mem::replace(&mut console.irq_level, level) != level;
+            if changed
+                && let Ok(targets) =
+                    target
+                        .vgic
+                        .lock()
+                        .set_line_level(loader::layout::PL011_INTID, 0, level)
+            {
+                drop(console);
+                kick_vcpus(target, targets);
             }
         }
     }
