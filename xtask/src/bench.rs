@@ -3,17 +3,23 @@
 //! Boots the test guest's `bench` test as the only domain under QEMU with
 //! `-icount shift=0`, where the virtual counter advances one tick per instruction
 //! executed, so the figures are instruction counts per operation (guest and hypervisor)
-//! and repeat exactly from run to run. Figures are printed, never judged.
+//! and repeat exactly from run to run. Figures are printed, never judged. The same guest
+//! then runs straight on QEMU at EL1 (no hypervisor), for the overhead column; the table
+//! also goes to `target/xtask/bench.json`.
 
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 use crate::qemu::{Machine, Qemu};
 use crate::{build, domains, exit_line, shell};
 
-/// Runs the benchmark and prints its figures.
+/// vCPUs of the bench domain and CPUs of the machine (the virtual IPI row needs two).
+const CPUS: u32 = 2;
+
+/// Runs the benchmark under the hypervisor and on bare QEMU, prints both figures and
+/// writes them to `target/xtask/bench.json`.
 pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
     let hyp = build::build(false)?;
@@ -22,7 +28,7 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         domains::TEST_GUEST.into(),
         None,
         "name=bench test=bench exit=status".into(),
-        1,
+        CPUS,
         32 << 20,
     );
     let archive = domains::package(
@@ -32,35 +38,70 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
     )?;
     let machine = Machine {
         gic,
-        cpus: 1,
+        cpus: CPUS,
         cpu: cpu.to_owned(),
         initrd: Some(archive),
         extra: vec!["-icount".into(), "shift=0".into()],
         ..Machine::new(hyp.bin)
     };
-    let mut cmd: Command = qemu.command(&machine);
-    cmd.stdin(Stdio::null());
-    println!("$ {}", shell::display(&cmd));
-    let output = cmd.output().context("cannot run QEMU")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let figures = parse(&text);
+    let (output, figures) = run_qemu(&qemu, &machine)?;
     if figures.is_empty() {
-        eprintln!("{text}");
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
         bail!("the guest printed no `bench:` lines");
     }
+
+    // The same guest straight on QEMU at EL1: no hypervisor call (nothing at EL2 takes
+    // it), no WFI (nothing would wake it).
+    let bare_machine = Machine {
+        gic,
+        cpus: CPUS,
+        cpu: cpu.to_owned(),
+        virtualization: false,
+        append: "name=bench test=bench skip=hvc skip=wfi".into(),
+        extra: vec!["-icount".into(), "shift=0".into()],
+        ..Machine::new(guest.bin.clone())
+    };
+    let (bare_output, bare) = run_qemu(&qemu, &bare_machine)?;
+    if bare.is_empty() {
+        eprintln!("{}", String::from_utf8_lossy(&bare_output.stdout));
+        eprintln!("xtask: the bare-QEMU run printed no `bench:` lines");
+    }
+
     // Ratios against the cheapest exit, the hypervisor call (the second figure).
     let unit = figures.get(1).map_or(1, |(_, n)| *n).max(1);
+    let rows: Vec<Row> = figures
+        .iter()
+        .map(|(what, n)| Row {
+            what: what.clone(),
+            hyp: *n,
+            bare: bare.iter().find(|(w, _)| w == what).map(|(_, b)| *b),
+        })
+        .collect();
     println!();
-    println!("guest exits on QEMU virt, -cpu {cpu}, GICv{gic}, -icount shift=0");
-    println!("(instructions executed per operation, guest and hypervisor, loop included)");
+    println!("guest exits on QEMU virt, -cpu {cpu}, GICv{gic}, -smp {CPUS}, -icount shift=0");
+    println!("(instructions executed per operation, guest and hypervisor, loop included;");
+    println!(" bare: the same guest on QEMU at EL1 without the hypervisor)");
     println!();
     println!(
-        "{:<40} {:>10} {:>12}",
-        "operation", "instr/op", "x hyp call"
+        "{:<46} {:>10} {:>10} {:>10} {:>12}",
+        "operation", "hypervisor", "bare", "overhead", "x hyp call"
     );
-    for (what, n) in &figures {
-        println!("{what:<40} {n:>10} {:>12.2}", *n as f64 / unit as f64);
+    let dash = || "-".to_owned();
+    for row in &rows {
+        println!(
+            "{:<46} {:>10} {:>10} {:>10} {:>12.2}",
+            row.what,
+            row.hyp,
+            row.bare.map_or_else(dash, |b| b.to_string()),
+            row.overhead().map_or_else(dash, |o| o.to_string()),
+            row.hyp as f64 / unit as f64
+        );
     }
+    let json_path = build::xtask_dir().join("bench.json");
+    std::fs::write(&json_path, to_json(cpu, gic, &rows))
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!();
+    println!("written to {}", json_path.display());
     // The guest's status comes on the hypervisor's exit line (QEMU itself exits 0).
     let mut scanner = exit_line::Scanner::default();
     scanner.feed(&output.stdout);
@@ -71,6 +112,66 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         eprintln!("xtask: the benchmark guest exited with status {code}");
     }
     Ok(ExitCode::from(code))
+}
+
+/// Runs QEMU to the end; its output and the figures the guest printed.
+fn run_qemu(qemu: &Qemu, machine: &Machine) -> Result<(Output, Vec<(String, u64)>)> {
+    let mut cmd: Command = qemu.command(machine);
+    cmd.stdin(Stdio::null());
+    println!("$ {}", shell::display(&cmd));
+    let output = cmd.output().context("cannot run QEMU")?;
+    let figures = parse(&String::from_utf8_lossy(&output.stdout));
+    Ok((output, figures))
+}
+
+/// One operation's figures.
+struct Row {
+    what: String,
+    hyp: u64,
+    bare: Option<u64>,
+}
+
+impl Row {
+    /// Instructions the hypervisor adds (may be negative: a trap can save a wait).
+    fn overhead(&self) -> Option<i64> {
+        self.bare.map(|b| self.hyp as i64 - b as i64)
+    }
+}
+
+/// The table as JSON (written by hand: a flat list of rows).
+fn to_json(cpu: &str, gic: u8, rows: &[Row]) -> String {
+    let quote = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let null = || "null".to_owned();
+    let mut out = format!(
+        "{{\n  \"machine\": \"virt\",\n  \"cpu\": {},\n  \"gic\": {gic},\n  \"cpus\": {CPUS},\n  \"unit\": \"instructions per operation (-icount shift=0)\",\n  \"rows\": [\n",
+        quote(cpu)
+    );
+    for (i, row) in rows.iter().enumerate() {
+        out.push_str(&format!(
+            "    {{\"operation\": {}, \"hypervisor\": {}, \"bare\": {}, \"overhead\": {}}}{}\n",
+            quote(&row.what),
+            row.hyp,
+            row.bare.map_or_else(null, |b| b.to_string()),
+            row.overhead().map_or_else(null, |o| o.to_string()),
+            if i + 1 < rows.len() { "," } else { "" }
+        ));
+    }
+    out.push_str("  ]\n}\n");
+    out
 }
 
 /// The `(operation, figure)` pairs of the guest's `bench: OP: N ns/op over M` lines.

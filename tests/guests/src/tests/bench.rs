@@ -4,16 +4,54 @@
 //! operations, loop included. Under QEMU with `-icount shift=0` a nanosecond is one
 //! instruction executed (guest and hypervisor alike), so the figures count instructions
 //! and repeat exactly.
+//!
+//! The interrupt rows (GIC distributor read, virtual interrupt completion, timer interrupt
+//! latency, virtual IPI) need a GIC in the DT; the virtual IPI also a second vCPU. The
+//! same test runs on bare QEMU at EL1 for comparison: `skip=hvc` leaves out the hypervisor
+//! call (no EL2 to take it) and `skip=wfi` the WFI row (nothing would wake it).
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::{Ctx, console, power, println, smccc, time};
+use super::irq_timer::{Timer, setup_gic};
+use crate::dt::Gic;
+use crate::gic::{self, Ack, SgiTarget};
+use crate::smccc::psci::{AFFINITY_INFO, AFFINITY_OFF, CPU_OFF, CPU_ON, SUCCESS};
+use crate::{Ctx, console, irq, power, println, smccc, smp, time};
 
 /// Operations per figure.
 const ROUNDS: u64 = 2000;
+/// Interrupts per interrupt-latency figure.
+const IRQ_ROUNDS: u64 = 200;
 
 /// PL011 flag register offset.
 const UARTFR: u64 = 0x18;
+/// GICD_TYPER offset.
+const GICD_TYPER: u64 = 0x004;
+
+/// SGI the completion row sends to itself.
+const SGI_SELF: u32 = 3;
+/// SGIs of the virtual IPI row: vCPU 0 to vCPU 1, and the reply.
+const SGI_PING: u32 = 4;
+const SGI_PONG: u32 = 5;
+/// SGI telling the secondary to power off.
+const SGI_STOP: u32 = 6;
+const PRIORITY: u8 = 0x80;
+/// How far ahead the timer is set, in counter ticks.
+const TIMER_AHEAD: u64 = 1000;
+
+/// Counter value at the timer handler's entry, and whether it ran.
+static TIMER_AT: AtomicU64 = AtomicU64::new(0);
+static TIMER_FIRED: AtomicBool = AtomicBool::new(false);
+/// The virtual timer's interrupt ID.
+static VTIMER_INTID: AtomicU64 = AtomicU64::new(27);
+/// Set when vCPU 0 takes the reply SGI.
+static PONG: AtomicBool = AtomicBool::new(false);
+/// Set by the secondary once its GIC is ready; cleared before it powers off.
+static SECONDARY_READY: AtomicBool = AtomicBool::new(false);
+static SECONDARY_STOP: AtomicBool = AtomicBool::new(false);
+/// vCPU index of the boot vCPU (the PONG target).
+static BOOT_INDEX: AtomicU64 = AtomicU64::new(0);
 
 pub fn run(ctx: &mut Ctx<'_>) {
     let baseline = measure(|| {
@@ -23,10 +61,12 @@ pub fn run(ctx: &mut Ctx<'_>) {
     report("no exit (mrs tpidr_el1)", baseline);
 
     let conduit = power::conduit();
-    let hvc = measure(|| {
-        smccc::call(conduit, hyp_abi::HYP_ABI_VERSION, [0; 3]);
-    });
-    report("hypervisor call (HYP_ABI_VERSION)", hvc);
+    if !ctx.args.skips("hvc") {
+        let hvc = measure(|| {
+            smccc::call(conduit, hyp_abi::HYP_ABI_VERSION, [0; 3]);
+        });
+        report("hypervisor call (HYP_ABI_VERSION)", hvc);
+    }
 
     let psci = measure(|| {
         power::psci(smccc::psci::VERSION, [0; 3]);
@@ -41,9 +81,213 @@ pub fn run(ctx: &mut Ctx<'_>) {
         report("emulated MMIO read (PL011 FR)", mmio);
     }
 
-    let wfi = measure(aarch64_cpu::asm::wfi);
-    report("trapped WFI", wfi);
+    if !ctx.args.skips("wfi") {
+        let wfi = measure(aarch64_cpu::asm::wfi);
+        report("trapped WFI", wfi);
+    }
+
+    if let Some(gic) = setup_gic(ctx) {
+        interrupts(ctx, gic);
+    }
     ctx.report.pass("exit costs measured");
+}
+
+fn interrupts(ctx: &mut Ctx<'_>, gic: Gic) {
+    let gicd = match gic {
+        Gic::V2 { gicd, .. } | Gic::V3 { gicd, .. } => gicd,
+    };
+    let read = measure(|| {
+        // SAFETY: GICD_TYPER of the GIC the DT names, mapped Device; reading it has no
+        // side effect.
+        unsafe { ((gicd + GICD_TYPER) as *const u32).read_volatile() };
+    });
+    report("GIC distributor read (GICD_TYPER)", read);
+
+    irq::mask();
+    irq::install(gic, handler);
+    for sgi in [SGI_SELF, SGI_PING, SGI_PONG, SGI_STOP] {
+        gic::configure(gic, sgi, PRIORITY);
+    }
+    completion(ctx, gic);
+    timer_latency(ctx, gic);
+    virtual_ipi(ctx, gic);
+    irq::mask();
+    irq::uninstall();
+}
+
+/// Ack + EOIR + DIR of an SGI the vCPU sent itself, EOImode 1, IRQs masked; the cost of
+/// an empty measuring window is taken off.
+fn completion(ctx: &mut Ctx<'_>, gic: Gic) {
+    if !gic::set_split_eoi(gic, true) {
+        ctx.report
+            .skip("virtual interrupt completion: EOImode 1 not kept");
+        return;
+    }
+    let mut empty = 0;
+    for _ in 0..ROUNDS {
+        let start = time::now();
+        empty += time::now() - start;
+    }
+    let mut ticks = 0;
+    let mut missed = 0;
+    for _ in 0..ROUNDS {
+        let _ = gic::send_sgi(gic, SGI_SELF, SgiTarget::Me);
+        let start = time::now();
+        let ack = gic::acknowledge(gic);
+        if ack.is_interrupt() {
+            gic::end_of_interrupt(gic, ack);
+            gic::deactivate(gic, ack);
+        }
+        ticks += time::now() - start;
+        if ack.intid != SGI_SELF {
+            missed += 1;
+        }
+    }
+    gic::set_split_eoi(gic, false);
+    if missed != 0 {
+        ctx.report.fail(
+            "virtual interrupt completion",
+            format_args!("{missed} of {ROUNDS} acknowledges did not return SGI {SGI_SELF}"),
+        );
+        return;
+    }
+    report(
+        "virtual interrupt completion (ack+EOIR+DIR)",
+        ticks_to_ns(ticks.saturating_sub(empty), ROUNDS),
+    );
+}
+
+/// The virtual timer set TIMER_AHEAD ticks ahead while the vCPU spins with IRQs unmasked:
+/// counter at the handler's entry (after the acknowledge) minus CVAL.
+fn timer_latency(ctx: &mut Ctx<'_>, gic: Gic) {
+    let intid = ctx.platform.vtimer_intid;
+    VTIMER_INTID.store(u64::from(intid), Ordering::SeqCst);
+    gic::configure(gic, intid, PRIORITY);
+    let mut total = 0;
+    for _ in 0..IRQ_ROUNDS {
+        TIMER_FIRED.store(false, Ordering::SeqCst);
+        let cval = time::now() + TIMER_AHEAD;
+        Timer::Virtual.set_cval(cval);
+        Timer::Virtual.set_ctl(1);
+        irq::unmask();
+        let fired = time::wait_until(100, || TIMER_FIRED.load(Ordering::SeqCst));
+        irq::mask();
+        Timer::Virtual.set_ctl(0);
+        if !fired {
+            ctx.report
+                .fail("timer interrupt latency", "the virtual timer did not fire");
+            return;
+        }
+        total += TIMER_AT.load(Ordering::SeqCst).saturating_sub(cval);
+    }
+    gic::disable(gic, intid);
+    report_over(
+        "timer interrupt latency (CVAL to handler)",
+        ticks_to_ns(total, IRQ_ROUNDS),
+        IRQ_ROUNDS,
+    );
+}
+
+fn handler(gic: Gic, ack: Ack) {
+    let now = time::now();
+    if u64::from(ack.intid) == VTIMER_INTID.load(Ordering::SeqCst) {
+        TIMER_AT.store(now, Ordering::SeqCst);
+        Timer::Virtual.set_ctl(1 | 2);
+        TIMER_FIRED.store(true, Ordering::SeqCst);
+        return;
+    }
+    match ack.intid {
+        SGI_PING => {
+            let boot = BOOT_INDEX.load(Ordering::SeqCst) as usize;
+            let _ = gic::send_sgi(gic, SGI_PONG, SgiTarget::List(1 << boot));
+        }
+        SGI_PONG => PONG.store(true, Ordering::SeqCst),
+        SGI_STOP => SECONDARY_STOP.store(true, Ordering::SeqCst),
+        _ => {}
+    }
+}
+
+/// The second vCPU: takes PING and answers PONG from its handler, WFI in between.
+fn secondary() -> ! {
+    let gic = irq::gic().expect("the boot vCPU installed the handler with its GIC");
+    if gic::init_cpu(gic).is_ok() {
+        for sgi in [SGI_PING, SGI_STOP] {
+            gic::configure(gic, sgi, PRIORITY);
+        }
+        SECONDARY_READY.store(true, Ordering::SeqCst);
+        irq::unmask();
+        while !SECONDARY_STOP.load(Ordering::SeqCst) {
+            aarch64_cpu::asm::wfi();
+        }
+        irq::mask();
+    }
+    SECONDARY_READY.store(false, Ordering::SeqCst);
+    power::psci(CPU_OFF, [0; 3]);
+    power::park();
+}
+
+/// vCPU 0 sends an SGI to vCPU 1, whose handler sends one back; vCPU 0 waits in WFI.
+/// Half the round trip.
+fn virtual_ipi(ctx: &mut Ctx<'_>, gic: Gic) {
+    let platform = ctx.platform;
+    let me = gic::cpu_index();
+    let Some((other, mpidr)) = platform.cpus.iter().enumerate().find(|&(i, _)| i != me) else {
+        ctx.report.skip("virtual IPI: one vCPU");
+        return;
+    };
+    BOOT_INDEX.store(me as u64, Ordering::SeqCst);
+    SECONDARY_STOP.store(false, Ordering::SeqCst);
+    smp::set_task(Some(secondary));
+    let result = power::psci(CPU_ON, [mpidr, smp::secondary_entry_address(), 0]);
+    let ready = result.fault.is_none()
+        && result.ret() == SUCCESS
+        && time::wait_until(2000, || SECONDARY_READY.load(Ordering::SeqCst));
+    if !ready {
+        ctx.report.fail(
+            "virtual IPI",
+            "the second vCPU did not start and set up its GIC",
+        );
+        smp::set_task(None);
+        return;
+    }
+    let mut total = 0;
+    let mut lost = false;
+    for _ in 0..IRQ_ROUNDS {
+        PONG.store(false, Ordering::SeqCst);
+        let start = time::now();
+        let _ = gic::send_sgi(gic, SGI_PING, SgiTarget::List(1 << other));
+        let deadline = start + time::ms_to_ticks(100);
+        irq::mask();
+        while !PONG.load(Ordering::SeqCst) && time::now() < deadline {
+            // WFI with IRQs masked still wakes on the pending SGI; it is taken on unmask.
+            aarch64_cpu::asm::wfi();
+            irq::unmask();
+            irq::mask();
+        }
+        total += time::now() - start;
+        if !PONG.load(Ordering::SeqCst) {
+            lost = true;
+            break;
+        }
+    }
+    let _ = gic::send_sgi(gic, SGI_STOP, SgiTarget::List(1 << other));
+    let off = time::wait_until(2000, || {
+        let r = power::psci(AFFINITY_INFO, [mpidr, 0, 0]);
+        r.fault.is_none() && r.ret() == AFFINITY_OFF
+    });
+    smp::set_task(None);
+    if lost || !off {
+        ctx.report.fail(
+            "virtual IPI",
+            format_args!("reply lost {lost}, second vCPU off {off}"),
+        );
+        return;
+    }
+    report_over(
+        "virtual IPI (SGI to vCPU 1, half round trip)",
+        ticks_to_ns(total, 2 * IRQ_ROUNDS),
+        IRQ_ROUNDS,
+    );
 }
 
 /// Nanoseconds per call of `op`, over [`ROUNDS`] calls.
@@ -52,10 +296,17 @@ fn measure(mut op: impl FnMut()) -> u64 {
     for _ in 0..ROUNDS {
         op();
     }
-    let ticks = time::now() - start;
-    (u128::from(ticks) * 1_000_000_000 / u128::from(time::frequency()) / u128::from(ROUNDS)) as u64
+    ticks_to_ns(time::now() - start, ROUNDS)
+}
+
+fn ticks_to_ns(ticks: u64, ops: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(time::frequency()) / u128::from(ops)) as u64
 }
 
 fn report(what: &str, ns: u64) {
-    println!("bench: {what}: {ns} ns/op over {ROUNDS}");
+    report_over(what, ns, ROUNDS);
+}
+
+fn report_over(what: &str, ns: u64, over: u64) {
+    println!("bench: {what}: {ns} ns/op over {over}");
 }
