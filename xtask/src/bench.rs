@@ -41,7 +41,7 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         cpus: CPUS,
         cpu: cpu.to_owned(),
         initrd: Some(archive),
-        extra: vec!["-icount".into(), "shift=0".into()],
+        extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
         ..Machine::new(hyp.bin)
     };
     let (output, figures) = run_qemu(&qemu, &machine)?;
@@ -58,7 +58,7 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         cpu: cpu.to_owned(),
         virtualization: false,
         append: "name=bench test=bench skip=hvc skip=wfi".into(),
-        extra: vec!["-icount".into(), "shift=0".into()],
+        extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
         ..Machine::new(guest.bin.clone())
     };
     let (bare_output, bare) = run_qemu(&qemu, &bare_machine)?;
