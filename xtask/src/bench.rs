@@ -202,4 +202,27 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn json_rows() {
+        let rows = [
+            Row {
+                what: "a \"b\"".into(),
+                hyp: 10,
+                bare: Some(12),
+            },
+            Row {
+                what: "c".into(),
+                hyp: 5,
+                bare: None,
+            },
+        ];
+        let json = to_json("max", 3, &rows);
+        assert!(json.contains(
+            "{\"operation\": \"a \\\"b\\\"\", \"hypervisor\": 10, \"bare\": 12, \"overhead\": -2},\n"
+        ));
+        assert!(json.contains(
+            "{\"operation\": \"c\", \"hypervisor\": 5, \"bare\": null, \"overhead\": null}\n  ]\n}\n"
+        ));
+    }
 }
