@@ -138,40 +138,31 @@ impl Row {
     }
 }
 
-/// The table as JSON (written by hand: a flat list of rows).
+/// The table as JSON: the machine, then one object per row (`bare` and `overhead` are
+/// `null` where the operation has no meaning without the hypervisor).
 fn to_json(cpu: &str, gic: u8, rows: &[Row]) -> String {
-    let quote = |s: &str| {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' | '\\' => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    };
-    let null = || "null".to_owned();
-    let mut out = format!(
-        "{{\n  \"machine\": \"virt\",\n  \"cpu\": {},\n  \"gic\": {gic},\n  \"cpus\": {CPUS},\n  \"unit\": \"instructions per operation (-icount shift=0)\",\n  \"rows\": [\n",
-        quote(cpu)
-    );
-    for (i, row) in rows.iter().enumerate() {
-        out.push_str(&format!(
-            "    {{\"operation\": {}, \"hypervisor\": {}, \"bare\": {}, \"overhead\": {}}}{}\n",
-            quote(&row.what),
-            row.hyp,
-            row.bare.map_or_else(null, |b| b.to_string()),
-            row.overhead().map_or_else(null, |o| o.to_string()),
-            if i + 1 < rows.len() { "," } else { "" }
-        ));
-    }
-    out.push_str("  ]\n}\n");
-    out
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "operation": row.what,
+                "hypervisor": row.hyp,
+                "bare": row.bare,
+                "overhead": row.overhead(),
+            })
+        })
+        .collect();
+    let table = serde_json::json!({
+        "machine": "virt",
+        "cpu": cpu,
+        "gic": gic,
+        "cpus": CPUS,
+        "unit": "instructions per operation (-icount shift=0)",
+        "rows": rows,
+    });
+    let mut text = serde_json::to_string_pretty(&table).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The `(operation, figure)` pairs of the guest's `bench: OP: N ns/op over M` lines.
@@ -217,12 +208,14 @@ mod tests {
                 bare: None,
             },
         ];
-        let json = to_json("max", 3, &rows);
-        assert!(json.contains(
-            "{\"operation\": \"a \\\"b\\\"\", \"hypervisor\": 10, \"bare\": 12, \"overhead\": -2},\n"
-        ));
-        assert!(json.contains(
-            "{\"operation\": \"c\", \"hypervisor\": 5, \"bare\": null, \"overhead\": null}\n  ]\n}\n"
-        ));
+        let json: serde_json::Value = serde_json::from_str(&to_json("max", 3, &rows)).unwrap();
+        assert_eq!(json["cpu"], "max");
+        assert_eq!(json["gic"], 3);
+        assert_eq!(json["rows"][0]["operation"], "a \"b\"");
+        assert_eq!(json["rows"][0]["hypervisor"], 10);
+        assert_eq!(json["rows"][0]["bare"], 12);
+        assert_eq!(json["rows"][0]["overhead"], -2);
+        assert!(json["rows"][1]["bare"].is_null());
+        assert!(json["rows"][1]["overhead"].is_null());
     }
 }
