@@ -74,6 +74,22 @@ pub fn gicv_region() -> Option<(u64, u64)> {
     })
 }
 
+/// A host's virtual CPU interface as the entry and exit paths use it: its list registers
+/// plus the control bits around them (GICv3 `ICH_*_EL2`, GICv2 GICH).
+trait VirtualInterface: ListRegisters {
+    /// This CPU's interface.
+    fn here() -> Self;
+    /// Turns the interface on, with the maintenance interrupt on underflow if `underflow`.
+    fn enable(&mut self, underflow: bool);
+    /// Takes `EOIcount` (deactivations the guest made of interrupts not in a register),
+    /// leaving it zero.
+    fn take_eoi_count(&mut self) -> u32;
+    /// Registers that are invalid with their EOI maintenance bit set.
+    fn eoi_registers(&mut self) -> u64;
+    /// Whether a list register value is invalid (holds no interrupt).
+    fn is_invalid(value: u64) -> bool;
+}
+
 /// This CPU's `ICH_LR<n>_EL2`.
 struct IchLrs {
     count: usize,
@@ -93,6 +109,36 @@ impl ListRegisters for IchLrs {
     }
 }
 
+impl VirtualInterface for IchLrs {
+    fn here() -> Self {
+        IchLrs {
+            count: ich::list_register_count(),
+        }
+    }
+
+    fn enable(&mut self, underflow: bool) {
+        let uie = if underflow { ich::ICH_HCR_UIE } else { 0 };
+        ich::write_hcr(ich::ICH_HCR_EN | uie);
+    }
+
+    fn take_eoi_count(&mut self) -> u32 {
+        let hcr = ich::read_hcr();
+        let count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
+        if count != 0 {
+            ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
+        }
+        count
+    }
+
+    fn eoi_registers(&mut self) -> u64 {
+        ich::read_eisr()
+    }
+
+    fn is_invalid(value: u64) -> bool {
+        value >> 62 == 0
+    }
+}
+
 /// This CPU's `GICH_LR<n>` (32-bit values).
 struct GichLrs {
     count: usize,
@@ -109,6 +155,36 @@ impl ListRegisters for GichLrs {
 
     fn write(&mut self, index: usize, value: u64) {
         gich::write_lr(index, value as u32);
+    }
+}
+
+impl VirtualInterface for GichLrs {
+    fn here() -> Self {
+        GichLrs {
+            count: gich::list_register_count(),
+        }
+    }
+
+    fn enable(&mut self, underflow: bool) {
+        let uie = if underflow { gich::HCR_UIE } else { 0 };
+        gich::write_hcr(gich::HCR_EN | uie);
+    }
+
+    fn take_eoi_count(&mut self) -> u32 {
+        let hcr = gich::read_hcr();
+        let count = (hcr >> gich::HCR_EOICOUNT_SHIFT) & 0x1f;
+        if count != 0 {
+            gich::write_hcr(hcr & !(0x1f << gich::HCR_EOICOUNT_SHIFT));
+        }
+        count
+    }
+
+    fn eoi_registers(&mut self) -> u64 {
+        u64::from(gich::read_eisr())
+    }
+
+    fn is_invalid(value: u64) -> bool {
+        (value >> 28) & 3 == 0
     }
 }
 
@@ -148,33 +224,24 @@ pub unsafe fn reset(vcpu: &Vcpu) {
 /// Before entering `vcpu`: list its deliverable interrupts, and ask for a maintenance
 /// interrupt when more wait than fit.
 pub fn before_entry(vcpu: &Vcpu) {
-    let host = host();
-    if host == Host::None {
-        return;
-    }
     // The fast path, for exits that touched no interrupt: nothing listed, nothing new.
     if !vcpu.lrs_live.load(Ordering::Relaxed) && !vcpu.vgic_hint.swap(false, Ordering::Acquire) {
         return;
     }
+    match host() {
+        Host::V3 => before_entry_on::<IchLrs>(vcpu),
+        Host::V2 => before_entry_on::<GichLrs>(vcpu),
+        Host::None => {}
+    }
+}
+
+fn before_entry_on<I: VirtualInterface>(vcpu: &Vcpu) {
     let mut vgic = vcpu.domain.vgic.lock();
     if !vgic.has_pending(vcpu.index) && vgic.lrs_in_use(vcpu.index) == 0 {
         return;
     }
-    let outcome = if host == Host::V3 {
-        vgic.fill(
-            vcpu.index,
-            &mut IchLrs {
-                count: ich::list_register_count(),
-            },
-        )
-    } else {
-        vgic.fill(
-            vcpu.index,
-            &mut GichLrs {
-                count: gich::list_register_count(),
-            },
-        )
-    };
+    let mut interface = I::here();
+    let outcome = vgic.fill(vcpu.index, &mut interface);
     let live = vgic.lrs_in_use(vcpu.index) != 0;
     drop(vgic);
     vcpu.lrs_live.store(live, Ordering::Relaxed);
@@ -182,17 +249,7 @@ pub fn before_entry(vcpu: &Vcpu) {
         // More wait than fit: look again at the next entry too.
         vcpu.vgic_hint.store(true, Ordering::Relaxed);
     }
-    if host == Host::V3 {
-        let uie = if outcome.underflow {
-            ich::ICH_HCR_UIE
-        } else {
-            0
-        };
-        ich::write_hcr(ich::ICH_HCR_EN | uie);
-    } else {
-        let uie = if outcome.underflow { gich::HCR_UIE } else { 0 };
-        gich::write_hcr(gich::HCR_EN | uie);
-    }
+    interface.enable(outcome.underflow);
 }
 
 /// After `vcpu` exited: fold what the guest did with its listed interrupts back into the
@@ -202,65 +259,31 @@ pub fn after_exit(vcpu: &Vcpu) {
         return;
     }
     match host() {
-        Host::V3 => after_exit_v3(vcpu),
-        Host::V2 => after_exit_v2(vcpu),
+        Host::V3 => after_exit_on::<IchLrs>(vcpu),
+        Host::V2 => after_exit_on::<GichLrs>(vcpu),
         Host::None => {}
     }
 }
 
-fn after_exit_v3(vcpu: &Vcpu) {
-    let eisr = ich::read_eisr();
+fn after_exit_on<I: VirtualInterface>(vcpu: &Vcpu) {
+    let mut interface = I::here();
+    let eoi_registers = interface.eoi_registers();
     let mut vgic = vcpu.domain.vgic.lock();
     if vgic.lrs_in_use(vcpu.index) != 0 {
-        let hcr = ich::read_hcr();
-        let eoi_count = (hcr >> ich::ICH_HCR_EOICOUNT_SHIFT) as u32 & 0x1f;
-        let mut lrs = IchLrs {
-            count: ich::list_register_count(),
-        };
-        vgic.sync(vcpu.index, &mut lrs, eoi_count);
-        if eoi_count != 0 {
-            ich::write_hcr(hcr & !(0x1f << ich::ICH_HCR_EOICOUNT_SHIFT));
-        }
+        let eoi_count = interface.take_eoi_count();
+        vgic.sync(vcpu.index, &mut interface, eoi_count);
     }
     settle(vcpu, &vgic);
     drop(vgic);
     // A register the guest finished with still asks for the EOI maintenance interrupt
     // until it is cleared: clear it (its interrupt has been folded back above), or the
     // maintenance interrupt would fire on every entry.
-    let mut pending = eisr;
+    let mut pending = eoi_registers;
     while pending != 0 {
         let index = pending.trailing_zeros() as usize;
         pending &= pending - 1;
-        if ich::read_lr(index) >> 62 == 0 {
-            ich::write_lr(index, 0);
-        }
-    }
-}
-
-fn after_exit_v2(vcpu: &Vcpu) {
-    let eisr = gich::read_eisr();
-    let mut vgic = vcpu.domain.vgic.lock();
-    if vgic.lrs_in_use(vcpu.index) != 0 {
-        let hcr = gich::read_hcr();
-        let eoi_count = (hcr >> gich::HCR_EOICOUNT_SHIFT) & 0x1f;
-        let mut lrs = GichLrs {
-            count: gich::list_register_count(),
-        };
-        vgic.sync(vcpu.index, &mut lrs, eoi_count);
-        if eoi_count != 0 {
-            gich::write_hcr(hcr & !(0x1f << gich::HCR_EOICOUNT_SHIFT));
-        }
-    }
-    settle(vcpu, &vgic);
-    drop(vgic);
-    // As on GICv3: an invalid register with its EOI bit set keeps the maintenance
-    // interrupt asserted until it is rewritten.
-    let mut pending = eisr;
-    while pending != 0 {
-        let index = pending.trailing_zeros() as usize;
-        pending &= pending - 1;
-        if (gich::read_lr(index) >> 28) & 3 == 0 {
-            gich::write_lr(index, 0);
+        if I::is_invalid(interface.read(index)) {
+            interface.write(index, 0);
         }
     }
 }
