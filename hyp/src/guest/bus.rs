@@ -7,6 +7,7 @@ use loader::GicVersion;
 use loader::layout::{GICD_BASE, GICR_BASE, PL011_BASE, PL011_INTID, PL011_SIZE, gicr_size};
 use vdevices::MmioDevice;
 
+use super::domain::Console;
 use super::{Domain, Vcpu};
 
 /// An emulated device.
@@ -51,6 +52,22 @@ impl Bus {
             .iter()
             .find(|(base, size, _)| ipa.wrapping_sub(*base) < *size)
             .map(|&(base, _, device)| (device, ipa - base))
+    }
+}
+
+/// Tells the vGIC the level of `domain`'s console interrupt (a level-sensitive SPI) if it
+/// changed since last time, and kicks whoever it concerns. Takes the console's guard: the
+/// vGIC lock is taken after it (lock order) and the console is released before the kick.
+pub fn update_console_irq(domain: &Domain, mut console: spin::MutexGuard<'_, Console>) {
+    let level = console.uart.irq_level();
+    let changed = core::mem::replace(&mut console.irq_level, level) != level;
+    if !changed {
+        return;
+    }
+    let targets = domain.vgic.lock().set_line_level(PL011_INTID, 0, level);
+    drop(console);
+    if let Ok(targets) = targets {
+        super::kick_vcpus(domain, targets);
     }
 }
 
@@ -102,15 +119,7 @@ pub fn access(
             } else {
                 console.uart.read(offset, access.size)
             };
-            // The UART's interrupt line follows its state: level-sensitive SPI (told to
-            // the vGIC when it changes).
-            let level = console.uart.irq_level();
-            let changed = core::mem::replace(&mut console.irq_level, level) != level;
-            drop(console);
-            if changed && let Ok(targets) = domain.vgic.lock().set_line_level(PL011_INTID, 0, level)
-            {
-                super::kick_vcpus(domain, targets);
-            }
+            update_console_irq(domain, console);
             result.map_err(AccessError::Console)
         }
         Device::Distributor | Device::Redistributors => {

@@ -531,19 +531,8 @@ pub fn route_console_input() {
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
                 console.uart.push_input(b);
             }
-            // Its receive interrupt may now be asserted (lock order: console, then vGIC).
-            let level = console.uart.irq_level();
-            let changed = core::mem::replace(&mut console.irq_level, level) != level;
-            if changed
-                && let Ok(targets) =
-                    target
-                        .vgic
-                        .lock()
-                        .set_line_level(loader::layout::PL011_INTID, 0, level)
-            {
-                drop(console);
-                kick_vcpus(target, targets);
-            }
+            // Its receive interrupt may now be asserted.
+            bus::update_console_irq(target, console);
         }
     }
 }
