@@ -314,6 +314,39 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         outcome
     }
 
+    /// Takes everything out of `vcpu`'s list registers when it leaves its physical CPU
+    /// (another vCPU runs there next): folds their state back like [`Vgic::sync`], then
+    /// empties every register it used, writing zero to the hardware. Its interrupts wait
+    /// in the model, and the next [`Vgic::fill`] (on whichever CPU) lists them again.
+    ///
+    /// The guest's active priorities (`ICH_AP*R*`, `GICH_APR`) and `ICH_VMCR_EL2` /
+    /// `GICH_VMCR` are the hypervisor's to save and restore around this.
+    pub fn unload(
+        &mut self,
+        vcpu: usize,
+        lrs: &mut impl ListRegisters,
+        eoi_count: u32,
+    ) -> SyncOutcome {
+        let outcome = self.sync(vcpu, lrs, eoi_count);
+        if vcpu >= self.config.vcpus {
+            return outcome;
+        }
+        let limit = lrs.count().min(LISTED_MAX);
+        for i in 0..LISTED_MAX {
+            if self.vcpus[vcpu].lr_used & (1 << i) == 0 {
+                continue;
+            }
+            let intid = u32::from(self.vcpus[vcpu].lrs[i].intid);
+            self.vcpus[vcpu].lr_used &= !(1 << i);
+            self.unlist(vcpu, intid);
+            self.refresh(intid);
+            if i < limit {
+                lrs.write(i, 0);
+            }
+        }
+        outcome
+    }
+
     /// Marks `intid` as in no list register of `vcpu`.
     fn unlist(&mut self, vcpu: usize, intid: u32) {
         if let Some(irq) = self.irq_mut(vcpu, intid) {

@@ -106,3 +106,85 @@ pub unsafe fn reset_for_vcpu() {
     }
     write_hcr(ICH_HCR_EN);
 }
+
+/// The part of a vCPU's GICv3 virtual CPU interface that is not in the list registers:
+/// `ICH_VMCR_EL2` (its priority mask, binary points and group enables) and the
+/// active-priority registers `ICH_AP0R<n>_EL2`/`ICH_AP1R<n>_EL2`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuInterfaceState {
+    vmcr: u64,
+    ap0: [u64; 4],
+    ap1: [u64; 4],
+}
+
+/// How many `ICH_AP<g>R<n>_EL2` registers of each group exist (1, 2 or 4), from the
+/// number of virtual preemption bits (`ICH_VTR_EL2.PREbits` + 1: 5, 6 or 7).
+fn active_priority_registers() -> usize {
+    let vtr: u64;
+    // SAFETY: reading ICH_VTR_EL2 has no side effect.
+    unsafe { asm!("mrs {}, s3_4_c12_c11_1", out(reg) vtr, options(nomem, nostack)) };
+    let preemption_bits = ((vtr >> 26) & 0x7) + 1;
+    1 << preemption_bits.saturating_sub(5).min(2)
+}
+
+macro_rules! apr_access {
+    ($save:ident, $restore:ident, $($n:literal => ($ap0:literal, $ap1:literal),)*) => {
+        fn $save(state: &mut CpuInterfaceState, count: usize) {
+            $(
+                if $n < count {
+                    // SAFETY: reading an active-priority register has no side effect;
+                    // register $n exists (below `active_priority_registers`).
+                    unsafe {
+                        asm!(concat!("mrs {}, ", $ap0), out(reg) state.ap0[$n], options(nomem, nostack));
+                        asm!(concat!("mrs {}, ", $ap1), out(reg) state.ap1[$n], options(nomem, nostack));
+                    }
+                }
+            )*
+        }
+
+        fn $restore(state: &CpuInterfaceState, count: usize) {
+            $(
+                if $n < count {
+                    // SAFETY: the active priorities of the vCPU about to run on this CPU;
+                    // they affect only its virtual interrupts. Register $n exists.
+                    unsafe {
+                        asm!(concat!("msr ", $ap0, ", {}"), in(reg) state.ap0[$n], options(nomem, nostack));
+                        asm!(concat!("msr ", $ap1, ", {}"), in(reg) state.ap1[$n], options(nomem, nostack));
+                    }
+                }
+            )*
+        }
+    };
+}
+
+apr_access! {
+    save_aprs, restore_aprs,
+    0 => ("s3_4_c12_c8_0", "s3_4_c12_c9_0"),
+    1 => ("s3_4_c12_c8_1", "s3_4_c12_c9_1"),
+    2 => ("s3_4_c12_c8_2", "s3_4_c12_c9_2"),
+    3 => ("s3_4_c12_c8_3", "s3_4_c12_c9_3"),
+}
+
+impl CpuInterfaceState {
+    /// Reads the running vCPU's state from this CPU (after its list registers were
+    /// unloaded).
+    pub fn save(&mut self) {
+        // SAFETY: reading ICH_VMCR_EL2 has no side effect.
+        unsafe { asm!("mrs {}, s3_4_c12_c11_7", out(reg) self.vmcr, options(nomem, nostack)) };
+        save_aprs(self, active_priority_registers());
+    }
+
+    /// Writes it back for the vCPU about to run on this CPU.
+    ///
+    /// # Safety
+    /// No guest runs on this CPU; the CPU has a GICv3 CPU interface; the state belongs to
+    /// the vCPU about to run.
+    pub unsafe fn restore(&self) {
+        // SAFETY: per the caller; ICH_VMCR_EL2 only shapes the next guest's virtual
+        // CPU interface.
+        unsafe { asm!("msr s3_4_c12_c11_7, {}", in(reg) self.vmcr, options(nomem, nostack)) };
+        restore_aprs(self, active_priority_registers());
+        // SAFETY: synchronises the writes before the guest runs.
+        unsafe { asm!("isb", options(nomem, nostack)) };
+    }
+}

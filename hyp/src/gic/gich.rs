@@ -116,3 +116,25 @@ pub fn reset_for_vcpu() {
     }
     write(HCR, HCR_EN);
 }
+
+/// The part of a vCPU's GICv2 virtual CPU interface that is not in the list registers:
+/// `GICH_VMCR` (the guest's GICC_CTLR, PMR and binary points) and `GICH_APR`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuInterfaceState {
+    vmcr: u32,
+    apr: u32,
+}
+
+impl CpuInterfaceState {
+    /// Reads the running vCPU's state from this CPU's GICH.
+    pub fn save(&mut self) {
+        self.vmcr = read(VMCR);
+        self.apr = read(APR);
+    }
+
+    /// Writes it back for the vCPU about to run on this CPU.
+    pub fn restore(&self) {
+        write(VMCR, self.vmcr);
+        write(APR, self.apr);
+    }
+}

@@ -657,3 +657,44 @@ fn many_interrupts_stay_consistent_through_many_cycles() {
     assert_eq!(handled, expected);
     assert_eq!(v.vcpus_with_pending(), VcpuSet::EMPTY);
 }
+
+#[test]
+fn unload_empties_the_registers_and_loses_nothing() {
+    for version in BOTH {
+        // Three SPIs: one acknowledged (active), two pending; a level one among them.
+        let mut v = spis(version, &[0x20, 0x40, 0x60]);
+        v.set_edge_triggered(32, 0, true).unwrap();
+        v.set_edge_triggered(33, 0, true).unwrap();
+        v.inject(32, 0).unwrap();
+        v.inject(33, 0).unwrap();
+        v.set_line_level(34, 0, true).unwrap();
+        let mut g = Guest::new(version, 4);
+        v.fill(0, &mut g.lrs);
+        assert_eq!(g.ack(), Some((32, 0)));
+        // The vCPU leaves its CPU.
+        let count = core::mem::take(&mut g.eoi_count);
+        v.unload(0, &mut g.lrs, count);
+        v.check_invariants();
+        assert!(g.listed().is_empty(), "every register written zero");
+        assert_eq!(v.lrs_in_use(0), 0);
+        assert!(v.is_active(32, 0) && !v.is_pending(32, 0));
+        assert!(v.is_pending(33, 0) && v.is_pending(34, 0));
+        // It runs again, on fresh (zeroed) registers elsewhere: the same state comes back.
+        let mut elsewhere = Guest::new(version, 4);
+        v.fill(0, &mut elsewhere.lrs);
+        v.check_invariants();
+        assert_eq!(
+            elsewhere.listed(),
+            [
+                (32, LrState::Active),
+                (33, LrState::Pending),
+                (34, LrState::Pending)
+            ]
+        );
+        elsewhere.deactivate(32, 0);
+        assert_eq!(elsewhere.handle_one(), Some(33));
+        let out = cycle(&mut v, 0, &mut elsewhere);
+        assert!(!v.is_active(32, 0) && !v.is_pending(33, 0));
+        assert_eq!(out.used.count_ones(), 1, "only the level interrupt is left");
+    }
+}
