@@ -28,7 +28,11 @@
 //!
 //! Level-sensitive software interrupts are listed with the EOI maintenance bit, so the
 //! guest's deactivation causes an exit and the line is sampled again: if the source still
-//! holds it high, the interrupt is pending again at once. Hardware-backed interrupts are
+//! holds it high, the interrupt is pending again at once. While such an interrupt is
+//! active it is listed active only, even with its line high: a list register cannot
+//! follow the line, and the guest's handler usually lowers it before deactivating (a
+//! timer reprogrammed, a device cleared), so listing it pending as well would deliver it
+//! a second time for nothing. Hardware-backed interrupts are
 //! never listed pending and active together (the architecture forbids it; the physical
 //! interrupt re-fires instead).
 //!
@@ -443,7 +447,13 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         let hw = irq.has(HW);
         let forward =
             self.forwardable(&irq, vcpu) && (intid < PRIVATE_COUNT || irq.target as usize == vcpu);
-        let pending = irq.pending() && forward && !(hw && active);
+        // A level-sensitive software interrupt whose line is still high while it is active
+        // is listed active only: the list register cannot follow the line, and the guest's
+        // handler usually lowers it (reprograms its timer, clears its device) before it
+        // deactivates. The EOI maintenance exit on deactivation samples the line again.
+        // A software pend (the latch) is listed as usual.
+        let level_held = active && !irq.has(EDGE) && !irq.has(LATCH);
+        let pending = irq.pending() && forward && !(hw && active) && !level_held;
         let moved = pending && irq.has(LATCH);
         if moved && let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.flags &= !LATCH;

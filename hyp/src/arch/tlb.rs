@@ -50,3 +50,26 @@ impl stage2::TlbMaintenance for El2Tlb {
         }
     }
 }
+
+/// Forgets, on this CPU only, every EL1&0 translation and instruction-cache line of the
+/// VMID now in `VTTBR_EL2`: another vCPU of the same domain ran here since this one did,
+/// and its stage-1 entries (tagged with the same VMID and possibly the same ASIDs, for
+/// other page tables) must not be hit. On real hardware two vCPUs are two PEs with TLBs
+/// of their own.
+///
+/// # Safety
+/// No guest runs on this CPU, and `VTTBR_EL2` holds the domain's VMID (regs::load ran).
+pub unsafe fn flush_guest_local() {
+    // SAFETY: per the caller; invalidation only drops cached translations and
+    // instructions of the guest about to run.
+    unsafe {
+        asm!(
+            "dsb nshst",
+            "tlbi vmalle1",
+            "ic iallu",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}

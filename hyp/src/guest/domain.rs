@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use exits::PsciDomain;
 use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
@@ -21,6 +21,7 @@ use super::console::LineBuffer;
 use super::s2tables::Stage2Tlb;
 use crate::arch::cache;
 use crate::mm::{FrameTables, PAGE_SIZE, frames};
+use crate::percpu::MAX_CPUS;
 
 /// A domain's vGIC: up to 8 vCPUs (GICv2's limit; enough for the domains that fit the
 /// machines tested today) and 256 SPIs of which [`DOMAIN_SPIS`] are used.
@@ -133,8 +134,17 @@ pub struct Domain {
     pub bus: Bus,
     /// Its virtual interrupt controller (sized for up to 8 vCPUs for now).
     pub vgic: Mutex<Box<Vgic>>,
-    /// Physical CPU each vCPU is pinned to.
-    pub vcpu_pcpu: Vec<usize>,
+    /// Home CPU of each vCPU (the CPU whose run queue holds it; see `sched`).
+    pub vcpu_homes: Vec<usize>,
+    /// Its vCPUs, set once right after it is built.
+    pub vcpus: spin::Once<Vec<&'static super::Vcpu>>,
+    /// Counts the domain's lives: bumped at every reset, so a vCPU context saved in an
+    /// earlier life is dropped instead of resumed.
+    pub epoch: AtomicU32,
+    /// Per physical CPU, 1 + the index of the vCPU of this domain that last ran there
+    /// (0: none). When another vCPU of the domain comes, that CPU's stage-1 TLB entries
+    /// for the domain's VMID are dropped first.
+    pub last_ran: [AtomicUsize; MAX_CPUS],
     state: AtomicU8,
     /// Status recorded when it powered off.
     pub exit_status: AtomicU32,
@@ -157,7 +167,7 @@ impl Domain {
         gic: GicVersion,
         s2_config: Stage2Config,
         vmid: Vmid,
-        vcpu_pcpu: Vec<usize>,
+        vcpu_homes: Vec<usize>,
     ) -> Result<Self, BuildError> {
         let image = loader::parse_image(images.kernel).map_err(BuildError::Image)?;
         let placement = loader::plan(
@@ -202,7 +212,10 @@ impl Domain {
             console,
             bus: Bus::new(gic, spec.vcpus, spec.console),
             vgic: Mutex::new(Box::new(vgic)),
-            vcpu_pcpu,
+            vcpu_homes,
+            vcpus: spin::Once::new(),
+            epoch: AtomicU32::new(0),
+            last_ran: [const { AtomicUsize::new(0) }; MAX_CPUS],
             state: AtomicU8::new(DomainState::Running as u8),
             exit_status: AtomicU32::new(0),
             reports: Mutex::new(exits::ratelimit::ReportBudget::new()),

@@ -17,6 +17,7 @@ mod inject;
 mod regs;
 mod s2tables;
 mod scrub;
+mod sched;
 mod sysreg;
 mod timers;
 mod trap;
@@ -25,8 +26,7 @@ mod vcpuif;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 use platforms::{GicVersion as HostGic, Platform};
@@ -41,14 +41,18 @@ use crate::exception::TrapFrame;
 use crate::percpu::{self, MAX_CPUS};
 use crate::{arch, psci};
 
-/// A vCPU as its physical CPU holds it.
+/// A vCPU: its scheduling state, the pieces of it other CPUs may look at, and its saved
+/// guest context.
 pub struct Vcpu {
     /// Its domain.
     pub domain: &'static Domain,
     /// Index within the domain.
     pub index: usize,
-    /// Whether it is running (or being handled) on its physical CPU.
-    running: AtomicBool,
+    /// Home CPU and run state (`sched`).
+    sched: sched::Sched,
+    /// The domain's `epoch` when it last started: a context from an earlier life of the
+    /// domain (before a reset) is dropped instead of resumed.
+    started_epoch: AtomicU32,
     /// Whether its virtual-memory controls trap (HCR_EL2.TVM), for set/way emulation.
     tvm: AtomicBool,
     /// Its emulated OS lock (OSLAR_EL1/OSLSR_EL1).
@@ -61,9 +65,9 @@ pub struct Vcpu {
     /// last filled (set before it is kicked; `vcpuif` looks at the vGIC only then, or
     /// while list registers are in use, which keeps other exits cheap).
     vgic_hint: AtomicBool,
-    /// Its list registers hold interrupts (on this CPU).
+    /// Its list registers hold interrupts (on its home CPU).
     lrs_live: AtomicBool,
-    /// Saved state, touched only by the physical CPU the vCPU is pinned to.
+    /// Saved state, touched only by its home CPU (`saved_mut`).
     saved: UnsafeCell<SavedState>,
 }
 
@@ -72,28 +76,35 @@ struct SavedState {
     frame: TrapFrame,
     el1: El1State,
     fp: FpState,
+    /// Its virtual CPU interface's controls and active priorities.
+    cpuif: vcpuif::SavedInterface,
 }
 
-// SAFETY: `saved` is only accessed by the one physical CPU the vCPU is pinned to (see
-// `saved_mut`); the other fields are atomics or locks.
+// SAFETY: `saved` is only accessed by the vCPU's home CPU, which never changes (see
+// `saved_mut` and `sched`); the other fields are atomics or locks.
 unsafe impl Sync for Vcpu {}
 
 impl Vcpu {
     /// The saved state.
     ///
     /// # Safety
-    /// Only on the physical CPU this vCPU is pinned to, with no other reference live.
+    /// Only on the vCPU's home CPU, with no other reference to it live.
     #[allow(clippy::mut_from_ref)]
     unsafe fn saved_mut(&self) -> &mut SavedState {
         // SAFETY: the caller is the only CPU that touches `saved`.
         unsafe { &mut *self.saved.get() }
     }
 
-    /// Makes the vCPU's physical CPU look at it again: wakes it if it waits for work (a
-    /// start was recorded in the domain's `PsciDomain`) or makes the running guest exit
-    /// (an interrupt became pending for it), with the GIC driver's kick SGI.
+    /// Makes the vCPU's home CPU look at it again: something was recorded for it (a
+    /// start in the domain's `PsciDomain`, an interrupt in the vGIC). If it is not the
+    /// vCPU running there, the scheduler is asked to look at its queue; the GIC driver's
+    /// kick SGI makes that CPU's guest exit or its idle wait return.
     pub fn kick(&self) {
-        kick_pcpu(self.domain.vcpu_pcpu[self.index]);
+        let home = self.sched.home;
+        if !sched::is_current(self) {
+            sched::request(home);
+        }
+        kick_pcpu(home);
     }
 }
 
@@ -111,7 +122,7 @@ fn kick_pcpu(pcpu: usize) {
 
 /// Every vCPU of `domain`.
 fn all_vcpus(domain: &Domain) -> vgic::VcpuSet {
-    let count = domain.vcpu_pcpu.len().min(64);
+    let count = domain.vcpu_homes.len().min(64);
     vgic::VcpuSet::from_bits(if count == 64 {
         u64::MAX
     } else {
@@ -124,7 +135,7 @@ pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
     for index in set.iter() {
         if let Some(vcpu) = vcpu_of(domain, index) {
             vcpu.vgic_hint.store(true, Ordering::Release);
-            kick_pcpu(domain.vcpu_pcpu[index]);
+            vcpu.kick();
         }
     }
 }
@@ -134,13 +145,15 @@ pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
 pub enum Action {
     /// Enter the guest again.
     Resume,
-    /// Stop the vCPU (CPU_OFF, its domain powered off or reset): save its state and wait
-    /// for the next start request.
+    /// Give the CPU to another vCPU of its queue if one can run (WFE); else resume.
+    Yield,
+    /// Wait for an interrupt (WFI on a shared CPU, nothing pending): save the vCPU and
+    /// run another until one is pending for it, a timer of its is due, or a slice passed.
+    Block,
+    /// Stop the vCPU (CPU_OFF, its domain powered off or reset): drop its context and
+    /// wait for the next start request.
     Stop,
 }
-
-/// The vCPU pinned to each physical CPU, if any.
-static PINNED: [AtomicPtr<Vcpu>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
 
 /// Every domain, in configuration order, fixed once they are all built.
 static DOMAINS: spin::Once<Vec<&'static Domain>> = spin::Once::new();
@@ -157,24 +170,19 @@ const CTRL_A: u8 = 0x01;
 /// Domains not yet powered off.
 static LIVE_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 
-/// The vCPU pinned to this CPU.
-fn pinned_here() -> Option<&'static Vcpu> {
-    let vcpu = PINNED[percpu::current_index()].load(Ordering::Acquire);
-    // SAFETY: pinned vCPUs are leaked boxes, never freed.
-    unsafe { vcpu.as_ref() }
+/// The vCPU loaded on this CPU, if any.
+fn current_here() -> Option<&'static Vcpu> {
+    sched::current(percpu::current_index())
 }
 
 /// The vCPU `index` of `domain`.
 pub fn vcpu_of(domain: &Domain, index: usize) -> Option<&'static Vcpu> {
-    let pcpu = *domain.vcpu_pcpu.get(index)?;
-    // SAFETY: as in `pinned_here`.
-    unsafe { PINNED[pcpu].load(Ordering::Acquire).as_ref() }
+    domain.vcpus.get()?.get(index).copied()
 }
 
 /// Builds the domains the boot archive describes and starts each one's first vCPU.
 /// Returns how many were started.
 pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
-    let online_cpus = online.len();
     let Some(region) = platform.initrd else {
         info!("no boot archive (initrd): no domains to start");
         return 0;
@@ -213,20 +221,12 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
     };
     let mut vmids = VmidAllocator::new(vmid_width());
     let mut built_domains = Vec::new();
-    let mut next_pcpu = 0;
+    // vCPUs placed on each CPU so far (the least-loaded allowed CPU takes the next one).
+    let mut load = [0usize; MAX_CPUS];
     let mut started = 0;
     for (n, spec) in specs.into_iter().enumerate() {
         let id = n + 1;
         let vcpus = spec.vcpus as usize;
-        if next_pcpu + vcpus > online_cpus {
-            error!(
-                "d{id} ({}): asks for {vcpus} vCPUs but only {} of {online_cpus} physical CPUs \
-                 are free (vCPUs are pinned one per CPU); not started",
-                spec.name,
-                online_cpus - next_pcpu
-            );
-            continue;
-        }
         if gic == loader::GicVersion::V2 && spec.vcpus > gic.max_vcpus() {
             error!(
                 "d{id} ({}): {vcpus} vCPUs, but a GICv2 guest has at most {}; not started",
@@ -235,6 +235,9 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
             );
             continue;
         }
+        let Some(allowed) = allowed_cpus(id, &spec, online) else {
+            continue;
+        };
         let Some(vmid) = vmids.alloc() else {
             error!("d{id} ({}): no VMID left; not started", spec.name);
             continue;
@@ -253,39 +256,32 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 .ok_or_else(|| BuildError::MissingFile(name.into())),
             (None, _) => Err(BuildError::MissingFile(spec.kernel.clone())),
         };
-        let pcpus: Vec<usize> = online[next_pcpu..next_pcpu + vcpus].to_vec();
+        let homes = place_vcpus(vcpus, &allowed, &mut load);
         let name = spec.name.clone();
         let built = images.and_then(|images| {
-            Domain::build(id, spec, images, gic, s2_config, vmid, pcpus.clone())
+            Domain::build(id, spec, images, gic, s2_config, vmid, homes.clone())
         });
         let domain: &'static Domain = match built {
             Ok(d) => Box::leak(Box::new(d)),
             Err(e) => {
                 error!("d{id} ({name}): cannot build: {e}");
                 let _ = vmids.free(vmid);
+                for &home in &homes {
+                    load[home] -= 1;
+                }
                 continue;
             }
         };
-        for (index, &pcpu) in pcpus.iter().enumerate() {
-            let vcpu = Box::leak(Box::new(Vcpu {
-                domain,
-                index,
-                running: AtomicBool::new(false),
-                tvm: AtomicBool::new(false),
-                os_lock: AtomicBool::new(true),
-                timers: Mutex::new(timers::reset_state()),
-                timer_masked: AtomicU8::new(0),
-                vgic_hint: AtomicBool::new(false),
-                lrs_live: AtomicBool::new(false),
-                saved: UnsafeCell::new(SavedState {
-                    frame: TrapFrame::zeroed(),
-                    el1: El1State::reset(),
-                    fp: FpState::default(),
-                }),
-            }));
-            PINNED[pcpu].store(vcpu, Ordering::Release);
+        let vcpu_list: Vec<&'static Vcpu> = homes
+            .iter()
+            .enumerate()
+            .map(|(index, &home)| &*Box::leak(Box::new(Vcpu::new(domain, index, home))))
+            .collect();
+        for &vcpu in &vcpu_list {
+            sched::enqueue(vcpu);
         }
-        next_pcpu += vcpus;
+        let pcpus = &homes;
+        domain.vcpus.call_once(|| vcpu_list);
         info!(
             "d{id} ({}): {} MiB at {:#x}, {} vCPU(s) on CPU(s) {:?}, kernel entry {:#x}, DTB {:#x}{}",
             domain.name,
@@ -329,6 +325,51 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
     started
 }
 
+impl Vcpu {
+    /// vCPU `index` of `domain`, living on CPU `home`, Off.
+    fn new(domain: &'static Domain, index: usize, home: usize) -> Self {
+        Vcpu {
+            domain,
+            index,
+            sched: sched::Sched::new(home),
+            started_epoch: AtomicU32::new(0),
+            tvm: AtomicBool::new(false),
+            os_lock: AtomicBool::new(true),
+            timers: Mutex::new(timers::reset_state()),
+            timer_masked: AtomicU8::new(0),
+            vgic_hint: AtomicBool::new(false),
+            lrs_live: AtomicBool::new(false),
+            saved: UnsafeCell::new(SavedState {
+                frame: TrapFrame::zeroed(),
+                el1: El1State::reset(),
+                fp: FpState::default(),
+                cpuif: vcpuif::SavedInterface::default(),
+            }),
+        }
+    }
+}
+
+/// The online CPUs domain `id` may run on, or `None` (said why) when there is none.
+fn allowed_cpus(_id: usize, _spec: &loader::DomainSpec, online: &[usize]) -> Option<Vec<usize>> {
+    Some(online.to_vec())
+}
+
+/// Chooses a home CPU for each of `vcpus` vCPUs among `allowed`: the one with the fewest
+/// vCPUs so far (`load`), the lowest number on a tie.
+fn place_vcpus(vcpus: usize, allowed: &[usize], load: &mut [usize; MAX_CPUS]) -> Vec<usize> {
+    (0..vcpus)
+        .map(|_| {
+            let home = allowed
+                .iter()
+                .copied()
+                .min_by_key(|&cpu| (load[cpu], cpu))
+                .expect("at least one allowed CPU");
+            load[home] += 1;
+            home
+        })
+        .collect()
+}
+
 /// VMID width the CPU supports (ID_AA64MMFR1_EL1.VMIDBits).
 fn vmid_width() -> VmidWidth {
     use aarch64_cpu::registers::{ID_AA64MMFR1_EL1, Readable};
@@ -336,54 +377,89 @@ fn vmid_width() -> VmidWidth {
         .unwrap_or(VmidWidth::Bits8)
 }
 
-/// This CPU's loop: wait for the pinned vCPU to be started, then run it until it stops.
+/// This CPU's loop: run what the scheduler picks from this CPU's queue, or wait for an
+/// interrupt when nothing can run.
 pub fn run_this_cpu() -> ! {
+    let cpu = percpu::current_index();
+    let mut next = None;
     loop {
-        if let Some(vcpu) = pinned_here() {
-            // Claim the start under the PSCI lock, and only while the domain runs: a reset
-            // or power-off leaves Running first and then cancels pending starts under the
-            // same lock, so a vCPU is either seen `running` by it or does not start.
-            let mut psci = vcpu.domain.psci.lock();
-            let start = if vcpu.domain.state() == DomainState::Running {
-                psci.take_start(vcpu.index)
-            } else {
-                None
-            };
-            if let Some((entry, x0)) = start {
-                vcpu.running.store(true, Ordering::Release);
-                drop(psci);
-                run_vcpu(vcpu, entry, x0);
-                vcpu.running.store(false, Ordering::Release);
-                continue;
+        match next.take().or_else(|| sched::pick(cpu, discard_context)) {
+            Some(chosen) => next = run(cpu, chosen),
+            None => {
+                sched::rearm(cpu);
+                if crate::gic::ready_here() {
+                    // Sleeps until an interrupt (a kick, the EL2 timer, the console) and
+                    // handles it.
+                    crate::gic::wait_for_interrupt();
+                } else {
+                    aarch64_cpu::asm::wfe();
+                }
             }
-        }
-        if crate::gic::ready_here() {
-            // Sleeps until an interrupt (a kick, the EL2 timer, the console) and handles it.
-            crate::gic::wait_for_interrupt();
-        } else {
-            aarch64_cpu::asm::wfe();
         }
     }
 }
 
-/// Starts `vcpu` in the architectural reset state at `entry` with `x0`, runs it until an
-/// exit stops it, and saves its state.
-fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
-    // SAFETY: we are the CPU this vCPU is pinned to, and it is not running elsewhere;
-    // nothing else takes a reference to its saved state while this one lives.
+/// Loads the chosen vCPU on this CPU and runs it until it leaves the CPU (it yields, is
+/// preempted, blocks or stops). Returns what the scheduler chose to run instead, if it
+/// already chose.
+fn run(cpu: usize, chosen: sched::Next) -> Option<sched::Next> {
+    let vcpu = chosen.vcpu();
+    // SAFETY: this is the vCPU's home CPU, the only one that touches its saved state, and
+    // no other reference to it is live here.
     let saved = unsafe { vcpu.saved_mut() };
-    saved.frame = TrapFrame::zeroed();
-    saved.frame.x[0] = x0;
-    saved.frame.elr = entry;
-    saved.frame.spsr = regs::SPSR_EL1H_MASKED;
-    saved.el1 = El1State::reset();
-    saved.fp = FpState::default();
-    // Set/way trapping starts off; the OS lock is set, as after a cold reset.
-    vcpu.tvm.store(false, Ordering::Relaxed);
-    vcpu.os_lock.store(true, Ordering::Relaxed);
+    match chosen {
+        sched::Next::Start { entry, x0, .. } => start_context(cpu, vcpu, saved, entry, x0),
+        sched::Next::Resume(_) => resume_context(cpu, vcpu, saved),
+    }
+    sched::running(cpu, vcpu);
+    loop {
+        vcpuif::before_entry(vcpu);
+        // SAFETY: the frame is this vCPU's (16-byte aligned, `TrapFrame`), and this CPU's
+        // EL2 controls, EL1 state and FP registers were loaded for it above.
+        let kind = unsafe { guest_run(&mut saved.frame) };
+        vcpuif::after_exit(vcpu);
+        timers::after_exit(vcpu);
+        let mut action = trap::handle(vcpu, &mut saved.frame, kind);
+        if action == Action::Resume && sched::requested(cpu) && sched::should_preempt(cpu, vcpu) {
+            action = Action::Yield;
+        }
+        match action {
+            Action::Resume => {}
+            Action::Yield => match sched::pick(cpu, discard_context) {
+                Some(next) => {
+                    save_context(vcpu, saved);
+                    sched::leave(cpu, vcpu, sched::RunState::Ready, 0);
+                    return Some(next);
+                }
+                // Nothing else can run: a new slice.
+                None => sched::running(cpu, vcpu),
+            },
+            Action::Block => {
+                save_context(vcpu, saved);
+                let wake_at = timers::saved_deadline(vcpu, &saved.el1)
+                    .map_or(sched::block_limit(arch::counter()), |t| {
+                        t.min(sched::block_limit(arch::counter()))
+                    });
+                sched::leave(cpu, vcpu, sched::RunState::Blocked, wake_at);
+                return None;
+            }
+            Action::Stop => {
+                stop_context(vcpu);
+                sched::leave(cpu, vcpu, sched::RunState::Off, 0);
+                return None;
+            }
+        }
+    }
+}
+
+/// Loads the EL2 controls of `vcpu`'s domain, and drops this CPU's stage-1 TLB entries of
+/// the domain if another of its vCPUs ran here last.
+///
+/// # Safety
+/// No guest runs on this CPU; `vcpu` is about to run here.
+unsafe fn load_domain(cpu: usize, vcpu: &Vcpu) {
     let domain = vcpu.domain;
-    // SAFETY: no guest runs on this CPU; the domain's stage 2 matches its VTCR; the
-    // EL1 state is this vCPU's.
+    // SAFETY: per the caller; the domain's stage 2 matches its VTCR.
     unsafe {
         regs::load(
             domain.vttbr,
@@ -391,6 +467,30 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
             exits::mpidr_of(vcpu.index) | (1 << 31),
             domain.cntvoff.load(Ordering::Acquire),
         );
+    }
+    let previous = domain.last_ran[cpu].swap(vcpu.index + 1, Ordering::AcqRel);
+    if previous != vcpu.index + 1 {
+        // SAFETY: no guest runs here and VTTBR_EL2 holds this domain's VMID (above).
+        unsafe { crate::arch::tlb::flush_guest_local() };
+    }
+}
+
+/// Gives `vcpu` a fresh context on this CPU: the architectural reset state at `entry`
+/// with `x0`, every other piece of guest-visible CPU state cleared.
+fn start_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState, entry: u64, x0: u64) {
+    saved.frame = TrapFrame::zeroed();
+    saved.frame.x[0] = x0;
+    saved.frame.elr = entry;
+    saved.frame.spsr = regs::SPSR_EL1H_MASKED;
+    saved.el1 = El1State::reset();
+    saved.fp = FpState::default();
+    saved.cpuif = vcpuif::SavedInterface::default();
+    // Set/way trapping starts off; the OS lock is set, as after a cold reset.
+    vcpu.tvm.store(false, Ordering::Relaxed);
+    vcpu.os_lock.store(true, Ordering::Relaxed);
+    // SAFETY: no guest runs on this CPU; the EL1 state is this vCPU's.
+    unsafe {
+        load_domain(cpu, vcpu);
         saved.el1.restore();
         // After `regs::load`, which enables SVE/SME at EL2 where present.
         scrub::clear_guest_state();
@@ -399,21 +499,41 @@ fn run_vcpu(vcpu: &'static Vcpu, entry: u64, x0: u64) {
     timers::reset(vcpu);
     timers::enable_here();
     saved.fp.restore();
-    loop {
-        vcpuif::before_entry(vcpu);
-        // SAFETY: the frame is this vCPU's (16-byte aligned, `TrapFrame`), and this CPU's
-        // EL2 controls, EL1 state and FP registers were loaded for it above.
-        let kind = unsafe { guest_run(&mut saved.frame) };
-        vcpuif::after_exit(vcpu);
-        timers::after_exit(vcpu);
-        match trap::handle(vcpu, &mut saved.frame, kind) {
-            Action::Resume => {}
-            Action::Stop => break,
-        }
+}
+
+/// Loads `vcpu`'s saved context on this CPU.
+fn resume_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState) {
+    // SAFETY: no guest runs on this CPU; the saved state is this vCPU's.
+    unsafe {
+        load_domain(cpu, vcpu);
+        regs::set_tvm(vcpu.tvm.load(Ordering::Relaxed));
+        saved.el1.restore();
+        vcpuif::load(vcpu, &saved.cpuif);
     }
+    timers::load(vcpu);
+    saved.fp.restore();
+}
+
+/// Saves the context of `vcpu`, which leaves this CPU with its context kept.
+fn save_context(vcpu: &'static Vcpu, saved: &mut SavedState) {
     saved.el1.save();
     saved.fp.save();
-    // Nothing of a stopped vCPU may fire on this CPU.
+    vcpuif::unload(vcpu, &mut saved.cpuif);
+    timers::unload(vcpu);
+}
+
+/// `vcpu` stops on this CPU (CPU_OFF, its domain off or reset): nothing of it may stay in
+/// the hardware.
+fn stop_context(vcpu: &'static Vcpu) {
+    let mut unused = vcpuif::SavedInterface::default();
+    vcpuif::unload(vcpu, &mut unused);
+    timers::reset(vcpu);
+}
+
+/// Drops the saved context of `vcpu` (Ready or Blocked, of a domain reset or powered off
+/// since it started), on its home CPU with no guest loaded.
+fn discard_context(vcpu: &'static Vcpu) {
+    // Its list registers were emptied when it left the CPU; its timers back to reset.
     timers::reset(vcpu);
 }
 
@@ -458,6 +578,8 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
 /// afterwards.
 fn reset(domain: &'static Domain, caller: &'static Vcpu) {
     if domain.transition(DomainState::Running, DomainState::Resetting) {
+        // Contexts of this life that are saved but not running are dropped, not resumed.
+        domain.epoch.fetch_add(1, Ordering::AcqRel);
         domain.flush_console();
         if may_report(domain) {
             info!("d{} ({}): system reset", domain.id, domain.name);
@@ -469,10 +591,10 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu) {
         // Every other vCPU faults on its next access and parks; wait for that.
         let deadline = arch::counter() + arch::counter_frequency();
         let others_parked = || {
-            (0..domain.vcpu_pcpu.len())
+            (0..domain.vcpu_homes.len())
                 .filter(|&i| i != caller.index)
                 .filter_map(|i| vcpu_of(domain, i))
-                .all(|v| !v.running.load(Ordering::Acquire))
+                .all(|v| v.sched.state() != sched::RunState::Running)
         };
         while !others_parked() {
             if arch::counter() > deadline {

@@ -20,7 +20,8 @@ use core::sync::atomic::Ordering;
 
 use vtimer::{HwTimer, Masking, VirtualTimer};
 
-use super::{Vcpu, kick_vcpus, pinned_here};
+use super::el1::El1State;
+use super::{Vcpu, current_here, kick_vcpus};
 use crate::arch;
 
 /// The two timers, in `Vcpu::timers` order.
@@ -111,10 +112,11 @@ const WFI_SLICE_PER_SECOND: u64 = 1000;
 pub fn init(hyp_timer: Option<u32>) {
     HYP_TIMER_INTID.call_once(|| hyp_timer);
     if let Some(intid) = hyp_timer {
-        // The EL2 timer only ends a bounded WFI: stop it and return. (Already registered
-        // if a boot self-test used it.)
+        // The EL2 timer ends a bounded WFI, or tells the scheduler that a slice ended or
+        // a blocked vCPU may run. (Already registered if a boot self-test used it.)
         let _ = crate::gic::register_handler(intid, |_| {
             arch::stop_el2_timer();
+            super::sched::on_el2_timer(crate::percpu::current_index());
             crate::gic::Completion::Done
         });
     }
@@ -159,7 +161,7 @@ pub fn sleep_until(mut wake: impl FnMut() -> bool) -> bool {
 
 /// A timer's PPI came to EL2 on this CPU.
 fn fired(which: Which) {
-    let Some(vcpu) = pinned_here().filter(|v| v.running.load(Ordering::Acquire)) else {
+    let Some(vcpu) = current_here() else {
         // No vCPU here: nothing should be armed; park the timer.
         write_ctl(which, vtimer::PARKED_CTL);
         return;
@@ -229,4 +231,50 @@ pub fn reset(vcpu: &Vcpu) {
             .lock()
             .set_line_level(intid(which), vcpu.index, false);
     }
+}
+
+/// `vcpu` leaves this CPU with its context kept: its timer registers were saved with its
+/// EL1 state; the hardware timers are parked so nothing of it fires for the next vCPU,
+/// and a PPI the hypervisor disabled for it is enabled again (its virtual level stays as
+/// it is, in the vGIC).
+pub fn unload(vcpu: &Vcpu) {
+    let masked = vcpu.timer_masked.load(Ordering::Relaxed);
+    for which in [Which::Virtual, Which::Physical] {
+        write_ctl(which, vtimer::PARKED_CTL);
+        if masked & (1 << which as u8) != 0 {
+            let _ = crate::gic::enable(intid(which));
+        }
+    }
+}
+
+/// `vcpu` is loaded on this CPU again, its timer registers restored with its EL1 state: a
+/// timer whose virtual interrupt the hypervisor was holding keeps its PPI disabled until
+/// the guest has dealt with it (`after_exit`).
+pub fn load(vcpu: &Vcpu) {
+    let masked = vcpu.timer_masked.load(Ordering::Relaxed);
+    for which in [Which::Virtual, Which::Physical] {
+        if masked & (1 << which as u8) != 0 {
+            let _ = crate::gic::disable(intid(which));
+        } else {
+            let _ = crate::gic::enable(intid(which));
+        }
+    }
+}
+
+/// The physical count at which a timer of `vcpu`, saved in `el1`, asserts its interrupt
+/// (now or later), or `None` if neither will without a register write.
+pub fn saved_deadline(vcpu: &Vcpu, el1: &El1State) -> Option<u64> {
+    let now = arch::counter();
+    let offset = vtimer::VirtualOffset::from_cntvoff(vcpu.domain.cntvoff.load(Ordering::Relaxed));
+    let rise = |timer: vtimer::Timer, count: u64| match timer.output_from(count) {
+        vtimer::Output::High => Some(now),
+        vtimer::Output::RisesIn(ticks) => now.checked_add(ticks),
+        vtimer::Output::Off => None,
+    };
+    let virt = rise(
+        vtimer::Timer::from_registers(el1.cntv_ctl, el1.cntv_cval),
+        offset.virtual_count(now),
+    );
+    let phys = rise(vtimer::Timer::from_registers(el1.cntp_ctl, el1.cntp_cval), now);
+    vtimer::earliest(virt, phys)
 }

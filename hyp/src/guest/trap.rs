@@ -83,8 +83,9 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
             if !wfe {
                 return wait_for_interrupt(vcpu);
             }
-            // WFE: a hint that the guest spins; return at once (there is no one else to
-            // run on this CPU yet).
+            // WFE: a hint that the guest spins (on a lock, or waiting for another vCPU):
+            // let another vCPU of this CPU run if one can.
+            return Action::Yield;
         }
         other => {
             if may_report(vcpu) {
@@ -103,14 +104,26 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
     Action::Resume
 }
 
-/// WFI (or a PSCI standby): the vCPU sleeps until an interrupt is pending for it (even
-/// one it has masked, as the architecture says), its domain stops, a kick arrives, or a
-/// short slice passes (WFI may end for no reason, so a guest polling a flag with WFI still
-/// progresses). Its timers keep running in the hardware and their interrupts wake the CPU.
+/// WFI (or a PSCI standby): the vCPU waits until an interrupt is pending for it (even one
+/// it has masked, as the architecture says), its domain stops, or a short slice passes
+/// (WFI may end for no reason, so a guest polling a flag with WFI still progresses).
+///
+/// Alone on its CPU it sleeps in place: its timers keep running in the hardware and their
+/// interrupts wake the CPU. On a shared CPU it blocks and another vCPU runs meanwhile
+/// (the scheduler wakes it when an interrupt is pending or one of its timers is due).
 fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
     let domain = vcpu.domain;
+    let cpu = vcpu.sched.home;
+    if super::sched::shared(cpu) {
+        if domain.vgic.lock().has_pending(vcpu.index) {
+            return Action::Resume;
+        }
+        return Action::Block;
+    }
     super::timers::sleep_until(|| {
-        domain.state() != DomainState::Running || domain.vgic.lock().has_pending(vcpu.index)
+        domain.state() != DomainState::Running
+            || domain.vgic.lock().has_pending(vcpu.index)
+            || super::sched::requested(cpu)
     });
     if domain.state() != DomainState::Running {
         return Action::Stop;

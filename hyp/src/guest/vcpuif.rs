@@ -221,6 +221,73 @@ pub unsafe fn reset(vcpu: &Vcpu) {
     }
 }
 
+/// What of a vCPU's virtual CPU interface is kept while it is off its CPU (its list
+/// registers' contents go back into the vGIC instead).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedInterface {
+    v3: ich::CpuInterfaceState,
+    v2: gich::CpuInterfaceState,
+}
+
+/// `vcpu` leaves this CPU (another vCPU runs here next) or stops: what its list registers
+/// hold goes back into the vGIC, every list register is emptied, its controls and
+/// active priorities are saved in `saved`, and the interface is turned off.
+pub fn unload(vcpu: &Vcpu, saved: &mut SavedInterface) {
+    match host() {
+        Host::V3 => {
+            unload_on::<IchLrs>(vcpu);
+            saved.v3.save();
+            ich::write_hcr(0);
+        }
+        Host::V2 => {
+            unload_on::<GichLrs>(vcpu);
+            saved.v2.save();
+            gich::write_hcr(0);
+        }
+        Host::None => {}
+    }
+}
+
+fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
+    let mut interface = I::here();
+    let eoi_count = interface.take_eoi_count();
+    let outcome = vcpu
+        .domain
+        .vgic
+        .lock()
+        .unload(vcpu.index, &mut interface, eoi_count);
+    // Registers the guest emptied (with their EOI maintenance bit) are cleared too.
+    for index in 0..interface.count() {
+        interface.write(index, 0);
+    }
+    vcpu.lrs_live.store(false, Ordering::Relaxed);
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    super::kick_vcpus(vcpu.domain, outcome.kick);
+}
+
+/// `vcpu` runs on this CPU again: its controls and active priorities come back; its
+/// interrupts are listed again at the next entry.
+///
+/// # Safety
+/// No guest runs on this CPU; `vcpu` is about to run here and its list registers were
+/// unloaded when it left.
+pub unsafe fn load(vcpu: &Vcpu, saved: &SavedInterface) {
+    vcpu.lrs_live.store(false, Ordering::Relaxed);
+    vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    match host() {
+        Host::V3 => {
+            // SAFETY: per the caller; a GICv3 host has the ICH registers.
+            unsafe { saved.v3.restore() };
+            ich::write_hcr(ich::ICH_HCR_EN);
+        }
+        Host::V2 => {
+            saved.v2.restore();
+            gich::write_hcr(gich::HCR_EN);
+        }
+        Host::None => {}
+    }
+}
+
 /// Before entering `vcpu`: list its deliverable interrupts, and ask for a maintenance
 /// interrupt when more wait than fit.
 pub fn before_entry(vcpu: &Vcpu) {

@@ -209,8 +209,9 @@ fn a_level_interrupt_is_pending_again_while_the_line_stays_high() {
         cycle(&mut v, 0, &mut g);
         assert_eq!(
             g.listed(),
-            [(32, LrState::PendingActive)],
-            "line still high"
+            [(32, LrState::Active)],
+            "line still high, but not listed pending while active: the register could not \
+             follow the line (re-sampled at the deactivation's exit)"
         );
         v.set_line_level(32, 0, false).unwrap();
         cycle(&mut v, 0, &mut g);
@@ -696,5 +697,37 @@ fn unload_empties_the_registers_and_loses_nothing() {
         let out = cycle(&mut v, 0, &mut elsewhere);
         assert!(!v.is_active(32, 0) && !v.is_pending(33, 0));
         assert_eq!(out.used.count_ones(), 1, "only the level interrupt is left");
+    }
+}
+
+#[test]
+fn an_active_level_interrupt_is_not_listed_pending_again_while_its_line_is_high() {
+    for version in BOTH {
+        let mut v = spis(version, &[0x20]);
+        v.set_line_level(32, 0, true).unwrap();
+        let mut g = Guest::new(version, 4);
+        v.fill(0, &mut g.lrs);
+        assert_eq!(g.ack(), Some((32, 0)));
+        // An exit while the handler runs (the line still high), then the vCPU runs again,
+        // here or after leaving its CPU.
+        cycle(&mut v, 0, &mut g);
+        assert_eq!(g.listed(), [(32, LrState::Active)], "not pending+active");
+        let count = core::mem::take(&mut g.eoi_count);
+        v.unload(0, &mut g.lrs, count);
+        v.fill(0, &mut g.lrs);
+        assert_eq!(g.listed(), [(32, LrState::Active)], "after unload and fill");
+        // The handler lowers the line, then deactivates: nothing is delivered again.
+        v.set_line_level(32, 0, false).unwrap();
+        g.deactivate(32, 0);
+        cycle(&mut v, 0, &mut g);
+        assert!(g.listed().is_empty() && !v.has_pending(0));
+        // Had the line stayed high, the deactivation's exit makes it pending again.
+        v.set_line_level(32, 0, true).unwrap();
+        cycle(&mut v, 0, &mut g);
+        assert_eq!(g.ack(), Some((32, 0)));
+        cycle(&mut v, 0, &mut g);
+        g.deactivate(32, 0);
+        cycle(&mut v, 0, &mut g);
+        assert_eq!(g.listed(), [(32, LrState::Pending)], "line still high");
     }
 }
