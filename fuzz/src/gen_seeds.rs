@@ -49,6 +49,7 @@ fn main() {
     let mut guest = DomainSpec::new("guest", "guest.bin", 16 * MIB, 1);
     guest.console = false;
     guest.psci_conduit = PsciConduit::Smc;
+    guest.cpus = vec![1, 0];
     let manifest = write_manifest(&[dom0, guest]).unwrap();
     seed("manifest", "two-domains.dtb", &manifest);
     let one = write_manifest(&[DomainSpec::new("d", "k", 2 * MIB, 1)]).unwrap();

@@ -29,5 +29,7 @@ pub use archive::{ArchiveError, BootArchive, MANIFEST_FILE};
 pub use guest_dt::{DtError, GuestDtConfig, PsciConduit, build_guest_dt};
 pub use image::{ImageError, ImageFormat, ImageInfo, PageSize, parse_image};
 pub use layout::GicVersion;
-pub use manifest::{DomainSpec, ManifestError, read_manifest, write_manifest};
+pub use manifest::{
+    CpusError, DomainSpec, MAX_AFFINITY_CPU, ManifestError, read_manifest, write_manifest,
+};
 pub use placement::{IpaRegion, Placement, PlacementError, plan};

@@ -16,6 +16,8 @@
 //!             vcpus = <2>;                   // required: 1..=64
 //!             console = <1>;                 // optional: 0 or 1 (empty = 1), default 1
 //!             psci-conduit = "hvc";          // optional: "hvc" or "smc", default "hvc"
+//!             cpus = <0 2>;                  // optional: physical CPUs the vCPUs may run
+//!                                            //   on, one cell each; absent = any CPU
 //!         };
 //!     };
 //! };
@@ -24,6 +26,12 @@
 //! Every child of `/domains` is a domain, in order, named by its node name (so a domain
 //! name is a valid device-tree node name without unit address, and `dtc` can decompile and
 //! recompile a manifest).
+//!
+//! `cpus` names physical CPUs by the hypervisor's CPU number: the position of the CPU's node
+//! in the host device tree, from 0. Each is below [`MAX_AFFINITY_CPU`] and listed once, so
+//! there are at most [`MAX_AFFINITY_CPU`] of them; the writer leaves the property out for an
+//! empty list, and the reader refuses a present but empty one. Whether the CPUs exist and
+//! came online is only known at boot: the hypervisor skips those that did not.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -46,6 +54,15 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Longest domain name (the device-tree limit on a node name).
 pub const MAX_NAME_LEN: usize = 31;
 
+/// How many physical CPU numbers there are: a [`DomainSpec::cpus`] entry is below this, and
+/// a list holds at most this many. Mirrors `platforms::MAX_CPUS` (the most CPUs the
+/// hypervisor brings up; a test checks they agree) without making this crate depend on
+/// `platforms`.
+pub const MAX_AFFINITY_CPU: u32 = 64;
+
+// The duplicate check keeps one bit per CPU number in a `u64`.
+const _: () = assert!(MAX_AFFINITY_CPU <= u64::BITS);
+
 /// One domain to build at boot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DomainSpec {
@@ -66,10 +83,15 @@ pub struct DomainSpec {
     pub console: bool,
     /// How the domain calls PSCI.
     pub psci_conduit: PsciConduit,
+    /// The physical CPUs (the hypervisor's CPU numbers: the position of the CPU node in the
+    /// host device tree, from 0) the domain's vCPUs may run on, each below
+    /// [`MAX_AFFINITY_CPU`] and listed once. Empty: any online CPU.
+    pub cpus: Vec<u32>,
 }
 
 impl DomainSpec {
-    /// A domain with no initrd, an empty command line, a console and the HVC conduit.
+    /// A domain with no initrd, an empty command line, a console, the HVC conduit and no
+    /// CPU affinity (any online CPU).
     pub fn new(name: &str, kernel: &str, memory: u64, vcpus: u32) -> Self {
         Self {
             name: name.to_string(),
@@ -80,6 +102,7 @@ impl DomainSpec {
             vcpus,
             console: true,
             psci_conduit: PsciConduit::Hvc,
+            cpus: Vec::new(),
         }
     }
 
@@ -129,8 +152,41 @@ impl DomainSpec {
                 vcpus: self.vcpus,
             });
         }
+        self.validate_cpus()
+    }
+
+    fn validate_cpus(&self) -> Result<(), ManifestError> {
+        let bad = |problem| ManifestError::BadCpus {
+            domain: self.name.clone(),
+            problem,
+        };
+        if self.cpus.len() > MAX_AFFINITY_CPU as usize {
+            return Err(bad(CpusError::TooMany(self.cpus.len())));
+        }
+        let mut seen = 0u64;
+        for &cpu in &self.cpus {
+            if cpu >= MAX_AFFINITY_CPU {
+                return Err(bad(CpusError::OutOfRange(cpu)));
+            }
+            let bit = 1u64 << cpu;
+            if seen & bit != 0 {
+                return Err(bad(CpusError::Duplicate(cpu)));
+            }
+            seen |= bit;
+        }
         Ok(())
     }
+}
+
+/// What is wrong with a domain's `cpus` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpusError {
+    /// More than [`MAX_AFFINITY_CPU`] entries (the count given).
+    TooMany(usize),
+    /// A CPU number of [`MAX_AFFINITY_CPU`] or more.
+    OutOfRange(u32),
+    /// A CPU listed more than once.
+    Duplicate(u32),
 }
 
 /// What is wrong with a manifest.
@@ -179,6 +235,14 @@ pub enum ManifestError {
         /// The count given.
         vcpus: u32,
     },
+    /// A `cpus` list that is too long, names a CPU number out of range or names a CPU
+    /// twice.
+    BadCpus {
+        /// The domain.
+        domain: String,
+        /// The first problem found, in list order.
+        problem: CpusError,
+    },
     /// The device-tree writer failed.
     Write(String),
 }
@@ -218,6 +282,20 @@ impl fmt::Display for ManifestError {
                 f,
                 "domain {domain}: {vcpus} vCPUs; a domain has 1 to {MAX_VCPUS}"
             ),
+            Self::BadCpus { domain, problem } => match problem {
+                CpusError::TooMany(n) => write!(
+                    f,
+                    "domain {domain}: cpus lists {n} CPUs, but there are at most {MAX_AFFINITY_CPU}"
+                ),
+                CpusError::OutOfRange(cpu) => write!(
+                    f,
+                    "domain {domain}: cpus lists CPU {cpu}, but CPU numbers go from 0 to {}",
+                    MAX_AFFINITY_CPU - 1
+                ),
+                CpusError::Duplicate(cpu) => {
+                    write!(f, "domain {domain}: cpus lists CPU {cpu} twice")
+                }
+            },
             Self::Write(why) => write!(f, "writing the manifest: {why}"),
         }
     }
@@ -264,6 +342,9 @@ pub fn write_manifest(domains: &[DomainSpec]) -> Result<Vec<u8>, ManifestError> 
         w.property_u32("vcpus", d.vcpus)?;
         w.property_u32("console", u32::from(d.console))?;
         w.property_string("psci-conduit", d.psci_conduit.as_str())?;
+        if !d.cpus.is_empty() {
+            w.property_array_u32("cpus", &d.cpus)?;
+        }
         w.end_node(node)?;
     }
     w.end_node(list)?;
@@ -349,6 +430,17 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         Some(s) => PsciConduit::from_name(s)
             .ok_or_else(|| d.bad("psci-conduit", "not \"hvc\" or \"smc\""))?,
     };
+    let cpus = match d.raw("cpus") {
+        None => Vec::new(),
+        Some([]) => return Err(d.bad("cpus", "empty (leave it out to allow any CPU)")),
+        Some(v) if !v.len().is_multiple_of(4) => {
+            return Err(d.bad("cpus", "not a list of 32-bit cells"));
+        }
+        Some(v) => v
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    };
     let spec = DomainSpec {
         name: name.to_string(),
         kernel: kernel.to_string(),
@@ -358,6 +450,7 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         vcpus,
         console,
         psci_conduit,
+        cpus,
     };
     spec.validate()?;
     Ok(spec)
@@ -412,6 +505,7 @@ mod tests {
         let mut test = DomainSpec::new("guest-1.test_a", "guests/timer.bin", 2 * MIB, 64);
         test.console = false;
         test.psci_conduit = PsciConduit::Smc;
+        test.cpus = vec![3, 0, MAX_AFFINITY_CPU - 1];
         vec![dom0, test]
     }
 
@@ -430,6 +524,29 @@ mod tests {
         assert_eq!(read, domains);
         assert!(read[0].console);
         assert_eq!(read[0].psci_conduit, PsciConduit::Hvc);
+        assert!(read[0].cpus.is_empty());
+    }
+
+    #[test]
+    fn round_trip_keeps_cpus_in_order() {
+        let mut without = DomainSpec::new("a", "k", 2 * MIB, 1);
+        let mut with = DomainSpec::new("b", "k", 2 * MIB, 4);
+        with.cpus = vec![2, 1];
+        let dtb = write_manifest(&[without.clone(), with.clone()]).unwrap();
+        assert_eq!(
+            read_manifest(&dtb).unwrap(),
+            [without.clone(), with.clone()]
+        );
+        // Every CPU number, the longest list there can be.
+        without.cpus = (0..MAX_AFFINITY_CPU).rev().collect();
+        with.cpus = vec![0];
+        let dtb = write_manifest(&[without.clone(), with.clone()]).unwrap();
+        assert_eq!(read_manifest(&dtb).unwrap(), [without, with]);
+    }
+
+    #[test]
+    fn affinity_limit_mirrors_the_hypervisors_cpu_limit() {
+        assert_eq!(MAX_AFFINITY_CPU as usize, platforms::MAX_CPUS);
     }
 
     #[test]
@@ -448,6 +565,13 @@ mod tests {
         assert_eq!(d1.property("console").unwrap().as_usize(), Some(0));
         assert_eq!(d1.property("psci-conduit").unwrap().as_str(), Some("smc"));
         assert!(d1.property("initrd").is_none());
+        let cpus = d1.property("cpus").unwrap().value;
+        assert_eq!(cpus, [0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 63]);
+        let d0 = fdt.find_node("/domains/dom0").unwrap();
+        assert!(
+            d0.property("cpus").is_none(),
+            "no property for an empty list"
+        );
         let root = fdt.find_node("/").unwrap();
         assert_eq!(root.property("version").unwrap().as_usize(), Some(1));
     }
@@ -528,6 +652,45 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn bad_cpu_lists_are_refused_with_clear_messages() {
+        let refused = |cpus: Vec<u32>| {
+            let mut d = sample();
+            d[1].cpus = cpus;
+            let err = write_manifest(&d).unwrap_err();
+            let ManifestError::BadCpus { domain, problem } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(domain, "guest-1.test_a");
+            (*problem, err.to_string())
+        };
+        assert_eq!(
+            refused(vec![1, MAX_AFFINITY_CPU, 2]),
+            (
+                CpusError::OutOfRange(64),
+                "domain guest-1.test_a: cpus lists CPU 64, but CPU numbers go from 0 to 63"
+                    .to_string()
+            )
+        );
+        assert_eq!(refused(vec![u32::MAX]).0, CpusError::OutOfRange(u32::MAX));
+        assert_eq!(
+            refused(vec![2, 0, 2, 0]),
+            (
+                CpusError::Duplicate(2),
+                "domain guest-1.test_a: cpus lists CPU 2 twice".to_string()
+            )
+        );
+        let mut too_many: Vec<u32> = (0..MAX_AFFINITY_CPU).collect();
+        too_many.push(0);
+        assert_eq!(
+            refused(too_many),
+            (
+                CpusError::TooMany(65),
+                "domain guest-1.test_a: cpus lists 65 CPUs, but there are at most 64".to_string()
+            )
+        );
+    }
+
     /// Writes a manifest by hand so the reader meets what the writer never produces.
     fn hand_written(version: Option<u32>, props: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = FdtWriter::new().unwrap();
@@ -587,6 +750,9 @@ mod tests {
         bad(("cmdline", b"no terminator"), "cmdline");
         bad(("initrd", b"two\0strings\0"), "initrd");
         bad(("initrd", &[0xff, 0]), "initrd");
+        bad(("cpus", &[0, 0, 0, 1, 0]), "cpus");
+        bad(("cpus", &[0, 0, 1]), "cpus");
+        bad(("cpus", &[]), "cpus");
 
         let zero_vcpus = hand_written(Some(1), &[KERNEL, MEMORY, ("vcpus", &[0; 4])]);
         assert_eq!(
@@ -612,6 +778,36 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn reader_reads_and_checks_hand_written_cpus() {
+        let read = |cpus: &[u8]| {
+            read_manifest(&hand_written(
+                Some(1),
+                &[KERNEL, MEMORY, VCPUS, ("cpus", cpus)],
+            ))
+        };
+        assert_eq!(read(&[0, 0, 0, 5, 0, 0, 0, 1]).unwrap()[0].cpus, [5, 1]);
+        assert_eq!(
+            read(&[0, 0, 0, 9, 0, 0, 0, 64]),
+            Err(ManifestError::BadCpus {
+                domain: "x".to_string(),
+                problem: CpusError::OutOfRange(64)
+            })
+        );
+        assert_eq!(
+            read(&[0, 0, 0, 7, 0, 0, 0, 7]),
+            Err(ManifestError::BadCpus {
+                domain: "x".to_string(),
+                problem: CpusError::Duplicate(7)
+            })
+        );
+        let err = read(&[0, 0, 0, 1, 0, 0]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "domain x: property `cpus`: not a list of 32-bit cells"
+        );
     }
 
     #[test]

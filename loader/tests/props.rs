@@ -9,8 +9,8 @@ use std::io::Write;
 use cpio::newc::{Builder, ModeFileType, trailer};
 use loader::layout::{MAX_VCPUS, MIB, RAM_MAX_SIZE, RAM_SIZE_ALIGN};
 use loader::{
-    BootArchive, DomainSpec, ImageFormat, MANIFEST_FILE, PsciConduit, parse_image, read_manifest,
-    write_manifest,
+    BootArchive, DomainSpec, ImageFormat, MANIFEST_FILE, MAX_AFFINITY_CPU, PsciConduit,
+    parse_image, read_manifest, write_manifest,
 };
 use proptest::prelude::*;
 
@@ -28,6 +28,13 @@ fn file_name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9_][a-zA-Z0-9_./-]{0,20}".prop_filter("no leading ./", |s| !s.starts_with("./"))
 }
 
+/// A valid `cpus` list: distinct CPU numbers in any order, often none.
+fn cpu_list() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::btree_set(0..MAX_AFFINITY_CPU, 0..8)
+        .prop_map(|set| set.into_iter().collect::<Vec<_>>())
+        .prop_shuffle()
+}
+
 fn domain() -> impl Strategy<Value = DomainSpec> {
     (
         "[a-zA-Z][a-zA-Z0-9._-]{0,30}",
@@ -38,9 +45,10 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
         1..=MAX_VCPUS,
         any::<bool>(),
         any::<bool>(),
+        cpu_list(),
     )
         .prop_map(
-            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc)| DomainSpec {
+            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc, cpus)| DomainSpec {
                 name,
                 kernel,
                 initrd,
@@ -53,6 +61,7 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
                 } else {
                     PsciConduit::Hvc
                 },
+                cpus,
             },
         )
 }

@@ -9,10 +9,15 @@
 //! initrd = "rootfs.cpio.gz" # optional
 //! cmdline = "console=ttyAMA0"
 //! memory = "256M"           # multiple of 2 MiB [256M]
-//! vcpus = 1                 # pinned one per physical CPU [1]
+//! vcpus = 1                 # share the physical CPUs with other vCPUs [1]
 //! console = true            # emulated PL011 at 0x2200_0000 [true]
 //! psci = "hvc"              # or "smc" [hvc]
+//! cpus = [0, 2]             # physical CPUs the vCPUs run on [all online CPUs]
 //! ```
+//!
+//! vCPUs share physical CPUs: each is placed on the least-loaded CPU of its domain's `cpus`
+//! (by default all online CPUs). CPU numbers are the hypervisor's: the position of the CPU
+//! node in the host device tree, from 0.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -58,6 +63,9 @@ pub struct DomainConfig {
     /// PSCI conduit named in its device tree.
     #[serde(default = "default_psci")]
     pub psci: String,
+    /// Physical CPUs the domain's vCPUs may run on; empty: any online CPU.
+    #[serde(default)]
+    pub cpus: Vec<u32>,
 }
 
 fn default_memory() -> String {
@@ -118,6 +126,7 @@ pub fn single_guest(
         vcpus,
         console: true,
         psci: default_psci(),
+        cpus: Vec::new(),
     }
 }
 
@@ -140,8 +149,8 @@ impl DomainConfig {
         spec.console = self.console;
         spec.psci_conduit = PsciConduit::from_name(&self.psci)
             .with_context(|| format!("domain {}: psci must be \"hvc\" or \"smc\"", self.name))?;
-        spec.validate()
-            .map_err(|e| anyhow::anyhow!("domain {}: {e}", self.name))?;
+        spec.cpus = self.cpus.clone();
+        spec.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(spec)
     }
 }
@@ -210,6 +219,7 @@ mod tests {
             (d[0].vcpus, d[0].console, d[0].psci.as_str()),
             (1, true, "hvc")
         );
+        assert!(d[0].cpus.is_empty());
         assert!(parse("[[domain]]\nname = \"a\"\nkernel = \"k\"\nbogus = 1\n").is_err());
         assert!(parse("").is_err());
     }
@@ -222,7 +232,7 @@ mod tests {
         std::fs::write(&kernel, b"not really a kernel").unwrap();
         let mut d = parse(
             "[[domain]]\nname = \"one\"\nkernel = \"Image\"\ncmdline = \"x=1\"\nvcpus = 2\n\
-             [[domain]]\nname = \"two\"\nkernel = \"@test-guest\"\npsci = \"smc\"\nmemory = \"64M\"\n",
+             [[domain]]\nname = \"two\"\nkernel = \"@test-guest\"\npsci = \"smc\"\nmemory = \"64M\"\ncpus = [1, 0]\n",
         )
         .unwrap();
         d[0].kernel = kernel.to_string_lossy().into_owned();
@@ -235,6 +245,10 @@ mod tests {
         assert_eq!((specs[0].vcpus, specs[0].cmdline.as_str()), (2, "x=1"));
         assert_eq!(specs[1].psci_conduit, PsciConduit::Smc);
         assert_eq!(specs[1].memory, 64 << 20);
+        assert_eq!(
+            (specs[0].cpus.as_slice(), specs[1].cpus.as_slice()),
+            (&[][..], &[1, 0][..])
+        );
         assert_eq!(archive.file("one.kernel").unwrap(), b"not really a kernel");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -254,5 +268,28 @@ mod tests {
         let d =
             parse("[[domain]]\nname = \"a\"\nkernel = \"@test-guest\"\nmemory = \"3M\"\n").unwrap();
         assert!(d[0].spec().is_err());
+    }
+
+    #[test]
+    fn cpus_reach_the_spec_and_are_checked() {
+        let spec = |cpus: &str| {
+            let d = parse(&format!(
+                "[[domain]]\nname = \"a\"\nkernel = \"@test-guest\"\ncpus = {cpus}\n"
+            ))?;
+            d[0].spec()
+        };
+        assert_eq!(spec("[0, 2]").unwrap().cpus, [0, 2]);
+        assert_eq!(spec("[3, 1]").unwrap().cpus, [3, 1]);
+        assert!(spec("[]").unwrap().cpus.is_empty());
+        assert_eq!(
+            spec("[1, 2, 1]").unwrap_err().to_string(),
+            "domain a: cpus lists CPU 1 twice"
+        );
+        assert_eq!(
+            spec("[9, 64]").unwrap_err().to_string(),
+            "domain a: cpus lists CPU 64, but CPU numbers go from 0 to 63"
+        );
+        assert!(spec("[-1]").is_err());
+        assert!(spec("2").is_err());
     }
 }
