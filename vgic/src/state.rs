@@ -502,6 +502,36 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         false
     }
 
+    /// Whether `vcpu` has an active interrupt (one it acknowledged and has not
+    /// deactivated), listed or not. After [`Vgic::unload`] these wait in the model and the
+    /// next [`Vgic::fill`] must list them again, even with nothing pending.
+    #[must_use]
+    pub fn has_active(&self, vcpu: usize) -> bool {
+        let Some(v) = self.vcpus.get(vcpu) else {
+            return false;
+        };
+        if v.private.iter().any(|irq| irq.has(ACTIVE)) {
+            return true;
+        }
+        if self.is_v2() && v.sgi_active.iter().any(|&sources| sources != 0) {
+            return true;
+        }
+        self.spi_listable.iter().enumerate().any(|(w, &word)| {
+            let mut bits = word;
+            while bits != 0 {
+                let n = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(irq) = self.spis.get(n)
+                    && irq.target as usize == vcpu
+                    && irq.has(ACTIVE)
+                {
+                    return true;
+                }
+            }
+            false
+        })
+    }
+
     /// The vCPUs with an interrupt they could take now.
     #[must_use]
     pub fn vcpus_with_pending(&self) -> VcpuSet {

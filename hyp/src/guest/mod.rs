@@ -16,8 +16,8 @@ mod el1;
 mod inject;
 mod regs;
 mod s2tables;
-mod scrub;
 mod sched;
+mod scrub;
 mod sysreg;
 mod timers;
 mod trap;
@@ -349,9 +349,31 @@ impl Vcpu {
     }
 }
 
-/// The online CPUs domain `id` may run on, or `None` (said why) when there is none.
-fn allowed_cpus(_id: usize, _spec: &loader::DomainSpec, online: &[usize]) -> Option<Vec<usize>> {
-    Some(online.to_vec())
+/// The online CPUs domain `id` may run on: those of its `cpus` list that are online (all
+/// online CPUs without a list), or `None`, said why, when there is none.
+fn allowed_cpus(id: usize, spec: &loader::DomainSpec, online: &[usize]) -> Option<Vec<usize>> {
+    if spec.cpus.is_empty() {
+        return Some(online.to_vec());
+    }
+    let mut allowed = Vec::new();
+    for &cpu in &spec.cpus {
+        if online.contains(&(cpu as usize)) {
+            allowed.push(cpu as usize);
+        } else {
+            warn!(
+                "d{id} ({}): CPU {cpu} of its cpus list is not online; skipped",
+                spec.name
+            );
+        }
+    }
+    if allowed.is_empty() {
+        error!(
+            "d{id} ({}): none of the CPUs it may run on ({:?}) is online; not started",
+            spec.name, spec.cpus
+        );
+        return None;
+    }
+    Some(allowed)
 }
 
 /// Chooses a home CPU for each of `vcpus` vCPUs among `allowed`: the one with the fewest

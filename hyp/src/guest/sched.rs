@@ -241,6 +241,11 @@ fn take_start(vcpu: &'static Vcpu) -> Option<Next> {
     Some(Next::Start { vcpu, entry, x0 })
 }
 
+/// Whether `vcpu` (Off) has a start waiting in its domain's PSCI state.
+fn start_pending(vcpu: &Vcpu) -> bool {
+    vcpu.domain.psci.lock().state(vcpu.index) == Some(exits::PowerState::OnPending)
+}
+
 /// `vcpu` is now loaded on CPU `cpu`: its slice starts, and the EL2 timer is set for the
 /// end of the slice or the first blocked vCPU's wake-up.
 pub fn running(cpu: usize, vcpu: &'static Vcpu) {
@@ -282,6 +287,10 @@ pub fn rearm(cpu: usize) {
             // Not running: a Ready vCPU would have been picked; look again at once.
             RunState::Ready => next = earliest(next, arch::counter()),
             RunState::Blocked => next = earliest(next, vcpu.sched.wake_at.load(Ordering::Relaxed)),
+            // Off with a start waiting (a domain's boot, a CPU_ON): as good as Ready.
+            RunState::Off if start_pending(vcpu) => {
+                next = earliest(next, if running { slice_end } else { arch::counter() });
+            }
             RunState::Off | RunState::Running => {}
         }
     }
@@ -295,8 +304,8 @@ pub fn rearm(cpu: usize) {
 /// up now. Not before it has run its minimum; then a timer brings the question back.
 pub fn should_preempt(cpu: usize, _vcpu: &Vcpu) -> bool {
     RESCHED[cpu].store(false, Ordering::Relaxed);
-    let min_run_end = SLICE_START[cpu].load(Ordering::Relaxed)
-        + arch::counter_frequency() / MIN_RUN_PER_SECOND;
+    let min_run_end =
+        SLICE_START[cpu].load(Ordering::Relaxed) + arch::counter_frequency() / MIN_RUN_PER_SECOND;
     if arch::counter() < min_run_end {
         arch::arm_el2_timer(min_run_end);
         return false;

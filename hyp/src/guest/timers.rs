@@ -275,6 +275,9 @@ pub fn saved_deadline(vcpu: &Vcpu, el1: &El1State) -> Option<u64> {
         vtimer::Timer::from_registers(el1.cntv_ctl, el1.cntv_cval),
         offset.virtual_count(now),
     );
-    let phys = rise(vtimer::Timer::from_registers(el1.cntp_ctl, el1.cntp_cval), now);
+    let phys = rise(
+        vtimer::Timer::from_registers(el1.cntp_ctl, el1.cntp_cval),
+        now,
+    );
     vtimer::earliest(virt, phys)
 }

@@ -304,7 +304,12 @@ pub fn before_entry(vcpu: &Vcpu) {
 
 fn before_entry_on<I: VirtualInterface>(vcpu: &Vcpu) {
     let mut vgic = vcpu.domain.vgic.lock();
-    if !vgic.has_pending(vcpu.index) && vgic.lrs_in_use(vcpu.index) == 0 {
+    // Active interrupts need their registers back after the vCPU was switched out
+    // (`unload`), even with nothing pending.
+    if !vgic.has_pending(vcpu.index)
+        && vgic.lrs_in_use(vcpu.index) == 0
+        && !vgic.has_active(vcpu.index)
+    {
         return;
     }
     let mut interface = I::here();

@@ -680,6 +680,7 @@ fn unload_empties_the_registers_and_loses_nothing() {
         assert_eq!(v.lrs_in_use(0), 0);
         assert!(v.is_active(32, 0) && !v.is_pending(32, 0));
         assert!(v.is_pending(33, 0) && v.is_pending(34, 0));
+        assert!(v.has_active(0) && !v.has_active(1));
         // It runs again, on fresh (zeroed) registers elsewhere: the same state comes back.
         let mut elsewhere = Guest::new(version, 4);
         v.fill(0, &mut elsewhere.lrs);
@@ -729,5 +730,28 @@ fn an_active_level_interrupt_is_not_listed_pending_again_while_its_line_is_high(
         g.deactivate(32, 0);
         cycle(&mut v, 0, &mut g);
         assert_eq!(g.listed(), [(32, LrState::Pending)], "line still high");
+    }
+}
+
+#[test]
+fn an_active_private_interrupt_alone_is_seen_after_unload() {
+    for version in BOTH {
+        let mut v = up(version, 2);
+        enable(&mut v, 0, 20);
+        v.set_edge_triggered(20, 0, true).unwrap();
+        v.inject(20, 0).unwrap();
+        let mut g = Guest::new(version, 4);
+        v.fill(0, &mut g.lrs);
+        assert_eq!(g.ack(), Some((20, 0)));
+        let count = core::mem::take(&mut g.eoi_count);
+        v.unload(0, &mut g.lrs, count);
+        // Nothing pending, no register in use: only `has_active` says a fill is needed.
+        assert!(!v.has_pending(0) && v.lrs_in_use(0) == 0);
+        assert!(v.has_active(0), "the acknowledged PPI must be listed again");
+        v.fill(0, &mut g.lrs);
+        assert_eq!(g.listed(), [(20, LrState::Active)]);
+        g.deactivate(20, 0);
+        cycle(&mut v, 0, &mut g);
+        assert!(!v.has_active(0));
     }
 }
