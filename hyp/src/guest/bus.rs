@@ -99,7 +99,7 @@ pub fn access(
     write: bool,
     value: u64,
 ) -> Result<u64, AccessError> {
-    let domain: &Domain = vcpu.domain;
+    let domain: &Domain = &vcpu.domain;
     match device {
         Device::Console => {
             let Some(console) = &domain.console else {

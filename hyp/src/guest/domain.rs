@@ -5,9 +5,10 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use exits::PsciDomain;
 use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
@@ -71,6 +72,8 @@ pub enum BuildError {
     Stage2(stage2::MapError),
     /// The vGIC cannot be configured for it (e.g. too many vCPUs).
     Vgic(vgic::ConfigError),
+    /// Its resources were already given back.
+    Released,
 }
 
 impl fmt::Display for BuildError {
@@ -83,6 +86,7 @@ impl fmt::Display for BuildError {
             BuildError::OutOfMemory(what) => write!(f, "not enough free memory for {what}"),
             BuildError::Stage2(e) => write!(f, "stage-2 tables: {e}"),
             BuildError::Vgic(e) => write!(f, "virtual GIC: {e:?}"),
+            BuildError::Released => write!(f, "its memory was already given back"),
         }
     }
 }
@@ -122,10 +126,12 @@ pub struct Domain {
     pub vttbr: u64,
     /// VTCR_EL2.
     pub vtcr: u64,
+    /// Whether its RAM went back to the frame allocator.
+    ram_released: AtomicBool,
     /// Where the kernel entry, DTB and initrd are.
     pub placement: Placement,
-    /// Stage-2 tables and their memory.
-    pub stage2: Mutex<(PageTable<Stage2>, FrameTables)>,
+    /// Stage-2 tables and their memory (`None` once released).
+    pub stage2: Mutex<Option<(PageTable<Stage2>, FrameTables)>>,
     /// vCPU power states.
     pub psci: Mutex<PsciDomain>,
     /// Emulated PL011, if configured.
@@ -136,11 +142,14 @@ pub struct Domain {
     pub vgic: Mutex<Box<Vgic>>,
     /// Home CPU of each vCPU (the CPU whose run queue holds it; see `sched`).
     pub vcpu_homes: Vec<usize>,
-    /// Its vCPUs, set once right after it is built.
-    pub vcpus: spin::Once<Vec<&'static super::Vcpu>>,
-    /// Counts the domain's lives: bumped at every reset, so a vCPU context saved in an
-    /// earlier life is dropped instead of resumed.
-    pub epoch: AtomicU32,
+    /// Its vCPUs, set right after it is built and cleared when it is retired (they hold
+    /// the domain: this breaks the cycle).
+    pub vcpus: spin::RwLock<Vec<Arc<super::Vcpu>>>,
+    /// How many of its vCPUs are still in a run queue; the CPU that takes the last one
+    /// out retires the domain (`registry::retire`).
+    pub queued: AtomicUsize,
+    /// Its VMID.
+    pub vmid: Vmid,
     /// Per physical CPU, 1 + the index of the vCPU of this domain that last ran there
     /// (0: none). When another vCPU of the domain comes, that CPU's stage-1 TLB entries
     /// for the domain's VMID are dropped first.
@@ -207,14 +216,16 @@ impl Domain {
             vttbr: vmid.vttbr_bits(s2.root()),
             vtcr: s2_config.vtcr_el2(),
             placement,
-            stage2: Mutex::new((s2, tables)),
+            stage2: Mutex::new(Some((s2, tables))),
+            ram_released: AtomicBool::new(false),
             psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
             console,
             bus: Bus::new(gic, spec.vcpus, spec.console),
             vgic: Mutex::new(Box::new(vgic)),
             vcpu_homes,
-            vcpus: spin::Once::new(),
-            epoch: AtomicU32::new(0),
+            vcpus: spin::RwLock::new(Vec::new()),
+            queued: AtomicUsize::new(0),
+            vmid,
             last_ran: [const { AtomicUsize::new(0) }; MAX_CPUS],
             state: AtomicU8::new(DomainState::Running as u8),
             exit_status: AtomicU32::new(0),
@@ -225,20 +236,11 @@ impl Domain {
             ),
             spec,
         };
-        if let Err(e) = domain
+        // On failure, dropping the domain gives back its tables and its RAM.
+        domain
             .load()
             .and_then(|()| domain.map_ram())
-            .and_then(|()| domain.map_cpu_interface())
-        {
-            // Give back its tables and its RAM.
-            let mut tlb = Stage2Tlb {
-                vttbr: domain.vttbr,
-            };
-            let (s2, mut tables) = domain.stage2.into_inner();
-            s2.destroy(&mut tables, &mut tlb);
-            frames::free(ram_pa, pages);
-            return Err(e);
-        }
+            .and_then(|()| domain.map_cpu_interface())?;
         Ok(domain)
     }
 
@@ -310,7 +312,7 @@ impl Domain {
     /// Maps the RAM at its IPA (2 MiB / 1 GiB blocks where alignment allows).
     fn map_ram(&self) -> Result<(), BuildError> {
         let mut guard = self.stage2.lock();
-        let (s2, tables) = &mut *guard;
+        let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         s2.map(
             IntermPhysAddr::new(RAM_BASE),
@@ -342,7 +344,7 @@ impl Domain {
             );
         }
         let mut guard = self.stage2.lock();
-        let (s2, tables) = &mut *guard;
+        let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         s2.map(
             IntermPhysAddr::new(GICC_BASE),
@@ -356,10 +358,12 @@ impl Domain {
     }
 
     /// Removes the RAM from stage 2 so every vCPU of the domain faults at its next
-    /// memory access and can be parked.
+    /// memory access and stops.
     pub fn unmap_ram(&self) {
         let mut guard = self.stage2.lock();
-        let (s2, tables) = &mut *guard;
+        let Some((s2, tables)) = guard.as_mut() else {
+            return;
+        };
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         if let Err(e) = s2.unmap(
             IntermPhysAddr::new(RAM_BASE),
@@ -371,26 +375,25 @@ impl Domain {
         }
     }
 
-    /// Reloads the images into the (zeroed) RAM, maps it again and resets the PSCI
-    /// state and the console, for a reset. Every vCPU must be parked.
-    pub fn reload(&self) -> Result<(), BuildError> {
-        self.resets.fetch_add(1, Ordering::AcqRel);
-        // Virtual time starts again from zero, as after a machine reset.
-        self.cntvoff.store(
-            vtimer::VirtualOffset::starting_now(crate::arch::counter()).cntvoff(),
-            Ordering::Release,
-        );
-        self.load()?;
-        self.map_ram()?;
-        self.psci.lock().reset();
-        // A fresh interrupt controller, as after a machine reset.
-        self.vgic.lock().reset();
-        if let Some(console) = &self.console {
-            let mut console = console.lock();
-            console.uart.reset();
-            console.irq_level = false;
+    /// Gives back its stage-2 tables (their TLB entries invalidated) and its RAM. Only
+    /// once none of its vCPUs can run (retired, or never started); the VMID is the
+    /// caller's to free.
+    pub fn release_resources(&self) {
+        if let Some((s2, mut tables)) = self.stage2.lock().take() {
+            let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+            s2.destroy(&mut tables, &mut tlb);
         }
-        Ok(())
+        if !self.ram_released.swap(true, Ordering::AcqRel) {
+            frames::free(self.ram_pa, (self.spec.memory / PAGE_SIZE) as usize);
+        }
+    }
+
+    /// The images it was built from (to build it anew).
+    pub fn images(&self) -> Images {
+        Images {
+            kernel: self.images.kernel,
+            initrd: self.images.initrd,
+        }
     }
 
     /// Prints what is left in the console's line buffer.
@@ -398,5 +401,13 @@ impl Domain {
         if let Some(console) = &self.console {
             console.lock().output.flush_partial(&self.name);
         }
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // Normally done when it was retired; a domain whose build failed gives back its
+        // tables and RAM here.
+        self.release_resources();
     }
 }

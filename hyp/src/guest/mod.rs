@@ -14,6 +14,7 @@ mod console;
 mod domain;
 mod el1;
 mod inject;
+mod registry;
 mod regs;
 mod s2tables;
 mod sched;
@@ -23,36 +24,33 @@ mod timers;
 mod trap;
 mod vcpuif;
 
-use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use log::{error, info, warn};
 use platforms::{GicVersion as HostGic, Platform};
 use spin::Mutex;
-use stage2::{Stage2Config, VmidAllocator, VmidWidth};
+use stage2::{Stage2Config, VmidWidth};
 
 use domain::{BuildError, Images};
 pub use domain::{Domain, DomainState};
 use el1::{El1State, FpState};
 
 use crate::exception::TrapFrame;
-use crate::percpu::{self, MAX_CPUS};
+use crate::percpu;
 use crate::{arch, psci};
 
 /// A vCPU: its scheduling state, the pieces of it other CPUs may look at, and its saved
 /// guest context.
 pub struct Vcpu {
     /// Its domain.
-    pub domain: &'static Domain,
+    pub domain: Arc<Domain>,
     /// Index within the domain.
     pub index: usize,
     /// Home CPU and run state (`sched`).
     sched: sched::Sched,
-    /// The domain's `epoch` when it last started: a context from an earlier life of the
-    /// domain (before a reset) is dropped instead of resumed.
-    started_epoch: AtomicU32,
     /// Whether its virtual-memory controls trap (HCR_EL2.TVM), for set/way emulation.
     tvm: AtomicBool,
     /// Its emulated OS lock (OSLAR_EL1/OSLSR_EL1).
@@ -132,8 +130,9 @@ fn all_vcpus(domain: &Domain) -> vgic::VcpuSet {
 
 /// Kicks the vCPUs of `domain` in `set` (the vGIC made interrupts pending for them).
 pub fn kick_vcpus(domain: &Domain, set: vgic::VcpuSet) {
+    let vcpus = domain.vcpus.read();
     for index in set.iter() {
-        if let Some(vcpu) = vcpu_of(domain, index) {
+        if let Some(vcpu) = vcpus.get(index) {
             vcpu.vgic_hint.store(true, Ordering::Release);
             vcpu.kick();
         }
@@ -155,10 +154,7 @@ pub enum Action {
     Stop,
 }
 
-/// Every domain, in configuration order, fixed once they are all built.
-static DOMAINS: spin::Once<Vec<&'static Domain>> = spin::Once::new();
-
-/// Index in `DOMAINS` of the domain console input goes to.
+/// Number of the domain console input goes to (0: the first there is).
 static INPUT_FOCUS: AtomicUsize = AtomicUsize::new(0);
 /// Held while bytes are moved from the console to a domain.
 static ROUTING: Mutex<()> = Mutex::new(());
@@ -167,17 +163,21 @@ static CTRL_A_RUN: AtomicUsize = AtomicUsize::new(0);
 /// Ctrl-a, typed three times in a row, moves console input to the next domain.
 const CTRL_A: u8 = 0x01;
 
-/// Domains not yet powered off.
+/// Domains not yet powered off for good (a domain being reset still counts).
 static LIVE_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 
-/// The vCPU loaded on this CPU, if any.
-fn current_here() -> Option<&'static Vcpu> {
-    sched::current(percpu::current_index())
+/// Runs `f` on the vCPU loaded on this CPU, if any (from an interrupt handler).
+fn with_current<R>(f: impl FnOnce(&Vcpu) -> R) -> Option<R> {
+    sched::with_current(percpu::current_index(), f)
 }
 
-/// The vCPU `index` of `domain`.
-pub fn vcpu_of(domain: &Domain, index: usize) -> Option<&'static Vcpu> {
-    domain.vcpus.get()?.get(index).copied()
+/// A domain will not run again: when it was the last, the machine powers off with
+/// `status`.
+fn domain_gone(status: u32) {
+    if LIVE_DOMAINS.fetch_sub(1, Ordering::AcqRel) == 1 {
+        info!("every domain is off: powering the machine off with status {status}");
+        psci::power_off_machine(status);
+    }
 }
 
 /// Builds the domains the boot archive describes and starts each one's first vCPU.
@@ -219,29 +219,15 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
             return 0;
         }
     };
-    let mut vmids = VmidAllocator::new(vmid_width());
-    let mut built_domains = Vec::new();
-    // vCPUs placed on each CPU so far (the least-loaded allowed CPU takes the next one).
-    let mut load = [0usize; MAX_CPUS];
-    let mut started = 0;
+    registry::init(registry::Host {
+        gic,
+        s2_config,
+        online: online.to_vec(),
+    });
+    let mut created = Vec::new();
     for (n, spec) in specs.into_iter().enumerate() {
         let id = n + 1;
-        let vcpus = spec.vcpus as usize;
-        if gic == loader::GicVersion::V2 && spec.vcpus > gic.max_vcpus() {
-            error!(
-                "d{id} ({}): {vcpus} vCPUs, but a GICv2 guest has at most {}; not started",
-                spec.name,
-                gic.max_vcpus()
-            );
-            continue;
-        }
-        let Some(allowed) = allowed_cpus(id, &spec, online) else {
-            continue;
-        };
-        let Some(vmid) = vmids.alloc() else {
-            error!("d{id} ({}): no VMID left; not started", spec.name);
-            continue;
-        };
+        let name = spec.name.clone();
         let images = match (archive.file(&spec.kernel), spec.initrd.as_deref()) {
             (Some(kernel), None) => Ok(Images {
                 kernel,
@@ -256,39 +242,25 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 .ok_or_else(|| BuildError::MissingFile(name.into())),
             (None, _) => Err(BuildError::MissingFile(spec.kernel.clone())),
         };
-        let homes = place_vcpus(vcpus, &allowed, &mut load);
-        let name = spec.name.clone();
-        let built = images.and_then(|images| {
-            Domain::build(id, spec, images, gic, s2_config, vmid, homes.clone())
-        });
-        let domain: &'static Domain = match built {
-            Ok(d) => Box::leak(Box::new(d)),
+        let result = match images {
+            Ok(images) => registry::create(id, spec, images, registry::Carried::default()),
+            Err(e) => Err(registry::CreateError::Build(e)),
+        };
+        let domain = match result {
+            Ok(domain) => domain,
+            Err(registry::CreateError::Refused) => continue,
             Err(e) => {
                 error!("d{id} ({name}): cannot build: {e}");
-                let _ = vmids.free(vmid);
-                for &home in &homes {
-                    load[home] -= 1;
-                }
                 continue;
             }
         };
-        let vcpu_list: Vec<&'static Vcpu> = homes
-            .iter()
-            .enumerate()
-            .map(|(index, &home)| &*Box::leak(Box::new(Vcpu::new(domain, index, home))))
-            .collect();
-        for &vcpu in &vcpu_list {
-            sched::enqueue(vcpu);
-        }
-        let pcpus = &homes;
-        domain.vcpus.call_once(|| vcpu_list);
         info!(
             "d{id} ({}): {} MiB at {:#x}, {} vCPU(s) on CPU(s) {:?}, kernel entry {:#x}, DTB {:#x}{}",
             domain.name,
             domain.spec.memory >> 20,
             domain.ram_pa.as_u64(),
-            vcpus,
-            pcpus,
+            domain.vcpu_homes.len(),
+            domain.vcpu_homes,
             domain.placement.entry,
             domain.placement.dtb.start,
             if domain.placement.initrd.is_some() {
@@ -297,15 +269,14 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
                 ""
             }
         );
-        built_domains.push(domain);
         LIVE_DOMAINS.fetch_add(1, Ordering::AcqRel);
-        started += 1;
+        created.push(domain);
     }
-    let domains = DOMAINS.call_once(|| built_domains);
     // Input typed on the console reaches the focused domain as it arrives, not only when
     // the guest next touches its UART.
     crate::console::on_input(route_console_input);
-    if let Some(first) = domains.first() {
+    if let Some(first) = created.first() {
+        INPUT_FOCUS.store(first.id, Ordering::Release);
         info!(
             "console input goes to d{} ({}); type Ctrl-a three times to switch \
              (under QEMU -nographic, Ctrl-a is typed as Ctrl-a Ctrl-a)",
@@ -313,26 +284,19 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         );
     }
     // Start every domain's boot vCPU only once all are built.
-    for domain in domains {
-        domain
-            .psci
-            .lock()
-            .boot(domain.placement.entry, domain.placement.dtb.start);
-        if let Some(vcpu) = vcpu_of(domain, 0) {
-            vcpu.kick();
-        }
+    for domain in &created {
+        registry::boot(domain);
     }
-    started
+    created.len()
 }
 
 impl Vcpu {
     /// vCPU `index` of `domain`, living on CPU `home`, Off.
-    fn new(domain: &'static Domain, index: usize, home: usize) -> Self {
+    fn new(domain: Arc<Domain>, index: usize, home: usize) -> Self {
         Vcpu {
             domain,
             index,
             sched: sched::Sched::new(home),
-            started_epoch: AtomicU32::new(0),
             tvm: AtomicBool::new(false),
             os_lock: AtomicBool::new(true),
             timers: Mutex::new(timers::reset_state()),
@@ -347,49 +311,6 @@ impl Vcpu {
             }),
         }
     }
-}
-
-/// The online CPUs domain `id` may run on: those of its `cpus` list that are online (all
-/// online CPUs without a list), or `None`, said why, when there is none.
-fn allowed_cpus(id: usize, spec: &loader::DomainSpec, online: &[usize]) -> Option<Vec<usize>> {
-    if spec.cpus.is_empty() {
-        return Some(online.to_vec());
-    }
-    let mut allowed = Vec::new();
-    for &cpu in &spec.cpus {
-        if online.contains(&(cpu as usize)) {
-            allowed.push(cpu as usize);
-        } else {
-            warn!(
-                "d{id} ({}): CPU {cpu} of its cpus list is not online; skipped",
-                spec.name
-            );
-        }
-    }
-    if allowed.is_empty() {
-        error!(
-            "d{id} ({}): none of the CPUs it may run on ({:?}) is online; not started",
-            spec.name, spec.cpus
-        );
-        return None;
-    }
-    Some(allowed)
-}
-
-/// Chooses a home CPU for each of `vcpus` vCPUs among `allowed`: the one with the fewest
-/// vCPUs so far (`load`), the lowest number on a tie.
-fn place_vcpus(vcpus: usize, allowed: &[usize], load: &mut [usize; MAX_CPUS]) -> Vec<usize> {
-    (0..vcpus)
-        .map(|_| {
-            let home = allowed
-                .iter()
-                .copied()
-                .min_by_key(|&cpu| (load[cpu], cpu))
-                .expect("at least one allowed CPU");
-            load[home] += 1;
-            home
-        })
-        .collect()
 }
 
 /// VMID width the CPU supports (ID_AA64MMFR1_EL1.VMIDBits).
@@ -407,6 +328,8 @@ pub fn run_this_cpu() -> ! {
     loop {
         match next.take().or_else(|| sched::pick(cpu, discard_context)) {
             Some(chosen) => next = run(cpu, chosen),
+            // Something changed while picking (a domain retired and rebuilt here): again.
+            None if sched::requested(cpu) => {}
             None => {
                 sched::rearm(cpu);
                 if crate::gic::ready_here() {
@@ -425,7 +348,9 @@ pub fn run_this_cpu() -> ! {
 /// preempted, blocks or stops). Returns what the scheduler chose to run instead, if it
 /// already chose.
 fn run(cpu: usize, chosen: sched::Next) -> Option<sched::Next> {
-    let vcpu = chosen.vcpu();
+    // Held while the vCPU is loaded here.
+    let vcpu_ref = chosen.vcpu().clone();
+    let vcpu = &*vcpu_ref;
     // SAFETY: this is the vCPU's home CPU, the only one that touches its saved state, and
     // no other reference to it is live here.
     let saved = unsafe { vcpu.saved_mut() };
@@ -480,7 +405,7 @@ fn run(cpu: usize, chosen: sched::Next) -> Option<sched::Next> {
 /// # Safety
 /// No guest runs on this CPU; `vcpu` is about to run here.
 unsafe fn load_domain(cpu: usize, vcpu: &Vcpu) {
-    let domain = vcpu.domain;
+    let domain = &vcpu.domain;
     // SAFETY: per the caller; the domain's stage 2 matches its VTCR.
     unsafe {
         regs::load(
@@ -499,7 +424,7 @@ unsafe fn load_domain(cpu: usize, vcpu: &Vcpu) {
 
 /// Gives `vcpu` a fresh context on this CPU: the architectural reset state at `entry`
 /// with `x0`, every other piece of guest-visible CPU state cleared.
-fn start_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState, entry: u64, x0: u64) {
+fn start_context(cpu: usize, vcpu: &Vcpu, saved: &mut SavedState, entry: u64, x0: u64) {
     saved.frame = TrapFrame::zeroed();
     saved.frame.x[0] = x0;
     saved.frame.elr = entry;
@@ -524,7 +449,7 @@ fn start_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState, entry:
 }
 
 /// Loads `vcpu`'s saved context on this CPU.
-fn resume_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState) {
+fn resume_context(cpu: usize, vcpu: &Vcpu, saved: &mut SavedState) {
     // SAFETY: no guest runs on this CPU; the saved state is this vCPU's.
     unsafe {
         load_domain(cpu, vcpu);
@@ -537,7 +462,7 @@ fn resume_context(cpu: usize, vcpu: &'static Vcpu, saved: &mut SavedState) {
 }
 
 /// Saves the context of `vcpu`, which leaves this CPU with its context kept.
-fn save_context(vcpu: &'static Vcpu, saved: &mut SavedState) {
+fn save_context(vcpu: &Vcpu, saved: &mut SavedState) {
     saved.el1.save();
     saved.fp.save();
     vcpuif::unload(vcpu, &mut saved.cpuif);
@@ -546,7 +471,7 @@ fn save_context(vcpu: &'static Vcpu, saved: &mut SavedState) {
 
 /// `vcpu` stops on this CPU (CPU_OFF, its domain off or reset): nothing of it may stay in
 /// the hardware.
-fn stop_context(vcpu: &'static Vcpu) {
+fn stop_context(vcpu: &Vcpu) {
     let mut unused = vcpuif::SavedInterface::default();
     vcpuif::unload(vcpu, &mut unused);
     timers::reset(vcpu);
@@ -554,7 +479,7 @@ fn stop_context(vcpu: &'static Vcpu) {
 
 /// Drops the saved context of `vcpu` (Ready or Blocked, of a domain reset or powered off
 /// since it started), on its home CPU with no guest loaded.
-fn discard_context(vcpu: &'static Vcpu) {
+fn discard_context(vcpu: &Vcpu) {
     // Its list registers were emptied when it left the CPU; its timers back to reset.
     timers::reset(vcpu);
 }
@@ -565,16 +490,11 @@ unsafe extern "C" {
     fn guest_run(frame: *mut TrapFrame) -> u64;
 }
 
-/// Wakes every CPU waiting in WFE (a vCPU of a domain whose memory was just unmapped
-/// then faults at once instead of sleeping on).
-fn wake_all() {
-    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
-    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
-}
-
-/// Powers `domain` off with `status`: its RAM is unmapped so its other vCPUs fault and
-/// park; when it was the last live domain, the machine powers off with that status.
-fn power_off(domain: &'static Domain, status: u32, why: &str) {
+/// Powers `domain` off with `status`: its RAM is unmapped and its vCPUs kicked, so each
+/// stops at its next exit and leaves its run queue; the last one to leave retires the
+/// domain (`registry::retire`). When it was the last live domain, the machine powers off
+/// with that status.
+fn power_off(domain: &Domain, status: u32, why: &str) {
     let from_running = domain.transition(DomainState::Running, DomainState::Off);
     if !from_running && !domain.transition(DomainState::Resetting, DomainState::Off) {
         return; // already off
@@ -583,65 +503,27 @@ fn power_off(domain: &'static Domain, status: u32, why: &str) {
     domain.psci.lock().cancel_starts();
     domain.flush_console();
     domain.unmap_ram();
-    // vCPUs waiting in WFI look at their domain again and stop.
     kick_vcpus(domain, all_vcpus(domain));
     info!(
         "d{} ({}): {why}; powered off with status {status}",
         domain.id, domain.name
     );
-    if LIVE_DOMAINS.fetch_sub(1, Ordering::AcqRel) == 1 {
-        info!("every domain is off: powering the machine off with status {status}");
-        psci::power_off_machine(status);
-    }
+    domain_gone(status);
 }
 
-/// Resets `domain` (PSCI `SYSTEM_RESET`): waits for every other vCPU to stop, reloads its
-/// images and starts vCPU 0 again. Called on the vCPU `caller`, which the run loop stops
-/// afterwards.
-fn reset(domain: &'static Domain, caller: &'static Vcpu) {
+/// Resets `domain` (PSCI `SYSTEM_RESET`): like a power-off, but once its last vCPU has
+/// left its run queue the domain is built anew from its configuration (new memory,
+/// zeroed, images loaded again; the same number and name) and booted
+/// (`registry::retire`). The calling vCPU stops.
+fn reset(domain: &Domain) {
     if domain.transition(DomainState::Running, DomainState::Resetting) {
-        // Contexts of this life that are saved but not running are dropped, not resumed.
-        domain.epoch.fetch_add(1, Ordering::AcqRel);
         domain.flush_console();
         if may_report(domain) {
             info!("d{} ({}): system reset", domain.id, domain.name);
         }
-        domain.unmap_ram();
         domain.psci.lock().cancel_starts();
+        domain.unmap_ram();
         kick_vcpus(domain, all_vcpus(domain));
-        wake_all();
-        // Every other vCPU faults on its next access and parks; wait for that.
-        let deadline = arch::counter() + arch::counter_frequency();
-        let others_parked = || {
-            (0..domain.vcpu_homes.len())
-                .filter(|&i| i != caller.index)
-                .filter_map(|i| vcpu_of(domain, i))
-                .all(|v| v.sched.state() != sched::RunState::Running)
-        };
-        while !others_parked() {
-            if arch::counter() > deadline {
-                warn!("d{}: vCPUs did not stop for the reset", domain.id);
-                power_off(domain, 1, "reset failed");
-                return;
-            }
-            core::hint::spin_loop();
-        }
-        match domain.reload() {
-            Ok(()) if domain.transition(DomainState::Resetting, DomainState::Running) => {
-                domain
-                    .psci
-                    .lock()
-                    .boot(domain.placement.entry, domain.placement.dtb.start);
-                if let Some(boot) = vcpu_of(domain, 0) {
-                    boot.kick();
-                }
-            }
-            Ok(()) => {}
-            Err(e) => {
-                warn!("d{}: reset failed: {e}", domain.id);
-                power_off(domain, 1, "reset failed");
-            }
-        }
     }
 }
 
@@ -649,51 +531,66 @@ fn reset(domain: &'static Domain, caller: &'static Vcpu) {
 /// a row move the focus to the next domain. Polled from the console emulation, so input
 /// reaches a guest when it looks at its UART.
 pub fn route_console_input() {
-    let Some(domains) = DOMAINS.get().filter(|d| !d.is_empty()) else {
-        return;
-    };
     // One CPU routes at a time, so bytes keep their order and a focus switch cannot
     // overtake a byte read before it.
     let Some(_routing) = ROUTING.try_lock() else {
         return;
     };
+    let mut target = None;
     while let Some(byte) = crate::console::try_read_byte() {
         if byte == CTRL_A {
             if CTRL_A_RUN.fetch_add(1, Ordering::AcqRel) + 1 == 3 {
                 CTRL_A_RUN.store(0, Ordering::Release);
-                switch_input_focus(domains);
+                switch_input_focus();
+                target = None;
             }
             continue;
         }
         // Fewer than three Ctrl-a were meant for the guest.
         let held = CTRL_A_RUN.swap(0, Ordering::AcqRel);
-        let target = domains[INPUT_FOCUS.load(Ordering::Acquire) % domains.len()];
-        // A domain without a console, or powered off, drops its input; a full receive
+        if target.is_none() {
+            target = focused_domain();
+        }
+        let Some(domain) = &target else {
+            continue;
+        };
+        // A domain without a console, or not running, drops its input; a full receive
         // FIFO drops the byte, as a real UART overruns.
-        if let (Some(console), DomainState::Running) = (&target.console, target.state()) {
+        if let (Some(console), DomainState::Running) = (&domain.console, domain.state()) {
             let mut console = console.lock();
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
                 console.uart.push_input(b);
             }
             // Its receive interrupt may now be asserted.
-            bus::update_console_irq(target, console);
+            bus::update_console_irq(domain, console);
         }
     }
 }
 
-/// Moves console input to the next domain that is still running (or says none is).
-fn switch_input_focus(domains: &[&'static Domain]) {
+/// The domain console input goes to.
+fn focused_domain() -> Option<Arc<Domain>> {
+    registry::get(INPUT_FOCUS.load(Ordering::Acquire))
+}
+
+/// Moves console input to the next domain (by number, wrapping) that is not powered off
+/// and has a console (or says none has).
+fn switch_input_focus() {
     let current = INPUT_FOCUS.load(Ordering::Acquire);
-    for step in 1..=domains.len() {
-        let next = (current + step) % domains.len();
-        let d = domains[next];
-        if d.state() != DomainState::Off && d.console.is_some() {
-            INPUT_FOCUS.store(next, Ordering::Release);
+    let candidates: Vec<Arc<Domain>> = registry::all()
+        .into_iter()
+        .filter(|d| d.state() != DomainState::Off && d.console.is_some())
+        .collect();
+    let next = candidates
+        .iter()
+        .find(|d| d.id > current)
+        .or_else(|| candidates.first());
+    match next {
+        Some(d) => {
+            INPUT_FOCUS.store(d.id, Ordering::Release);
             info!("console input now goes to d{} ({})", d.id, d.name);
-            return;
         }
+        None => info!("console input: no running domain has a console"),
     }
-    info!("console input: no running domain has a console");
 }
 
 /// Whether `domain` may cause one more console line. Every message whose cause a guest

@@ -23,6 +23,7 @@
 //! cannot take the CPU away from everyone else in tiny slices. A vCPU alone on its CPU
 //! runs without any time slice, and its WFI sleeps in place (`timers::sleep_until`).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -95,7 +96,7 @@ impl Sched {
 
 /// One CPU's run queue: the vCPUs whose home it is, and where round robin goes on.
 struct Queue {
-    vcpus: Vec<&'static Vcpu>,
+    vcpus: Vec<Arc<Vcpu>>,
     cursor: usize,
 }
 
@@ -114,8 +115,8 @@ static RESCHED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_
 /// When the running vCPU's slice began.
 static SLICE_START: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-/// Puts `vcpu` in its home CPU's queue (when its domain is built).
-pub fn enqueue(vcpu: &'static Vcpu) {
+/// Puts `vcpu` in its home CPU's queue (when its domain is created).
+pub fn enqueue(vcpu: Arc<Vcpu>) {
     let home = vcpu.sched.home;
     let mut queue = QUEUES[home].lock();
     queue.vcpus.push(vcpu);
@@ -132,11 +133,14 @@ pub fn shared(cpu: usize) -> bool {
     queue_len(cpu) > 1
 }
 
-/// The vCPU loaded on CPU `cpu`.
-pub fn current(cpu: usize) -> Option<&'static Vcpu> {
+/// Runs `f` on the vCPU loaded on CPU `cpu`, which must be the calling CPU (an interrupt
+/// handler asking which vCPU it interrupted).
+pub fn with_current<R>(cpu: usize, f: impl FnOnce(&Vcpu) -> R) -> Option<R> {
     let vcpu = CURRENT[cpu].load(Ordering::Acquire);
-    // SAFETY: vCPUs are leaked boxes, never freed.
-    unsafe { vcpu.as_ref() }
+    // SAFETY: CURRENT[cpu] is set by this CPU's run loop while it holds an `Arc` of the
+    // vCPU, and cleared (`leave`) before that `Arc` is dropped; the caller runs on CPU
+    // `cpu`, so the loop is suspended in between and the vCPU lives.
+    unsafe { vcpu.as_ref() }.map(f)
 }
 
 /// Whether `vcpu` is the one loaded on its home CPU.
@@ -168,19 +172,19 @@ pub enum Next {
     /// A vCPU with no context, from its reset state at `entry` with `x0`.
     Start {
         /// The vCPU.
-        vcpu: &'static Vcpu,
+        vcpu: Arc<Vcpu>,
         /// Entry point (IPA).
         entry: u64,
         /// Its `x0`.
         x0: u64,
     },
     /// A vCPU with a saved context.
-    Resume(&'static Vcpu),
+    Resume(Arc<Vcpu>),
 }
 
 impl Next {
     /// The vCPU.
-    pub fn vcpu(&self) -> &'static Vcpu {
+    pub fn vcpu(&self) -> &Arc<Vcpu> {
         match self {
             Next::Start { vcpu, .. } | Next::Resume(vcpu) => vcpu,
         }
@@ -188,57 +192,80 @@ impl Next {
 }
 
 /// Chooses what CPU `cpu` runs next, round robin from after the last choice, or `None`
-/// when nothing of its queue can run. A Ready or Blocked vCPU whose domain was reset or
-/// powered off since it started has its context dropped (`discard`) and counts as Off.
-pub fn pick(cpu: usize, discard: impl Fn(&'static Vcpu)) -> Option<Next> {
+/// when nothing of its queue can run. A Ready or Blocked vCPU whose domain left
+/// `Running` (powered off or reset) has its context dropped (`discard`) and counts as
+/// Off; an Off vCPU of such a domain leaves the queue, and when it was its domain's last
+/// queued vCPU the domain is retired (`registry::retire`).
+pub fn pick(cpu: usize, discard: impl Fn(&Vcpu)) -> Option<Next> {
     RESCHED[cpu].store(false, Ordering::Relaxed);
     let now = arch::counter();
+    let mut retired = Vec::new();
     let mut queue = QUEUES[cpu].lock();
-    let len = queue.vcpus.len();
-    for step in 0..len {
-        let index = (queue.cursor + step) % len;
-        let vcpu = queue.vcpus[index];
-        let chosen = match vcpu.sched.state() {
+    let mut chosen = None;
+    let mut index = queue.cursor;
+    let mut looked = 0;
+    while looked < queue.vcpus.len() && chosen.is_none() {
+        let len = queue.vcpus.len();
+        index %= len;
+        let vcpu = queue.vcpus[index].clone();
+        looked += 1;
+        let state = vcpu.sched.state();
+        if matches!(state, RunState::Ready | RunState::Blocked) && stale(&vcpu) {
+            discard(&vcpu);
+            vcpu.sched.set(RunState::Off);
+        }
+        chosen = match vcpu.sched.state() {
             RunState::Running => None,
-            RunState::Ready | RunState::Blocked if stale(vcpu) => {
-                discard(vcpu);
-                vcpu.sched.set(RunState::Off);
-                take_start(vcpu)
-            }
-            RunState::Ready => Some(Next::Resume(vcpu)),
+            RunState::Ready => Some(Next::Resume(vcpu.clone())),
             RunState::Blocked => {
                 let wake = now >= vcpu.sched.wake_at.load(Ordering::Relaxed)
                     || vcpu.domain.vgic.lock().has_pending(vcpu.index);
-                wake.then_some(Next::Resume(vcpu))
+                wake.then(|| Next::Resume(vcpu.clone()))
             }
-            RunState::Off => take_start(vcpu),
+            RunState::Off if stale(&vcpu) => {
+                // Its domain will not start it again: out of the queue.
+                queue.vcpus.remove(index);
+                QUEUE_LEN[cpu].store(queue.vcpus.len(), Ordering::Release);
+                if vcpu.domain.queued.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    retired.push(vcpu.domain.clone());
+                }
+                continue;
+            }
+            RunState::Off => take_start(&vcpu),
         };
-        if let Some(next) = chosen {
-            queue.cursor = (index + 1) % len;
-            return Some(next);
+        if chosen.is_some() {
+            queue.cursor = index + 1;
         }
+        index += 1;
     }
-    None
+    drop(queue);
+    // Outside the queue's lock: retiring frees memory and may build a successor.
+    for domain in retired {
+        super::registry::retire(domain);
+    }
+    chosen
 }
 
-/// Whether `vcpu`'s saved context belongs to an earlier life of its domain.
+/// Whether `vcpu`'s domain left `Running` (powered off or being reset): its context, if
+/// any, is dropped, and it will not start again.
 fn stale(vcpu: &Vcpu) -> bool {
     vcpu.domain.state() != DomainState::Running
-        || vcpu.started_epoch.load(Ordering::Acquire) != vcpu.domain.epoch.load(Ordering::Acquire)
 }
 
 /// Claims a pending start of `vcpu`, under the PSCI lock and only while its domain runs:
 /// a reset or power-off leaves Running first and then cancels pending starts under the
 /// same lock, so a vCPU either is seen by it or does not start.
-fn take_start(vcpu: &'static Vcpu) -> Option<Next> {
+fn take_start(vcpu: &Arc<Vcpu>) -> Option<Next> {
     let mut psci = vcpu.domain.psci.lock();
     if vcpu.domain.state() != DomainState::Running {
         return None;
     }
     let (entry, x0) = psci.take_start(vcpu.index)?;
-    vcpu.started_epoch
-        .store(vcpu.domain.epoch.load(Ordering::Acquire), Ordering::Release);
-    Some(Next::Start { vcpu, entry, x0 })
+    Some(Next::Start {
+        vcpu: vcpu.clone(),
+        entry,
+        x0,
+    })
 }
 
 /// Whether `vcpu` (Off) has a start waiting in its domain's PSCI state.
@@ -248,7 +275,7 @@ fn start_pending(vcpu: &Vcpu) -> bool {
 
 /// `vcpu` is now loaded on CPU `cpu`: its slice starts, and the EL2 timer is set for the
 /// end of the slice or the first blocked vCPU's wake-up.
-pub fn running(cpu: usize, vcpu: &'static Vcpu) {
+pub fn running(cpu: usize, vcpu: &Vcpu) {
     vcpu.sched.set(RunState::Running);
     CURRENT[cpu].store(ptr::from_ref(vcpu).cast_mut(), Ordering::Release);
     SLICE_START[cpu].store(arch::counter(), Ordering::Relaxed);

@@ -73,7 +73,7 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
                     .send_sgi(vcpu.index, register, value);
                 vcpu.vgic_hint.store(true, Ordering::Relaxed);
                 if let Ok(targets) = targets {
-                    super::kick_vcpus(vcpu.domain, targets);
+                    super::kick_vcpus(&vcpu.domain, targets);
                 }
             }
             Some(Emulated::VmControl(control)) => {
@@ -137,7 +137,7 @@ fn write_vm_control(vcpu: &Vcpu, control: VmControl, value: u64) {
 
 /// Cleans and invalidates all of the vCPU's domain RAM to the point of coherency.
 fn clean_guest_ram(vcpu: &Vcpu) {
-    let domain = vcpu.domain;
+    let domain = &vcpu.domain;
     arch::cache::clean_invalidate_to_poc(
         domain.ram_pa.as_u64() as usize,
         domain.spec.memory as usize,

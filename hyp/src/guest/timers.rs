@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering;
 use vtimer::{HwTimer, Masking, VirtualTimer};
 
 use super::el1::El1State;
-use super::{Vcpu, current_here, kick_vcpus};
+use super::{Vcpu, kick_vcpus, with_current};
 use crate::arch;
 
 /// The two timers, in `Vcpu::timers` order.
@@ -161,22 +161,23 @@ pub fn sleep_until(mut wake: impl FnMut() -> bool) -> bool {
 
 /// A timer's PPI came to EL2 on this CPU.
 fn fired(which: Which) {
-    let Some(vcpu) = current_here() else {
+    let handled = with_current(|vcpu| {
+        let mut timers = vcpu.timers.lock();
+        let result = timers[which as usize].on_physical_irq(read_hw(which), count(vcpu, which));
+        drop(timers);
+        if result.level {
+            // The PPI stays asserted while the timer's condition holds: hold it off until
+            // the guest has dealt with the virtual one.
+            let _ = crate::gic::disable(intid(which));
+            vcpu.timer_masked
+                .fetch_or(1 << which as u8, Ordering::Relaxed);
+        }
+        set_level(vcpu, which, result.level);
+    });
+    if handled.is_none() {
         // No vCPU here: nothing should be armed; park the timer.
         write_ctl(which, vtimer::PARKED_CTL);
-        return;
-    };
-    let mut timers = vcpu.timers.lock();
-    let result = timers[which as usize].on_physical_irq(read_hw(which), count(vcpu, which));
-    drop(timers);
-    if result.level {
-        // The PPI stays asserted while the timer's condition holds: hold it off until the
-        // guest has dealt with the virtual one.
-        let _ = crate::gic::disable(intid(which));
-        vcpu.timer_masked
-            .fetch_or(1 << which as u8, Ordering::Relaxed);
     }
-    set_level(vcpu, which, result.level);
 }
 
 fn set_level(vcpu: &Vcpu, which: Which, level: bool) {
@@ -187,7 +188,7 @@ fn set_level(vcpu: &Vcpu, which: Which, level: bool) {
         .lock()
         .set_line_level(intid(which), vcpu.index, level);
     if let Ok(targets) = targets {
-        kick_vcpus(vcpu.domain, targets);
+        kick_vcpus(&vcpu.domain, targets);
     }
 }
 

@@ -5,7 +5,7 @@
 use exits::{ArchCall, CallKind, DataAbort, Exit, FaultKind, PsciOutcome, SmcccCall, SysRegAccess};
 use log::warn;
 
-use super::{Action, Domain, DomainState, Vcpu, bus, inject, power_off, reset, vcpu_of};
+use super::{Action, Domain, DomainState, Vcpu, bus, inject, power_off, reset};
 use crate::exception::TrapFrame;
 
 use exits::smccc::{
@@ -18,9 +18,9 @@ const ACTLR_EL1: exits::SysReg = exits::SysReg::new(3, 0, 1, 0, 1);
 
 /// Handles an exception `vcpu` took (`kind` as in `vectors.S`, 8..=15; its registers in
 /// `frame`) and says what the run loop does next.
-pub fn handle(vcpu: &'static Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
+pub fn handle(vcpu: &Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
     crate::spectre::on_guest_exit();
-    let domain = vcpu.domain;
+    let domain = &*vcpu.domain;
     if domain.state() != DomainState::Running {
         // Its RAM is gone (power-off or reset): this is how its vCPUs come to a stop.
         return Action::Stop;
@@ -56,7 +56,7 @@ pub fn handle(vcpu: &'static Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
     }
 }
 
-fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
+fn synchronous(vcpu: &Vcpu, frame: &mut TrapFrame) -> Action {
     let hpfar: u64;
     // SAFETY: reading HPFAR_EL2 has no side effect.
     unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
@@ -112,7 +112,7 @@ fn synchronous(vcpu: &'static Vcpu, frame: &mut TrapFrame) -> Action {
 /// interrupts wake the CPU. On a shared CPU it blocks and another vCPU runs meanwhile
 /// (the scheduler wakes it when an interrupt is pending or one of its timers is due).
 fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
-    let domain = vcpu.domain;
+    let domain = &*vcpu.domain;
     let cpu = vcpu.sched.home;
     if super::sched::shared(cpu) {
         if domain.vgic.lock().has_pending(vcpu.index) {
@@ -132,11 +132,11 @@ fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
 }
 
 fn may_report(vcpu: &Vcpu) -> bool {
-    super::may_report(vcpu.domain)
+    super::may_report(&vcpu.domain)
 }
 
-fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
-    let domain = vcpu.domain;
+fn data_abort(vcpu: &Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
+    let domain = &*vcpu.domain;
     if abort.cache_maintenance {
         // A DC by VA on an address with no RAM behind it: nothing is cached there.
         frame.elr = frame.elr.wrapping_add(abort.instruction_len());
@@ -196,7 +196,7 @@ fn data_abort(vcpu: &'static Vcpu, frame: &mut TrapFrame, abort: &DataAbort) {
     inject::data_abort(frame, abort.far_valid.then_some(abort.far), abort.write);
 }
 
-fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
+fn system_register(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
     if super::sysreg::emulate(vcpu, frame, access) {
         return;
     }
@@ -233,7 +233,7 @@ fn system_register(vcpu: &'static Vcpu, frame: &mut TrapFrame, access: &SysRegAc
 }
 
 /// An SMCCC call on either conduit. The result goes to `x0`.
-fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
+fn call(vcpu: &Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
     if imm != 0 {
         frame.x[0] = NOT_SUPPORTED as u64;
         return Action::Resume;
@@ -266,7 +266,7 @@ fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
         ),
         CallKind::VendorHyp(hyp_abi::HYP_DOMAIN_EXIT) => {
             let status = call.args[0] as u32;
-            power_off(vcpu.domain, status, "exit requested");
+            power_off(&vcpu.domain, status, "exit requested");
             return Action::Stop;
         }
         CallKind::VendorHyp(_) | CallKind::Unknown => NOT_SUPPORTED,
@@ -275,13 +275,8 @@ fn call(vcpu: &'static Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
     Action::Resume
 }
 
-fn psci_call(
-    vcpu: &'static Vcpu,
-    frame: &mut TrapFrame,
-    psci: exits::PsciCall,
-    args: &[u64; 6],
-) -> Action {
-    let domain: &'static Domain = vcpu.domain;
+fn psci_call(vcpu: &Vcpu, frame: &mut TrapFrame, psci: exits::PsciCall, args: &[u64; 6]) -> Action {
+    let domain: &Domain = &vcpu.domain;
     let outcome = domain
         .psci
         .lock()
@@ -291,7 +286,7 @@ fn psci_call(
         // The start is recorded in the domain's PSCI state; wake the CPU that runs it.
         PsciOutcome::StartVcpu { index, .. } => {
             frame.x[0] = 0;
-            match vcpu_of(domain, index) {
+            match domain.vcpus.read().get(index) {
                 Some(target) => target.kick(),
                 None => frame.x[0] = PSCI_INTERNAL_FAILURE as u64,
             }
@@ -311,7 +306,7 @@ fn psci_call(
             return Action::Stop;
         }
         PsciOutcome::SystemReset => {
-            reset(domain, vcpu);
+            reset(domain);
             return Action::Stop;
         }
     }

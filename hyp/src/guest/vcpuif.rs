@@ -262,7 +262,7 @@ fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
     }
     vcpu.lrs_live.store(false, Ordering::Relaxed);
     vcpu.vgic_hint.store(true, Ordering::Relaxed);
-    super::kick_vcpus(vcpu.domain, outcome.kick);
+    super::kick_vcpus(&vcpu.domain, outcome.kick);
 }
 
 /// `vcpu` runs on this CPU again: its controls and active priorities come back; its
