@@ -17,6 +17,7 @@ mod inject;
 mod regs;
 mod s2tables;
 mod scrub;
+mod switch_state;
 mod sysreg;
 mod timers;
 mod trap;
