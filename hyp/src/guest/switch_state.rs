@@ -502,11 +502,11 @@ impl Vector {
             if mrs!("s3_3_c4_c2_2") != self.svcr {
                 // Changing streaming mode zeroes the vector registers (all restored
                 // below) and resets FPSR (restored by `FpState` before: put it back).
-                let fpsr = mrs!("fpsr");
+                let fpsr = mrs!("s3_3_c4_c4_1"); // FPSR
                 msr!("s3_3_c4_c2_2", self.svcr);
                 // SAFETY: synchronises the mode change before the vector accesses below.
                 unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
-                msr!("fpsr", fpsr);
+                msr!("s3_3_c4_c4_1", fpsr);
             }
         }
         if self.svcr & SVCR_ZA != 0 {
@@ -571,12 +571,22 @@ fn current_vl(f: &Features) -> usize {
     bytes
 }
 
-/// Stores (`load` false) or loads the `svl` rows of the ZA array at `buf`, 16 rows per
-/// round: STR/LDR (array vector) ZA[w12, #k], [x11, #k, MUL VL].
+/// Stores (`load` false) or loads the rows of the ZA array at `buf`, 16 rows per round:
+/// STR/LDR (array vector) ZA[w12, #k], [x11, #k, MUL VL]. `buf` holds `cap` rows of `cap`
+/// bytes, `cap` being the largest streaming length; the current one must fit.
 ///
 /// # Safety
-/// PSTATE.ZA = 1, SME enabled at EL2, `buf` valid for `svl * svl` bytes.
-unsafe fn za_rows(buf: *mut u8, svl: usize, load: bool) {
+/// PSTATE.ZA = 1, SME enabled at EL2, `buf` valid for `cap * cap` bytes (and only read
+/// when `load`).
+unsafe fn za_rows(buf: *mut u8, cap: usize, load: bool) {
+    let svl: u64;
+    // SAFETY: RDSVL x9, #1 only writes x9; SME is enabled at EL2 (the caller's contract).
+    unsafe { asm!(".inst 0x04bf5829", out("x9") svl, options(nomem, nostack, preserves_flags)) };
+    let svl = svl as usize;
+    assert!(
+        svl <= cap,
+        "streaming vector length {svl} is longer than the first CPU's: CPUs must have the same SME lengths"
+    );
     if svl == 0 {
         return;
     }
