@@ -64,9 +64,10 @@ macro_rules! mrs {
 macro_rules! msr {
     ($reg:expr, $value:expr) => {{
         let value: u64 = $value;
-        // SAFETY: only EL1/EL0 state of the vCPU being restored (or EL2 state that only
-        // affects EL1/EL0) is written, while no guest runs on this CPU (the callers'
-        // contract); callers only name registers whose feature the CPU has.
+        // SAFETY: callers write EL1/EL0 state of the vCPU being restored (or VDISR_EL2,
+        // which only EL1 sees) while no guest runs on this CPU (their contract), or EL2
+        // vector controls that `vector_lengths` puts back; only registers whose feature
+        // the CPU has are named.
         unsafe {
             asm!(concat!("msr ", $reg, ", {}"), in(reg) value, options(nomem, nostack, preserves_flags))
         };
