@@ -19,6 +19,7 @@ mod regs;
 mod s2tables;
 mod sched;
 mod scrub;
+mod switch_state;
 mod sysreg;
 mod timers;
 mod trap;

@@ -4,7 +4,8 @@
 //! entry depends on, is in docs/traps.md ("Scrubbed when a vCPU starts").
 //!
 //! vCPUs are pinned today, so a CPU only ever changes hands at these starts; when vCPUs
-//! share CPUs the same state must be saved and restored on every switch instead.
+//! share CPUs the same state is saved and restored on every switch instead
+//! (`switch_state::ExtraState`, whose `reset()` state restored is equivalent to this).
 
 use core::arch::asm;
 
@@ -94,6 +95,19 @@ pub unsafe fn clear_guest_state() {
     write_sysreg!("mdccint_el1", 0u64);
     write_sysreg!("dbgclaimclr_el1", 0xffu64);
 
+    // SME first: leave streaming mode and drop ZA (SMSTOP), so that the SVE clearing below
+    // runs outside streaming mode (WRFFR is illegal in it), then the EL0 thread register
+    // that belongs to SME and the guest's SME controls.
+    if field(pfr1, 24) != 0 {
+        // SAFETY: SME is enabled at EL2 (CPTR_EL2.TSM = 0, per the caller); SMSTOP only
+        // changes PSTATE.SM/ZA (zeroing the vector registers if SM was set), which the
+        // hypervisor does not use.
+        unsafe { asm!(".inst 0xd503467f", options(nomem, nostack)) };
+        write_sysreg!("s3_3_c13_c0_5", 0u64); // TPIDR2_EL0
+        write_sysreg!("s3_0_c1_c2_6", 0u64); // SMCR_EL1
+        write_sysreg!("s3_0_c1_c2_4", 0u64); // SMPRI_EL1
+    }
+
     // SVE: the predicate registers and FFR (the Z registers' low halves are the FP/SIMD
     // registers, zeroed by `FpState`; writing those zeroes the bits above 128), and the
     // guest's vector-length control.
@@ -126,17 +140,6 @@ pub unsafe fn clear_guest_state() {
         write_sysreg!("s3_0_c1_c2_0", 0u64); // ZCR_EL1
     }
 
-    // SME: leave streaming mode and drop ZA (SMSTOP), then the EL0 thread register that
-    // belongs to SME and the guest's SME controls.
-    if field(pfr1, 24) != 0 {
-        // SAFETY: SME is enabled at EL2 (CPTR_EL2.TSM = 0, per the caller); SMSTOP only
-        // changes PSTATE.SM/ZA, which the hypervisor does not use.
-        unsafe { asm!(".inst 0xd503467f", options(nomem, nostack)) };
-        write_sysreg!("s3_3_c13_c0_5", 0u64); // TPIDR2_EL0
-        write_sysreg!("s3_0_c1_c2_6", 0u64); // SMCR_EL1
-        write_sysreg!("s3_0_c1_c2_4", 0u64); // SMPRI_EL1
-    }
-
     // LORegions (FEAT_LOR).
     if field(mmfr1, 16) != 0 {
         write_sysreg!("s3_0_c10_c4_3", 0u64); // LORC_EL1: disabled
@@ -149,6 +152,11 @@ pub unsafe fn clear_guest_state() {
     if field(pfr0, 56) >= 2 {
         write_sysreg!("s3_3_c13_c0_7", 0u64); // SCXTNUM_EL0
         write_sysreg!("s3_0_c13_c0_7", 0u64); // SCXTNUM_EL1
+    }
+
+    // What the guest reads as DISR_EL1 (HCR_EL2.AMO = 1 redirects it to VDISR_EL2): FEAT_RAS.
+    if field(pfr0, 28) != 0 {
+        write_sysreg!("s3_4_c12_c1_1", 0u64); // VDISR_EL2
     }
 
     // SAFETY: synchronises the writes above before the guest runs.

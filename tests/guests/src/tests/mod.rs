@@ -28,6 +28,7 @@ mod setway;
 mod sgi_flood;
 mod smccc;
 mod storm;
+mod switch_state;
 mod sysreg;
 mod ticker;
 mod wait;
@@ -201,6 +202,11 @@ const TESTS: &[Test] = &[
         name: "poweroff",
         in_all: false,
         run: poweroff::run,
+    },
+    Test {
+        name: "switch-state",
+        in_all: false,
+        run: switch_state::run,
     },
     Test {
         name: "wait",

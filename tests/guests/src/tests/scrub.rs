@@ -1,7 +1,7 @@
 //! Part of `reset`: CPU state that a domain reset must not carry over. Before
 //! `SYSTEM_RESET` the first run writes non-zero values to registers the hypervisor's
 //! `El1State` does not hold (breakpoints and watchpoints, PMU controls, pointer-auth keys,
-//! SVE/SME controls, `TPIDR2_EL0`); the run after the reset (same vCPU, same
+//! SVE/SME controls, `TPIDR2_EL0`, `DISR_EL1`); the run after the reset (same vCPU, same
 //! physical CPU: vCPUs are pinned) reads them back and must find them cleared.
 //!
 //! Each group is one check, or a `SKIP` where the CPU lacks the feature.
@@ -40,6 +40,7 @@ struct Features {
     pauth: bool,
     sve: bool,
     sme: bool,
+    ras: bool,
 }
 
 fn features() -> Features {
@@ -56,6 +57,7 @@ fn features() -> Features {
             || field(isar2, 8) != 0,
         sve: field(pfr0, 32) != 0,
         sme: field(pfr1, 24) != 0,
+        ras: field(pfr0, 28) != 0,
     }
 }
 
@@ -93,6 +95,9 @@ pub fn dirty() {
     }
     if f.sme {
         write!("s3_3_c13_c0_5", 0x7777u64); // TPIDR2_EL0
+    }
+    if f.ras {
+        write!("s3_0_c12_c1_1", 0x0100_0abcu64); // DISR_EL1: IDS, an ISS
     }
 }
 
@@ -158,5 +163,15 @@ pub fn check(ctx: &mut Ctx<'_>) {
         );
     } else {
         ctx.report.skip("no SME");
+    }
+    if f.ras {
+        let disr = read!("s3_0_c12_c1_1");
+        ctx.report.check(
+            disr == 0,
+            "DISR_EL1 was cleared",
+            format_args!("read {disr:#x}"),
+        );
+    } else {
+        ctx.report.skip("no RAS (DISR_EL1)");
     }
 }
