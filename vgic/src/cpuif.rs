@@ -162,7 +162,7 @@ impl Best {
     }
 }
 
-impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
+impl Vgic {
     /// Puts `vcpu`'s best candidates in its list registers before it runs (see the module
     /// documentation for the policy). Writes only registers whose content changes, and
     /// only registers it uses or used; `lrs` must hold what the last `fill`/`sync` left

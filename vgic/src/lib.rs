@@ -15,14 +15,17 @@
 //!   through the [`ListRegisters`] trait; after the vCPU exits, [`Vgic::sync`] reads back
 //!   the ones it used and folds their state into the model.
 //!
-//! Nothing here allocates, touches a register or panics on guest input; all state is in
-//! fixed-size arrays sized by the const parameters of [`Vgic`], so `cargo test` runs the
-//! whole model on the host. See `README.md` for what is and is not emulated.
+//! Nothing here touches a register or panics on guest input, and only [`Vgic::new`]
+//! allocates: the per-vCPU and per-SPI state, sized for the [`Config`] (so the vCPU count
+//! is bounded by memory and the architecture, [`MAX_VCPUS_V2`] and [`MAX_VCPUS_V3`]).
+//! `cargo test` runs the whole model on the host. See `README.md` for what is and is not
+//! emulated.
 
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
@@ -61,7 +64,8 @@ pub const MAX_SPIS: usize = 988;
 pub const INTID_LIMIT: u32 = 1020;
 /// Most vCPUs a GICv2 domain can have (`ITARGETSR` has 8 bits).
 pub const MAX_VCPUS_V2: usize = 8;
-/// Most vCPUs a GICv3 domain can have (the width of [`VcpuSet`]).
+/// Most vCPUs a GICv3 domain can have: the affinity scheme's ([`exits::mpidr_of`],
+/// 16 per `Aff1` cluster) and the width of [`VcpuSet`].
 pub const MAX_VCPUS_V3: usize = exits::MAX_VCPUS;
 /// Priority bits kept: the top 5, as in a GICv2 list register and in the 32 priority
 /// levels GICv3 implementations commonly give the virtual CPU interface.
@@ -81,7 +85,8 @@ pub enum GicVersion {
 pub struct Config {
     /// The version the guest sees.
     pub version: GicVersion,
-    /// Number of vCPUs, 1..=8 for GICv2, 1..=64 for GICv3.
+    /// Number of vCPUs, 1..=[`MAX_VCPUS_V2`] (8) for GICv2, 1..=[`MAX_VCPUS_V3`] (64)
+    /// for GICv3.
     pub vcpus: usize,
     /// Number of SPIs (IDs 32 .. 32 + `spis`), at most [`MAX_SPIS`]. `GICD_TYPER`
     /// reports the count rounded up to a multiple of 32; the IDs above it read as zero.
@@ -93,10 +98,12 @@ pub struct Config {
 pub enum ConfigError {
     /// No vCPUs.
     NoVcpus,
-    /// More vCPUs than the version allows or than the `Vgic` type has room for.
+    /// More vCPUs than the version allows ([`MAX_VCPUS_V2`], [`MAX_VCPUS_V3`]).
     TooManyVcpus,
-    /// More SPIs than [`MAX_SPIS`] or than the `Vgic` type has room for.
+    /// More SPIs than [`MAX_SPIS`].
     TooManySpis,
+    /// The heap has no room for the state.
+    OutOfMemory,
 }
 
 impl fmt::Display for ConfigError {
@@ -105,6 +112,7 @@ impl fmt::Display for ConfigError {
             Self::NoVcpus => "a vGIC needs at least one vCPU",
             Self::TooManyVcpus => "too many vCPUs for this vGIC",
             Self::TooManySpis => "too many SPIs for this vGIC",
+            Self::OutOfMemory => "no memory for the vGIC's state",
         })
     }
 }

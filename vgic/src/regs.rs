@@ -260,7 +260,7 @@ struct Outcome {
     unimplemented: bool,
 }
 
-impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
+impl Vgic {
     /// A load of `size` bytes at `offset` in the distributor frame by vCPU `vcpu`.
     ///
     /// # Errors

@@ -105,7 +105,7 @@ impl SgiRequest {
     }
 }
 
-impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
+impl Vgic {
     /// Handles a trapped write of `value` to a GICv3 SGI register by vCPU `sender`.
     /// Returns the vCPUs that got the SGI newly pending and can take it (kick them).
     ///

@@ -17,6 +17,8 @@
 //! mark the interrupt so that the written pending/active state wins at that vCPU's next
 //! `sync`, and ask for the owner to be kicked so the change takes effect at once.
 
+use alloc::vec::Vec;
+
 use exits::index_of;
 
 use crate::irq::{ACTIVE, EDGE, ENABLED, GROUP1, HW, Irq, LATCH, LINE, LISTED, NONE};
@@ -93,30 +95,38 @@ impl VcpuState {
     }
 }
 
-/// A domain's virtual GIC: room for `VCPUS` vCPUs and `SPIS` SPIs (the [`Config`] may
-/// use fewer). About `SPIS` × 12 + `VCPUS` × 700 bytes; no allocation.
+/// A domain's virtual GIC, sized at run time for its [`Config`]: a fixed part of about
+/// 200 bytes, and on the heap about 0.7 KiB per vCPU and 12 bytes per SPI. Only
+/// [`new`](Self::new) allocates (and [`Clone`]); nothing else does, `fill`, `sync` and
+/// `has_pending` included.
 ///
 /// The hypervisor keeps it behind the domain's lock: every method takes `&mut self` (or
 /// `&self`) and finishes in bounded time.
 #[derive(Clone, Debug)]
-pub struct Vgic<const VCPUS: usize = 8, const SPIS: usize = 256> {
+pub struct Vgic {
     pub(crate) config: Config,
     pub(crate) ctlr: u32,
-    pub(crate) spis: [Irq; SPIS],
+    /// Exactly `config.spis` entries.
+    pub(crate) spis: Vec<Irq>,
     /// Bit *n* set: SPI *n* (ID 32 + *n*) is pending or active.
     pub(crate) spi_listable: [u64; SPI_WORDS],
-    pub(crate) vcpus: [VcpuState; VCPUS],
+    /// Exactly `config.vcpus` entries.
+    pub(crate) vcpus: Vec<VcpuState>,
 }
 
-impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
+impl Vgic {
     /// A vGIC in its reset state: distributor off, every interrupt disabled, idle,
     /// group 0, priority 0; SPIs level-sensitive, targeted at nothing (v2) or routed to
     /// vCPU 0 (v3); GICv3 redistributors asleep (`ProcessorSleep` = 1).
     ///
+    /// Allocates the per-vCPU and per-SPI state on the heap, one element at a time (no
+    /// large value is built on the stack).
+    ///
     /// # Errors
     ///
-    /// [`ConfigError`] when `config` asks for no vCPU, more vCPUs than the version or
-    /// `VCPUS` allows, or more SPIs than [`MAX_SPIS`] or `SPIS`.
+    /// [`ConfigError`] when `config` asks for no vCPU, more vCPUs than the version allows
+    /// ([`MAX_VCPUS_V2`], [`MAX_VCPUS_V3`]), more SPIs than [`MAX_SPIS`], or when the
+    /// heap has no room for the state.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         let max_vcpus = match config.version {
             GicVersion::V2 => MAX_VCPUS_V2,
@@ -125,18 +135,29 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         if config.vcpus == 0 {
             return Err(ConfigError::NoVcpus);
         }
-        if config.vcpus > max_vcpus || config.vcpus > VCPUS {
+        if config.vcpus > max_vcpus {
             return Err(ConfigError::TooManyVcpus);
         }
-        if config.spis > MAX_SPIS || config.spis > SPIS {
+        if config.spis > MAX_SPIS {
             return Err(ConfigError::TooManySpis);
+        }
+        let mut spis = Vec::new();
+        spis.try_reserve_exact(config.spis)
+            .map_err(|_| ConfigError::OutOfMemory)?;
+        spis.resize(config.spis, Irq::RESET);
+        let mut vcpus = Vec::new();
+        vcpus
+            .try_reserve_exact(config.vcpus)
+            .map_err(|_| ConfigError::OutOfMemory)?;
+        for _ in 0..config.vcpus {
+            vcpus.push(VcpuState::reset(config.version));
         }
         let mut vgic = Self {
             config,
             ctlr: 0,
-            spis: [Irq::RESET; SPIS],
+            spis,
             spi_listable: [0; SPI_WORDS],
-            vcpus: [VcpuState::reset(config.version); VCPUS],
+            vcpus,
         };
         for n in 0..config.spis {
             vgic.retarget(n);
@@ -145,7 +166,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     }
 
     /// Back to the state [`new`](Self::new) gives, in place (a domain reset), without
-    /// building a second copy on the stack: the whole model can be tens of KiB.
+    /// allocating or building a second copy on the stack.
     pub fn reset(&mut self) {
         let version = self.config.version;
         self.ctlr = 0;

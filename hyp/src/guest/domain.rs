@@ -24,9 +24,9 @@ use crate::arch::cache;
 use crate::mm::{FrameTables, PAGE_SIZE, frames};
 use crate::percpu::MAX_CPUS;
 
-/// A domain's vGIC: up to 8 vCPUs (GICv2's limit; enough for the domains that fit the
-/// machines tested today) and 256 SPIs of which [`DOMAIN_SPIS`] are used.
-pub type Vgic = vgic::Vgic<8, 256>;
+/// A domain's vGIC, allocated for the domain's vCPUs (at most 8 on GICv2, 64 on GICv3)
+/// and [`DOMAIN_SPIS`] SPIs.
+pub type Vgic = vgic::Vgic;
 
 /// SPIs a domain's vGIC has (IDs 32..96): its console's (32) and room for more devices.
 const DOMAIN_SPIS: usize = 64;
@@ -138,7 +138,7 @@ pub struct Domain {
     pub console: Option<Mutex<Console>>,
     /// Its emulated devices by address.
     pub bus: Bus,
-    /// Its virtual interrupt controller (sized for up to 8 vCPUs for now).
+    /// Its virtual interrupt controller.
     pub vgic: Mutex<Box<Vgic>>,
     /// Home CPU of each vCPU (the CPU whose run queue holds it; see `sched`).
     pub vcpu_homes: Vec<usize>,

@@ -13,7 +13,7 @@ fn rd(v: &mut V, vcpu: usize, offset: u64, size: AccessSize) -> u64 {
 #[test]
 fn config_limits() {
     let c = |version, vcpus, spis| {
-        Vgic::<64, 988>::new(Config {
+        Vgic::new(Config {
             version,
             vcpus,
             spis,
@@ -21,30 +21,16 @@ fn config_limits() {
         .map(|_| ())
     };
     assert_eq!(c(V2, 0, 32), Err(ConfigError::NoVcpus));
-    assert_eq!(c(V2, 9, 32), Err(ConfigError::TooManyVcpus));
+    assert_eq!(c(V3, 0, 32), Err(ConfigError::NoVcpus));
+    // GICv2: 8 vCPUs at most (ITARGETSR has 8 bits), whatever the memory.
     assert_eq!(c(V2, 8, 988), Ok(()));
-    assert_eq!(c(V3, 64, 988), Ok(()));
+    assert_eq!(c(V2, 9, 32), Err(ConfigError::TooManyVcpus));
+    assert_eq!(c(V2, 64, 32), Err(ConfigError::TooManyVcpus));
+    // GICv3: up to the affinity scheme's 64.
+    assert_eq!(c(V3, crate::MAX_VCPUS_V3, 988), Ok(()));
     assert_eq!(c(V3, 65, 32), Err(ConfigError::TooManyVcpus));
     assert_eq!(c(V3, 4, 989), Err(ConfigError::TooManySpis));
-    // The type's capacity bounds too.
-    assert_eq!(
-        Vgic::<4, 32>::new(Config {
-            version: V3,
-            vcpus: 5,
-            spis: 32
-        })
-        .map(|_| ()),
-        Err(ConfigError::TooManyVcpus)
-    );
-    assert_eq!(
-        Vgic::<4, 32>::new(Config {
-            version: V3,
-            vcpus: 4,
-            spis: 64
-        })
-        .map(|_| ()),
-        Err(ConfigError::TooManySpis)
-    );
+    assert_eq!(c(V3, 4, 0), Ok(()), "no SPIs at all");
 }
 
 #[test]
@@ -52,7 +38,7 @@ fn typer_v2_reports_lines_and_cpus() {
     let mut v = new(V2, 4);
     // 64 SPIs: ITLinesNumber = 2 (96 IDs); CPUNumber = 3; no security extensions.
     assert_eq!(rd(&mut v, 0, 0x004, W), 0x62);
-    let mut v = Vgic::<8, 64>::new(Config {
+    let mut v = Vgic::new(Config {
         version: V2,
         vcpus: 1,
         spis: 40,
@@ -448,8 +434,8 @@ fn reset_in_place_equals_a_new_vgic() {
             vcpus: 4,
             spis: 64,
         };
-        let fresh = Vgic::<8, 256>::new(config).unwrap();
-        let mut used = Vgic::<8, 256>::new(config).unwrap();
+        let fresh = Vgic::new(config).unwrap();
+        let mut used = Vgic::new(config).unwrap();
         // Dirty it: distributor on, an SPI enabled and pending, an SGI sent.
         used.dist_write(0, 0x0, AccessSize::Word, 0x3).unwrap();
         used.dist_write(0, 0x104, AccessSize::Word, 0x1).unwrap();
