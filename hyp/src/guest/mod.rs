@@ -77,6 +77,9 @@ struct SavedState {
     fp: FpState,
     /// Its virtual CPU interface's controls and active priorities.
     cpuif: vcpuif::SavedInterface,
+    /// The rest of its guest-visible CPU state (keys, PMU, debug, SVE/SME, ...), saved
+    /// only when it leaves a CPU with its context kept.
+    extra: switch_state::ExtraState,
 }
 
 // SAFETY: `saved` is only accessed by the vCPU's home CPU, which never changes (see
@@ -309,6 +312,7 @@ impl Vcpu {
                 el1: El1State::reset(),
                 fp: FpState::default(),
                 cpuif: vcpuif::SavedInterface::default(),
+                extra: switch_state::ExtraState::reset(),
             }),
         }
     }
@@ -451,21 +455,28 @@ fn start_context(cpu: usize, vcpu: &Vcpu, saved: &mut SavedState, entry: u64, x0
 
 /// Loads `vcpu`'s saved context on this CPU.
 fn resume_context(cpu: usize, vcpu: &Vcpu, saved: &mut SavedState) {
-    // SAFETY: no guest runs on this CPU; the saved state is this vCPU's.
+    // SAFETY: no guest runs on this CPU; the saved state is this vCPU's; `regs::load`
+    // (in `load_domain`) enabled SVE and SME at EL2 before `extra` is restored, and the
+    // FP/SIMD registers go first because the full SVE registers contain them.
     unsafe {
         load_domain(cpu, vcpu);
         regs::set_tvm(vcpu.tvm.load(Ordering::Relaxed));
         saved.el1.restore();
+        saved.fp.restore();
+        saved.extra.restore();
         vcpuif::load(vcpu, &saved.cpuif);
     }
     timers::load(vcpu);
-    saved.fp.restore();
 }
 
 /// Saves the context of `vcpu`, which leaves this CPU with its context kept.
 fn save_context(vcpu: &Vcpu, saved: &mut SavedState) {
     saved.el1.save();
+    // FP/SIMD first: saving `extra` leaves streaming mode, which zeroes them.
     saved.fp.save();
+    // SAFETY: the vCPU just ran on this CPU and no guest runs now; CPTR_EL2 still allows
+    // SVE and SME (`regs::load` when it was loaded).
+    unsafe { saved.extra.save() };
     vcpuif::unload(vcpu, &mut saved.cpuif);
     timers::unload(vcpu);
 }

@@ -38,9 +38,6 @@
 //! All CPUs are assumed to have the same features and vector lengths (read once, on the
 //! CPU that makes the first [`ExtraState::reset`]).
 
-// Wired in by the scheduler.
-#![allow(dead_code)]
-
 use alloc::vec;
 use alloc::vec::Vec;
 use core::arch::asm;
