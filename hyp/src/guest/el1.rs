@@ -71,8 +71,6 @@ el1_registers! {
     spsr => "spsr_el1",
     cntv_ctl => "cntv_ctl_el0",
     cntv_cval => "cntv_cval_el0",
-    cntp_ctl => "cntp_ctl_el0",
-    cntp_cval => "cntp_cval_el0",
 }
 
 /// SCTLR_EL1 at reset as the architecture leaves it for software: MMU and caches off,

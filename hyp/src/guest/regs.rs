@@ -114,9 +114,10 @@ fn cptr_el2() -> (u64, bool, bool) {
     (RES1 | tz | tsm, has_sve, has_sme)
 }
 
-/// CNTHCTL_EL2: the guest may read the physical counter (EL1PCTEN) and use the EL1
-/// physical timer (EL1PCEN); the virtual timer is always the guest's.
-pub const CNTHCTL_EL2: u64 = (1 << 0) | (1 << 1);
+/// CNTHCTL_EL2: the guest may read the physical counter (EL1PCTEN); its accesses to the
+/// EL1 physical timer trap (EL1PCEN clear) and are emulated (`timers`); the virtual timer
+/// is always the guest's.
+pub const CNTHCTL_EL2: u64 = vtimer::CNTHCTL_EL2_GUEST;
 
 /// SPSR for entering a vCPU: EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_MASKED: u64 = 0x3c5;

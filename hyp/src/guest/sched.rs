@@ -296,18 +296,23 @@ pub fn block_limit(now: u64) -> u64 {
     now + arch::counter_frequency() / SLICE_PER_SECOND
 }
 
-/// Sets this CPU's EL2 timer for its next scheduling event: the end of the running
-/// vCPU's slice if another vCPU is Ready, the earliest wake-up of a Blocked one; stops it
-/// when there is none.
+/// Sets this CPU's EL2 timer for its next event: the loaded vCPU's emulated physical
+/// timer, the end of the running vCPU's slice if another vCPU can run, the earliest
+/// wake-up of a Blocked one; stops it when there is none. Called on this CPU only.
 pub fn rearm(cpu: usize) {
+    let earliest = |a: Option<u64>, b: u64| Some(a.map_or(b, |a| a.min(b)));
+    // The loaded vCPU's emulated physical timer.
+    let mut next: Option<u64> = with_current(cpu, super::timers::physical_deadline).flatten();
     if !shared(cpu) {
+        match next {
+            Some(deadline) => arch::arm_el2_timer(deadline),
+            None => arch::stop_el2_timer(),
+        }
         return;
     }
     let slice_end =
         SLICE_START[cpu].load(Ordering::Relaxed) + arch::counter_frequency() / SLICE_PER_SECOND;
     let running = !CURRENT[cpu].load(Ordering::Relaxed).is_null();
-    let mut next: Option<u64> = None;
-    let earliest = |a: Option<u64>, b: u64| Some(a.map_or(b, |a| a.min(b)));
     for vcpu in QUEUES[cpu].lock().vcpus.iter() {
         match vcpu.sched.state() {
             RunState::Ready if running => next = earliest(next, slice_end),

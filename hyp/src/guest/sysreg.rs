@@ -32,7 +32,17 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
         frame.x[access.register as usize]
     };
     let mut read_result = None;
-    if reg.is_set_way() {
+    let timer = vtimer::TimerReg::physical_from_encoding(
+        access.op0, access.op1, access.crn, access.crm, access.op2,
+    );
+    if let Some(timer) = timer {
+        let timer_access = if access.read {
+            vtimer::Access::Read
+        } else {
+            vtimer::Access::Write(value)
+        };
+        read_result = super::timers::access_physical(vcpu, timer, timer_access);
+    } else if reg.is_set_way() {
         if !vcpu.tvm.load(Ordering::Relaxed) {
             clean_guest_ram(vcpu);
             vcpu.tvm.store(true, Ordering::Relaxed);
