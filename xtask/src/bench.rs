@@ -6,6 +6,10 @@
 //! and repeat exactly from run to run. Figures are printed, never judged. The same guest
 //! then runs straight on QEMU at EL1 (no hypervisor), for the overhead column; the table
 //! also goes to `target/xtask/bench.json`.
+//!
+//! The domain switch row comes from a run of its own: two single-vCPU domains, both
+//! `cpus = [1]`, spinning in the test guest's `bench-switch` loop while the hypervisor's
+//! time slices switch between them (docs/performance.md).
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Output, Stdio};
@@ -17,6 +21,13 @@ use crate::{build, domains, exit_line, shell};
 
 /// vCPUs of the bench domain and CPUs of the machine (the virtual IPI row needs two).
 const CPUS: u32 = 2;
+/// The domain switch row, as the guest's `bench-switch` test prints it.
+const SWITCH_ROW: &str = "domain switch (time slice, 2 domains, 1 CPU)";
+/// The physical CPU both domains of the switch row run on (`cpus = [1]`).
+const SWITCH_CPU: u32 = 1;
+/// How the rows were measured (`setup` in the JSON).
+const SETUP: &str = "1 domain, 2 vCPUs on 2 CPUs";
+const SWITCH_SETUP: &str = "2 domains of 1 vCPU, both on CPU 1";
 
 /// Runs the benchmark under the hypervisor and on bare QEMU, prints both figures and
 /// writes them to `target/xtask/bench.json`.
@@ -50,6 +61,26 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         bail!("the guest printed no `bench:` lines");
     }
 
+    // The domain switch: two single-vCPU domains spinning on one CPU, switched by the
+    // time slices. Each prints (its gap - its own run) / 2; a gap holds the other's run,
+    // so the mean of the two, (gap_a + gap_b - run_a - run_b) / 4, is the switch without
+    // assuming the runs equal (they are, within a tick).
+    let switch_archive = domains::package(
+        &switch_domains(),
+        Some(&guest.bin),
+        &build::xtask_dir().join("bench-switch.cpio"),
+    )?;
+    let switch_machine = Machine {
+        initrd: Some(switch_archive),
+        ..machine.clone()
+    };
+    let (switch_output, switch_figures) = run_qemu(&qemu, &switch_machine)?;
+    let switch = mean_of_two(&switch_figures, SWITCH_ROW);
+    if switch.is_none() {
+        eprintln!("{}", String::from_utf8_lossy(&switch_output.stdout));
+        eprintln!("xtask: the domain switch run did not print `bench: {SWITCH_ROW}` twice");
+    }
+
     // The same guest straight on QEMU at EL1: no hypervisor call (nothing at EL2 takes
     // it), no WFI (nothing would wake it).
     let bare_machine = Machine {
@@ -61,26 +92,47 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         extra: vec!["-icount".into(), "shift=0,sleep=off".into()],
         ..Machine::new(guest.bin.clone())
     };
-    let (bare_output, bare) = run_qemu(&qemu, &bare_machine)?;
+    let (bare_output, mut bare) = run_qemu(&qemu, &bare_machine)?;
     if bare.is_empty() {
         eprintln!("{}", String::from_utf8_lossy(&bare_output.stdout));
         eprintln!("xtask: the bare-QEMU run printed no `bench:` lines");
     }
+    // `bench-switch` alone, nothing switching it out: one pass of its loop. A run of its
+    // own, so the figures above keep their phase against the counter.
+    let bare_switch_machine = Machine {
+        append: "name=bench test=bench-switch".into(),
+        ..bare_machine
+    };
+    let (bare_switch_output, bare_switch) = run_qemu(&qemu, &bare_switch_machine)?;
+    if !bare_switch.iter().any(|(what, _)| what == SWITCH_ROW) {
+        eprintln!("{}", String::from_utf8_lossy(&bare_switch_output.stdout));
+        eprintln!("xtask: the bare-QEMU run of bench-switch printed no `bench:` line");
+    }
+    bare.extend(bare_switch);
 
     // Ratios against the cheapest exit, the hypervisor call (the second figure).
     let unit = figures.get(1).map_or(1, |(_, n)| *n).max(1);
-    let rows: Vec<Row> = figures
+    let bare_of = |what: &str| bare.iter().find(|(w, _)| w == what).map(|(_, b)| *b);
+    let mut rows: Vec<Row> = figures
         .iter()
         .map(|(what, n)| Row {
             what: what.clone(),
+            setup: SETUP,
             hyp: *n,
-            bare: bare.iter().find(|(w, _)| w == what).map(|(_, b)| *b),
+            bare: bare_of(what),
         })
         .collect();
+    rows.extend(switch.map(|n| Row {
+        what: SWITCH_ROW.into(),
+        setup: SWITCH_SETUP,
+        hyp: n,
+        bare: bare_of(SWITCH_ROW),
+    }));
     println!();
     println!("guest exits on QEMU virt, -cpu {cpu}, GICv{gic}, -smp {CPUS}, -icount shift=0");
     println!("(instructions executed per operation, guest and hypervisor, loop included;");
-    println!(" bare: the same guest on QEMU at EL1 without the hypervisor)");
+    println!(" bare: the same guest on QEMU at EL1 without the hypervisor;");
+    println!(" domain switch: {SWITCH_SETUP}, per switch; bare: one pass of its loop)");
     println!();
     println!(
         "{:<46} {:>10} {:>10} {:>10} {:>12}",
@@ -102,16 +154,55 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!();
     println!("written to {}", json_path.display());
-    // The guest's status comes on the hypervisor's exit line (QEMU itself exits 0).
+    // The guests' status comes on the hypervisor's exit line (QEMU itself exits 0).
+    let code = guest_status("benchmark", &output);
+    let switch_code = guest_status("domain switch", &switch_output);
+    Ok(ExitCode::from(if code != 0 { code } else { switch_code }))
+}
+
+/// The two domains of the switch row: one vCPU each, both on CPU [`SWITCH_CPU`].
+fn switch_domains() -> Vec<domains::DomainConfig> {
+    ["switch-a", "switch-b"]
+        .into_iter()
+        .map(|name| domains::DomainConfig {
+            name: name.into(),
+            cpus: vec![SWITCH_CPU],
+            ..domains::single_guest(
+                domains::TEST_GUEST.into(),
+                None,
+                format!("name={name} test=bench-switch switch-peers=1 exit=status"),
+                1,
+                32 << 20,
+            )
+        })
+        .collect()
+}
+
+/// The mean of the two figures named `what` (one from each domain of the switch row).
+fn mean_of_two(figures: &[(String, u64)], what: &str) -> Option<u64> {
+    let found: Vec<u64> = figures
+        .iter()
+        .filter(|(w, _)| w == what)
+        .map(|(_, n)| *n)
+        .collect();
+    match found[..] {
+        [a, b] => Some((a + b) / 2),
+        _ => None,
+    }
+}
+
+/// The status the guests of a run exited with (from the hypervisor's exit line), said
+/// when it is not 0.
+fn guest_status(what: &str, output: &Output) -> u8 {
     let mut scanner = exit_line::Scanner::default();
     scanner.feed(&output.stdout);
     let (code, note) = exit_line::run_exit_code(output.status, scanner.finish());
     if let Some(note) = note {
-        eprintln!("xtask: {note}");
+        eprintln!("xtask: {what} run: {note}");
     } else if code != 0 {
-        eprintln!("xtask: the benchmark guest exited with status {code}");
+        eprintln!("xtask: the {what} guest exited with status {code}");
     }
-    Ok(ExitCode::from(code))
+    code
 }
 
 /// Runs QEMU to the end; its output and the figures the guest printed.
@@ -127,6 +218,8 @@ fn run_qemu(qemu: &Qemu, machine: &Machine) -> Result<(Output, Vec<(String, u64)
 /// One operation's figures.
 struct Row {
     what: String,
+    /// Domains and CPUs of the run it comes from.
+    setup: &'static str,
     hyp: u64,
     bare: Option<u64>,
 }
@@ -146,6 +239,7 @@ fn to_json(cpu: &str, gic: u8, rows: &[Row]) -> String {
         .map(|row| {
             serde_json::json!({
                 "operation": row.what,
+                "setup": row.setup,
                 "hypervisor": row.hyp,
                 "bare": row.bare,
                 "overhead": row.overhead(),
@@ -195,15 +289,29 @@ mod tests {
     }
 
     #[test]
+    fn switch_figure_is_the_mean_of_both_domains() {
+        let figures = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+            pairs.iter().map(|(w, n)| ((*w).to_owned(), *n)).collect()
+        };
+        let two = figures(&[(SWITCH_ROW, 1000), ("other", 5), (SWITCH_ROW, 1011)]);
+        assert_eq!(mean_of_two(&two, SWITCH_ROW), Some(1005));
+        assert_eq!(mean_of_two(&two[..2], SWITCH_ROW), None);
+        let three = figures(&[(SWITCH_ROW, 1), (SWITCH_ROW, 2), (SWITCH_ROW, 3)]);
+        assert_eq!(mean_of_two(&three, SWITCH_ROW), None);
+    }
+
+    #[test]
     fn json_rows() {
         let rows = [
             Row {
                 what: "a \"b\"".into(),
+                setup: SETUP,
                 hyp: 10,
                 bare: Some(12),
             },
             Row {
-                what: "c".into(),
+                what: SWITCH_ROW.into(),
+                setup: SWITCH_SETUP,
                 hyp: 5,
                 bare: None,
             },
@@ -215,6 +323,9 @@ mod tests {
         assert_eq!(json["rows"][0]["hypervisor"], 10);
         assert_eq!(json["rows"][0]["bare"], 12);
         assert_eq!(json["rows"][0]["overhead"], -2);
+        assert_eq!(json["rows"][0]["setup"], SETUP);
+        assert_eq!(json["rows"][1]["operation"], SWITCH_ROW);
+        assert_eq!(json["rows"][1]["setup"], SWITCH_SETUP);
         assert!(json["rows"][1]["bare"].is_null());
         assert!(json["rows"][1]["overhead"].is_null());
     }

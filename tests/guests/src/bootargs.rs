@@ -32,6 +32,9 @@ pub struct BootArgs<'a> {
     pub skip_count: usize,
     /// `flood-ms=N`: how long the `sgi-flood` and `irq-masked-spin` tests run.
     pub flood_ms: Option<u64>,
+    /// `switch-peers=N`: how many other vCPUs run `bench-switch` on this vCPU's physical
+    /// CPU, taking turns with it (0, the default: it runs alone).
+    pub switch_peers: u64,
     /// Words that were not understood (the first few), reported once.
     pub unknown: [&'a str; 4],
     /// Number of entries in `unknown`.
@@ -73,6 +76,7 @@ impl<'a> BootArgs<'a> {
             skips: [""; 4],
             skip_count: 0,
             flood_ms: None,
+            switch_peers: 0,
             unknown: [""; 4],
             unknown_count: 0,
         };
@@ -92,6 +96,7 @@ impl<'a> BootArgs<'a> {
                 "sync" if value == "console" => args.sync_console = true,
                 "wait-ms" => args.wait_ms = parse_u64(value),
                 "flood-ms" => args.flood_ms = parse_u64(value),
+                "switch-peers" => args.switch_peers = parse_u64(value).unwrap_or(0),
                 "skip" if args.skip_count < args.skips.len() => {
                     args.skips[args.skip_count] = value;
                     args.skip_count += 1;

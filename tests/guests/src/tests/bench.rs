@@ -9,6 +9,11 @@
 //! latency, virtual IPI) need a GIC in the DT; the virtual IPI also a second vCPU. The
 //! same test runs on bare QEMU at EL1 for comparison: `skip=hvc` leaves out the hypervisor
 //! call (no EL2 to take it) and `skip=wfi` the WFI row (nothing would wake it).
+//!
+//! `bench-switch` ([`run_switch`]) is the domain switch row: run by two single-vCPU
+//! domains sharing one physical CPU (`switch-peers=1` each), both spinning, switched by
+//! the hypervisor's time slices. (A WFE would hand the CPU over at once, but QEMU never
+//! traps WFE to EL2.)
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -332,4 +337,124 @@ fn report(what: &str, ns: u64) {
 
 fn report_over(what: &str, ns: u64, over: u64) {
     println!("bench: {what}: {ns} ns/op over {over}");
+}
+
+/// The domain switch row's name, as `cargo xtask bench` looks for it.
+const SWITCH_ROW: &str = "domain switch (time slice, 2 domains, 1 CPU)";
+/// Gaps of `bench-switch` left out before its measuring window (the first one holds the
+/// other domain's boot).
+const SWITCH_SKIP: u64 = 2;
+/// Gaps measured.
+const SWITCH_GAPS: u64 = 16;
+/// Gaps waited out after the window, so the other domain's window, which may end one gap
+/// later, still sees this one spinning, not printing or powering off.
+const SWITCH_COOL: u64 = 2;
+/// A jump of the counter between two passes of the loop longer than this many ticks is a
+/// gap: the vCPU was switched out (a pass is a handful of instructions, under one tick).
+const SWITCH_GAP_TICKS: u64 = 1000;
+/// How long `bench-switch` waits for its gaps, in ms of counter time (the window takes
+/// about 2 * (SKIP + GAPS + COOL) time slices of 4 ms).
+const SWITCH_TIMEOUT_MS: u64 = 2000;
+
+/// What [`watch`] saw.
+struct Watch {
+    /// Gaps measured, and their total length in ticks.
+    gaps: u64,
+    gap_ticks: u64,
+    /// Total length of the runs of passes just before each measured gap.
+    run_ticks: u64,
+    /// Passes of the loop, and the ticks from the first to the last.
+    passes: u64,
+    ticks: u64,
+    /// Whether it stopped at the timeout.
+    timed_out: bool,
+}
+
+/// Spins reading the virtual counter, one pass after another, until `max_passes` passes
+/// or `SKIP + GAPS + COOL` gaps (the counter jumping by more than [`SWITCH_GAP_TICKS`]
+/// between two passes: the vCPU did not run meanwhile) or the timeout. Measures the
+/// `SWITCH_GAPS` gaps after the first `SWITCH_SKIP`, and the run of passes before each.
+fn watch(max_passes: u64) -> Watch {
+    let start = time::now();
+    let deadline = start + time::ms_to_ticks(SWITCH_TIMEOUT_MS);
+    let mut seen = Watch {
+        gaps: 0,
+        gap_ticks: 0,
+        run_ticks: 0,
+        passes: 0,
+        ticks: 0,
+        timed_out: false,
+    };
+    let mut gaps = 0;
+    let mut prev = start;
+    let mut run_start = start;
+    while seen.passes < max_passes {
+        let now = time::now();
+        seen.passes += 1;
+        if now - prev > SWITCH_GAP_TICKS {
+            gaps += 1;
+            if gaps > SWITCH_SKIP && gaps <= SWITCH_SKIP + SWITCH_GAPS {
+                seen.gaps += 1;
+                seen.gap_ticks += now - prev;
+                seen.run_ticks += prev - run_start;
+            }
+            run_start = now;
+            if gaps == SWITCH_SKIP + SWITCH_GAPS + SWITCH_COOL {
+                prev = now;
+                break;
+            }
+        }
+        prev = now;
+        if now >= deadline {
+            seen.timed_out = true;
+            break;
+        }
+    }
+    seen.ticks = prev - start;
+    seen
+}
+
+/// `bench-switch`: the domain switch row. Run by two single-vCPU domains that share one
+/// physical CPU (`switch-peers=1`), both spinning in [`watch`]'s loop: the hypervisor's
+/// time slices switch between them. A gap one vCPU sees holds a switch away from it, the
+/// other vCPU's run and a switch back; its own runs are as long as the other's (the same
+/// loop and path), so a switch is `(gap - run) / 2`, averaged over the measured gaps
+/// (with `N` peers, `(gap - N * run) / (N + 1)`). It includes about one pass of the loop
+/// (the passes cut short at either end of a run). Alone (`switch-peers=0`, bare QEMU) it
+/// times [`ROUNDS`] passes: the cost of one pass, for the bare column.
+pub fn run_switch(ctx: &mut Ctx<'_>) {
+    let peers = ctx.args.switch_peers;
+    if peers == 0 {
+        let seen = watch(ROUNDS);
+        report(SWITCH_ROW, ticks_to_ns(seen.ticks, seen.passes.max(1)));
+        ctx.report.pass(format_args!(
+            "{} passes of the loop, alone ({} gaps)",
+            seen.passes, seen.gaps
+        ));
+        return;
+    }
+    let seen = watch(u64::MAX);
+    if seen.timed_out || seen.gaps != SWITCH_GAPS {
+        ctx.report.fail(
+            "domain switch",
+            format_args!(
+                "{} of {SWITCH_GAPS} gaps seen in {SWITCH_TIMEOUT_MS} ms: is another vCPU \
+                 spinning on this CPU?",
+                seen.gaps
+            ),
+        );
+        return;
+    }
+    let switches = seen.gap_ticks.saturating_sub(peers * seen.run_ticks);
+    report_over(
+        SWITCH_ROW,
+        ticks_to_ns(switches, (peers + 1) * seen.gaps),
+        (peers + 1) * seen.gaps,
+    );
+    ctx.report.pass(format_args!(
+        "{} gaps of {} ns on average after runs of {} ns",
+        seen.gaps,
+        ticks_to_ns(seen.gap_ticks, seen.gaps),
+        ticks_to_ns(seen.run_ticks, seen.gaps)
+    ));
 }

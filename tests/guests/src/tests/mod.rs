@@ -129,6 +129,11 @@ const TESTS: &[Test] = &[
         run: bench::run,
     },
     Test {
+        name: "bench-switch",
+        in_all: false,
+        run: bench::run_switch,
+    },
+    Test {
         name: "echo",
         in_all: false,
         run: echo::run,
