@@ -331,6 +331,10 @@ impl Vgic {
         lrs: &mut impl ListRegisters,
         eoi_count: u32,
     ) -> SyncOutcome {
+        if vcpu < self.config.vcpus && self.vcpus[vcpu].lr_used == 0 && eoi_count == 0 {
+            // Nothing listed, nothing counted: nothing to fold back or empty.
+            return SyncOutcome::default();
+        }
         let outcome = self.sync(vcpu, lrs, eoi_count);
         if vcpu >= self.config.vcpus {
             return outcome;

@@ -420,6 +420,7 @@ unsafe fn load_domain(cpu: usize, vcpu: &Vcpu) {
             domain.cntvoff.load(Ordering::Acquire),
         );
     }
+    regs::set_twe(sched::shared(cpu));
     let previous = domain.last_ran[cpu].swap(vcpu.index + 1, Ordering::AcqRel);
     if previous != vcpu.index + 1 {
         // SAFETY: no guest runs here and VTTBR_EL2 holds this domain's VMID (above).

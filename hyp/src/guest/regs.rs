@@ -40,6 +40,22 @@ pub const HCR_EL2: u64 = {
 
 /// HCR_EL2.TVM: writes to the EL1 virtual-memory controls trap (set/way emulation).
 const HCR_TVM: u64 = 1 << 26;
+/// HCR_EL2.TWE: WFE traps (a spinning vCPU gives its CPU to another).
+const HCR_TWE: u64 = 1 << 14;
+
+/// Turns trapping of WFE on or off for the vCPU about to run on this CPU: on when the
+/// CPU is shared, so a vCPU spinning on a lock held by a descheduled one yields; off
+/// when the vCPU has the CPU to itself, where a WFE exit would only cost time.
+pub fn set_twe(on: bool) {
+    let hcr: u64;
+    // SAFETY: read-modify-write of HCR_EL2's TWE bit while no guest runs on this CPU; it
+    // only changes whether the guest's WFE traps.
+    unsafe {
+        asm!("mrs {}, hcr_el2", out(reg) hcr, options(nomem, nostack));
+        let hcr = if on { hcr | HCR_TWE } else { hcr & !HCR_TWE };
+        asm!("msr hcr_el2, {}", "isb", in(reg) hcr, options(nostack));
+    }
+}
 
 /// Turns trapping of the EL1 virtual-memory controls on or off for the vCPU running on
 /// this CPU (see `guest::sysreg`).

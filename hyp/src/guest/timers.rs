@@ -264,10 +264,9 @@ pub fn unload(vcpu: &Vcpu) {
 /// the hypervisor was holding its interrupt, the PPI stays disabled until the guest has
 /// dealt with it (`after_exit`). Its physical timer may have come due meanwhile.
 pub fn load(vcpu: &Vcpu) {
+    // Otherwise the PPI is enabled already (`unload` and `reset` leave it so).
     if vcpu.timer_masked.load(Ordering::Relaxed) != 0 {
         let _ = crate::gic::disable(virtual_intid());
-    } else {
-        let _ = crate::gic::enable(virtual_intid());
     }
     update_physical_line(vcpu);
 }

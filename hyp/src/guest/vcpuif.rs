@@ -251,6 +251,11 @@ pub fn unload(vcpu: &Vcpu, saved: &mut SavedInterface) {
 fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
     let mut interface = I::here();
     let eoi_count = interface.take_eoi_count();
+    if !vcpu.lrs_live.load(Ordering::Relaxed) && eoi_count == 0 {
+        // Nothing listed (the registers are empty or invalid, none asks for maintenance)
+        // and nothing to fold back: the hint keeps meaning what it meant.
+        return;
+    }
     let outcome = vcpu
         .domain
         .vgic
@@ -261,6 +266,7 @@ fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
         interface.write(index, 0);
     }
     vcpu.lrs_live.store(false, Ordering::Relaxed);
+    // What was listed is back in the model, to be listed again at the next entry.
     vcpu.vgic_hint.store(true, Ordering::Relaxed);
     super::kick_vcpus(&vcpu.domain, outcome.kick);
 }
@@ -272,8 +278,9 @@ fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
 /// No guest runs on this CPU; `vcpu` is about to run here and its list registers were
 /// unloaded when it left.
 pub unsafe fn load(vcpu: &Vcpu, saved: &SavedInterface) {
+    // The hint is as `unload` left it, set since by any injection while the vCPU was
+    // off its CPU: the first entry looks at the vGIC only if something may be there.
     vcpu.lrs_live.store(false, Ordering::Relaxed);
-    vcpu.vgic_hint.store(true, Ordering::Relaxed);
     match host() {
         Host::V3 => {
             // SAFETY: per the caller; a GICv3 host has the ICH registers.
