@@ -18,6 +18,7 @@ mod memory;
 mod pmu;
 mod poweroff;
 mod probe;
+mod passthrough;
 mod progress;
 mod psci;
 mod ras;
@@ -77,6 +78,11 @@ const TESTS: &[Test] = &[
         name: "hostile",
         in_all: false,
         run: hostile::run,
+    },
+    Test {
+        name: "passthrough",
+        in_all: false,
+        run: passthrough::run,
     },
     Test {
         name: "progress",
