@@ -16,6 +16,8 @@
 //!        (GICD, GICC); interrupt-controller; #interrupt-cells = <3>; #address-cells = <0>; };
 //!   clk: apb-pclk { fixed-clock, 24 MHz };            (only with a console)
 //!   pl011@22000000 { arm,pl011, arm,primecell; ... }; (only with a console)
+//!   NAME@BASE { compatible; reg; interrupts; status = "okay"; };  (each host device given
+//!                                                                   to the guest)
 //! };
 //! ```
 //!
@@ -23,18 +25,25 @@
 //! board code for it and treats it as a generic virtual platform. Interrupt specifiers use
 //! three cells (type, number, flags); every interrupt is level triggered, active high (flags
 //! 4), as on QEMU `virt`; on GICv2 the timer PPIs also carry the CPU mask in bits 15:8.
+//!
+//! Host devices given to the guest ([`PassthroughDevice`]) appear at their IPAs with their
+//! host `compatible` and SPIs (the flags as the host tree gives them). The node is named by
+//! the host node's name with its unit address replaced by the first region's IPA (a node
+//! under a bus with `ranges` has a bus address there); it carries no clocks, resets, pins
+//! or other properties, so it suits devices whose driver needs none of them.
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use vm_fdt::FdtWriter;
 
 use crate::layout::{
-    GICC_BASE, GICC_SIZE, GICD_BASE, GICR_BASE, GicVersion, PL011_BASE, PL011_CLOCK_HZ,
-    PL011_INTID, PL011_SIZE, RAM_BASE, RAM_MAX_SIZE, SPI_BASE_INTID, TIMER_HYP_PPI, TIMER_PHYS_PPI,
-    TIMER_SEC_PHYS_PPI, TIMER_VIRT_PPI, gicr_size, vcpu_mpidr,
+    GICC_BASE, GICC_SIZE, GICD_BASE, GICR_BASE, GUEST_SPIS, GicVersion, PAGE_SIZE, PL011_BASE,
+    PL011_CLOCK_HZ, PL011_INTID, PL011_SIZE, RAM_BASE, RAM_MAX_SIZE, SPI_BASE_INTID, TIMER_HYP_PPI,
+    TIMER_PHYS_PPI, TIMER_SEC_PHYS_PPI, TIMER_VIRT_PPI, gicr_size, vcpu_mpidr,
 };
 use crate::placement::IpaRegion;
 
@@ -108,6 +117,47 @@ pub struct GuestDtConfig<'a> {
     pub initrd: Option<IpaRegion>,
     /// Whether the guest has the emulated PL011 (and so a `stdout-path`).
     pub console: bool,
+    /// Host devices given to the guest, each a node of the root (empty: none).
+    pub devices: &'a [PassthroughDevice<'a>],
+}
+
+/// A host device given to a guest, as its device tree describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassthroughDevice<'a> {
+    /// The host node's name, e.g. `pl031@9010000`; in the guest the part after `@` is
+    /// replaced by the first region's IPA in hex. The part before it must be a valid node
+    /// name (1 to 31 letters, digits, `,._+-`, starting with a letter).
+    pub name: &'a str,
+    /// The host node's `compatible`, raw: NUL-separated strings, NUL-terminated.
+    pub compatible: &'a [u8],
+    /// (IPA base, size) of each MMIO region, at least one. None may overlap guest RAM,
+    /// the virtual GIC, the emulated console (checked on the 4 KiB pages they touch), or
+    /// another region of any device.
+    pub regions: &'a [(u64, u64)],
+    /// (SPI number, interrupt specifier flags) of each interrupt: SPI `n` is interrupt ID
+    /// `32 + n`, below [`GUEST_SPIS`]; not SPI 0 when the guest has a console, and each
+    /// SPI once among all devices.
+    pub spis: &'a [(u32, u32)],
+}
+
+impl PassthroughDevice<'_> {
+    /// The host name without its unit address, if it is a valid node name.
+    fn base_name(&self) -> Option<&str> {
+        let base = self.name.split('@').next().unwrap_or(self.name);
+        let valid = !base.is_empty()
+            && base.len() <= 31
+            && base.starts_with(|c: char| c.is_ascii_alphabetic())
+            && base
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | '.' | '_' | '+' | '-'));
+        valid.then_some(base)
+    }
+
+    /// The guest node's name: the host name with the first region's IPA as unit address.
+    fn node_name(&self) -> Option<String> {
+        let (ipa, _) = self.regions.first()?;
+        Some(format!("{}@{ipa:x}", self.base_name()?))
+    }
 }
 
 /// Why a guest device tree could not be built.
@@ -126,6 +176,55 @@ pub enum DtError {
     BadRamSize(u64),
     /// The initrd is empty or not inside RAM.
     BadInitrd(IpaRegion),
+    /// A host device's name does not give a valid node name.
+    BadDeviceName(String),
+    /// A host device's `compatible` is empty or not NUL-terminated.
+    BadDeviceCompatible {
+        /// The device's name.
+        device: String,
+    },
+    /// A host device without MMIO regions.
+    NoDeviceRegions {
+        /// The device's name.
+        device: String,
+    },
+    /// A host device region that is empty or runs past the top of the address space.
+    BadDeviceRegion {
+        /// The device's name.
+        device: String,
+        /// The region's IPA.
+        base: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A host device region overlapping something else in the guest's address space.
+    DeviceOverlap {
+        /// The device's name.
+        device: String,
+        /// The region's IPA.
+        base: u64,
+        /// Its size.
+        size: u64,
+        /// What it overlaps: guest RAM, part of the virtual GIC, the emulated console, or
+        /// another device (named).
+        with: String,
+    },
+    /// A host device's SPI at or beyond [`GUEST_SPIS`].
+    DeviceSpiOutOfRange {
+        /// The device's name.
+        device: String,
+        /// The SPI number.
+        spi: u32,
+    },
+    /// A host device's SPI already used: by the emulated console or a device (named).
+    DeviceSpiInUse {
+        /// The device's name.
+        device: String,
+        /// The SPI number.
+        spi: u32,
+        /// Who else uses it.
+        with: String,
+    },
     /// The writer refused something (for instance a NUL byte in the command line).
     Fdt(vm_fdt::Error),
 }
@@ -147,6 +246,40 @@ impl fmt::Display for DtError {
                 r.start,
                 r.start.saturating_add(r.size)
             ),
+            Self::BadDeviceName(name) => write!(
+                f,
+                "device {name:?}: not a usable node name (1 to 31 letters, digits, ',._+-' \
+                 before any '@', starting with a letter)"
+            ),
+            Self::BadDeviceCompatible { device } => write!(
+                f,
+                "device {device}: `compatible` is empty or not NUL-terminated"
+            ),
+            Self::NoDeviceRegions { device } => {
+                write!(f, "device {device}: no MMIO region to give the guest")
+            }
+            Self::BadDeviceRegion { device, base, size } => write!(
+                f,
+                "device {device}: region at {base:#x} of size {size:#x} is empty or wraps"
+            ),
+            Self::DeviceOverlap {
+                device,
+                base,
+                size,
+                with,
+            } => write!(
+                f,
+                "device {device}: region {base:#x}..{:#x} overlaps {with} in the guest's address space",
+                base.saturating_add(*size)
+            ),
+            Self::DeviceSpiOutOfRange { device, spi } => write!(
+                f,
+                "device {device}: SPI {spi} (interrupt ID {}) is beyond the guest's {GUEST_SPIS} SPIs",
+                u64::from(*spi) + u64::from(SPI_BASE_INTID)
+            ),
+            Self::DeviceSpiInUse { device, spi, with } => {
+                write!(f, "device {device}: SPI {spi} is already used by {with}")
+            }
             Self::Fdt(e) => write!(f, "device-tree writer: {e}"),
         }
     }
@@ -195,6 +328,115 @@ fn check(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
                 .is_some_and(|end| end <= ram.end());
         if initrd.size == 0 || !inside {
             return Err(DtError::BadInitrd(initrd));
+        }
+    }
+    check_devices(config)
+}
+
+/// The first and one-past-last byte of the 4 KiB pages `base..base + size` touches.
+fn pages(base: u64, size: u64) -> (u64, u64) {
+    let end = base.saturating_add(size);
+    (
+        base & !(PAGE_SIZE - 1),
+        end.checked_next_multiple_of(PAGE_SIZE).unwrap_or(u64::MAX),
+    )
+}
+
+fn overlaps((a, a_size): (u64, u64), (b, b_size): (u64, u64)) -> bool {
+    a < b.saturating_add(b_size) && b < a.saturating_add(a_size)
+}
+
+/// Checks the host devices: names, regions clear of the guest's own address map and of
+/// each other, SPIs inside the virtual GIC and not shared.
+fn check_devices(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
+    let mut fixed = vec![
+        ((RAM_BASE, config.ram_size), "guest RAM"),
+        (
+            (GICD_BASE, config.gic.gicd_size()),
+            "the virtual GIC distributor",
+        ),
+    ];
+    match config.gic {
+        GicVersion::V2 => fixed.push(((GICC_BASE, GICC_SIZE), "the virtual GIC CPU interface")),
+        GicVersion::V3 => fixed.push((
+            (GICR_BASE, gicr_size(config.vcpus)),
+            "the virtual GIC redistributors",
+        )),
+    }
+    if config.console {
+        fixed.push(((PL011_BASE, PL011_SIZE), "the emulated PL011 console"));
+    }
+
+    for (i, device) in config.devices.iter().enumerate() {
+        let name = || String::from(device.name);
+        if device.base_name().is_none() {
+            return Err(DtError::BadDeviceName(name()));
+        }
+        let compatible = device.compatible;
+        if compatible.first().is_none_or(|&b| b == 0) || compatible.last() != Some(&0) {
+            return Err(DtError::BadDeviceCompatible { device: name() });
+        }
+        if device.regions.is_empty() {
+            return Err(DtError::NoDeviceRegions { device: name() });
+        }
+        for (r, &(base, size)) in device.regions.iter().enumerate() {
+            let overlap = |with: String| DtError::DeviceOverlap {
+                device: name(),
+                base,
+                size,
+                with,
+            };
+            if size == 0 || base.checked_add(size).is_none() {
+                return Err(DtError::BadDeviceRegion {
+                    device: name(),
+                    base,
+                    size,
+                });
+            }
+            let (page_base, page_end) = pages(base, size);
+            if let Some((_, what)) = fixed
+                .iter()
+                .find(|(region, _)| overlaps((page_base, page_end - page_base), *region))
+            {
+                return Err(overlap(String::from(*what)));
+            }
+            if device.regions[..r]
+                .iter()
+                .any(|&other| overlaps((base, size), other))
+            {
+                return Err(overlap(String::from("another of its own regions")));
+            }
+            if let Some(other) = config.devices[..i]
+                .iter()
+                .find(|d| d.regions.iter().any(|&o| overlaps((base, size), o)))
+            {
+                return Err(overlap(format!("device {}", other.name)));
+            }
+        }
+        for (s, &(spi, _)) in device.spis.iter().enumerate() {
+            let in_use = |with: String| DtError::DeviceSpiInUse {
+                device: name(),
+                spi,
+                with,
+            };
+            if spi >= GUEST_SPIS {
+                return Err(DtError::DeviceSpiOutOfRange {
+                    device: name(),
+                    spi,
+                });
+            }
+            if config.console && spi == PL011_INTID - SPI_BASE_INTID {
+                return Err(in_use(String::from("the emulated PL011 console")));
+            }
+            if device.spis[..s].iter().any(|&(other, _)| other == spi) {
+                return Err(in_use(format!("device {}", device.name)));
+            }
+            if let Some(other) = config.devices[..i]
+                .iter()
+                .find(|d| d.spis.iter().any(|&(o, _)| o == spi))
+            {
+                return Err(in_use(format!("device {}", other.name)));
+            }
         }
     }
     Ok(())
@@ -320,6 +562,26 @@ pub fn build_guest_dt(config: &GuestDtConfig<'_>) -> Result<Vec<u8>, DtError> {
         fdt.end_node(uart)?;
     }
 
+    for device in config.devices {
+        // `check` made sure the name is valid and there is a region.
+        let name = device
+            .node_name()
+            .ok_or_else(|| DtError::BadDeviceName(String::from(device.name)))?;
+        let node = fdt.begin_node(&name)?;
+        fdt.property("compatible", device.compatible)?;
+        fdt.property_array_u64("reg", &reg64(device.regions))?;
+        if !device.spis.is_empty() {
+            let interrupts: Vec<u32> = device
+                .spis
+                .iter()
+                .flat_map(|&(spi, flags)| [GIC_SPI, spi, flags])
+                .collect();
+            fdt.property_array_u32("interrupts", &interrupts)?;
+        }
+        fdt.property_string("status", "okay")?;
+        fdt.end_node(node)?;
+    }
+
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
 }
@@ -328,6 +590,7 @@ pub fn build_guest_dt(config: &GuestDtConfig<'_>) -> Result<Vec<u8>, DtError> {
 mod tests {
     use super::*;
     use crate::layout::{GICD_SIZE_V2, GICD_SIZE_V3, GICR_STRIDE, MIB};
+    use alloc::string::ToString;
     use alloc::vec;
     use fdt::Fdt;
     use fdt::node::FdtNode;
@@ -373,6 +636,7 @@ mod tests {
             bootargs: "console=ttyAMA0 earlycon rdinit=/init",
             initrd,
             console: true,
+            devices: &[],
         }
     }
 
@@ -401,6 +665,12 @@ mod tests {
         if config.console {
             expected.extend(["apb-pclk", "pl011@22000000"]);
         }
+        let device_nodes: Vec<String> = config
+            .devices
+            .iter()
+            .map(|d| d.node_name().unwrap())
+            .collect();
+        expected.extend(device_nodes.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(top, expected);
 
@@ -533,6 +803,327 @@ mod tests {
             assert!(fdt.find_node("/apb-pclk").is_none());
             assert!(fdt.find_compatible(&["arm,pl011"]).is_none());
         }
+
+        // Host devices, in order after everything else.
+        let names: Vec<&str> = root.children().map(|n| n.name).collect();
+        assert_eq!(names[names.len() - device_nodes.len()..], device_nodes);
+        for (device, name) in config.devices.iter().zip(&device_nodes) {
+            let node = fdt.find_node(&format!("/{name}")).unwrap();
+            assert_eq!(
+                node.property("compatible").unwrap().value,
+                device.compatible
+            );
+            let reg: Vec<u64> = device.regions.iter().flat_map(|&(b, s)| [b, s]).collect();
+            assert_eq!(u64s(&node, "reg"), reg);
+            let mut props = vec!["compatible", "reg", "status"];
+            if device.spis.is_empty() {
+                assert!(node.property("interrupts").is_none());
+            } else {
+                let irqs: Vec<u32> = device.spis.iter().flat_map(|&(n, f)| [0, n, f]).collect();
+                assert_eq!(u32s(&node, "interrupts"), irqs);
+                props.push("interrupts");
+            }
+            assert_eq!(strings(&node, "status"), ["okay"]);
+            let mut have = property_names(&node);
+            have.sort_unstable();
+            props.sort_unstable();
+            assert_eq!(have, props);
+        }
+    }
+
+    const PL031: PassthroughDevice<'static> = PassthroughDevice {
+        name: "pl031@9010000",
+        compatible: b"arm,pl031\0arm,primecell\0",
+        regions: &[(0x0901_0000, 0x1000)],
+        spis: &[(2, 4)],
+    };
+
+    /// A device under a host bus: its name has the bus address, its region the CPU one.
+    const ON_BUS: PassthroughDevice<'static> = PassthroughDevice {
+        name: "serial@7e201000",
+        compatible: b"test,uart\0",
+        regions: &[(0xfe20_1000, 0x200), (0x1_0000_0000, 0x2_0000)],
+        spis: &[(63, 1), (5, 4)],
+    };
+
+    const QUIET: PassthroughDevice<'static> = PassthroughDevice {
+        name: "quiet",
+        compatible: b"test,quiet\0",
+        regions: &[(0x2200_1000, 0x10)],
+        spis: &[],
+    };
+
+    #[test]
+    fn host_devices_become_root_nodes() {
+        let devices = [PL031, ON_BUS, QUIET];
+        for gic in [GicVersion::V2, GicVersion::V3] {
+            let mut c = config(gic, 2, Some(INITRD));
+            c.devices = &devices;
+            check_round_trip(&c);
+        }
+        let mut c = config(GicVersion::V3, 1, None);
+        c.devices = &devices;
+        let dtb = build_guest_dt(&c).unwrap();
+        let fdt = Fdt::new(&dtb).unwrap();
+        let rtc = fdt.find_node("/pl031@9010000").unwrap();
+        assert_eq!(strings(&rtc, "compatible"), ["arm,pl031", "arm,primecell"]);
+        assert_eq!(u64s(&rtc, "reg"), [0x0901_0000, 0x1000]);
+        assert_eq!(u32s(&rtc, "interrupts"), [GIC_SPI, 2, IRQ_TYPE_LEVEL_HIGH]);
+        // The interrupt parent is the root's: the GIC. The hypervisor's own reader of host
+        // trees agrees, interrupts included.
+        assert!(rtc.property("interrupt-parent").is_none());
+        let found = platforms::find_device(&dtb, "/pl031@9010000").unwrap();
+        assert_eq!(found.compatible, PL031.compatible);
+        assert_eq!(
+            found.regions.as_slice(),
+            [platforms::Region::new(0x0901_0000, 0x1000)]
+        );
+        assert_eq!(found.spis.as_slice(), PL031.spis);
+        // The unit address is the guest's address of the first region.
+        assert!(fdt.find_node("/serial@fe201000").is_some());
+        assert!(fdt.find_node("/quiet@22001000").is_some());
+        // Without a console SPI 0 is free.
+        let free = PassthroughDevice {
+            spis: &[(0, 4)],
+            ..PL031
+        };
+        let mut c = config(GicVersion::V2, 1, None);
+        c.console = false;
+        c.devices = core::slice::from_ref(&free);
+        check_round_trip(&c);
+    }
+
+    #[test]
+    fn host_device_regions_must_not_overlap() {
+        let overlap = |gic, vcpus, console, devices: &[PassthroughDevice<'_>]| {
+            let mut c = config(gic, vcpus, None);
+            c.console = console;
+            c.devices = devices;
+            match build_guest_dt(&c) {
+                Err(DtError::DeviceOverlap {
+                    device,
+                    base,
+                    size,
+                    with,
+                }) => (device, base, size, with),
+                other => panic!("{other:?}"),
+            }
+        };
+        let at = |base, size| PassthroughDevice {
+            regions: vec![(base, size)].leak(),
+            ..QUIET
+        };
+        let v3 = GicVersion::V3;
+        let v2 = GicVersion::V2;
+        let with = |gic, vcpus, console, device| overlap(gic, vcpus, console, &[device]).3;
+        // RAM (256 MiB here), from its first to its last byte.
+        assert_eq!(
+            with(v3, 1, true, at(RAM_BASE - 0x1000, 0x1001)),
+            "guest RAM"
+        );
+        assert_eq!(
+            with(v3, 1, true, at(RAM_BASE + 256 * MIB - 1, 1)),
+            "guest RAM"
+        );
+        check_round_trip(&config_with(&[at(RAM_BASE + 256 * MIB, 0x1000)]));
+        // The distributor, each version's size.
+        assert_eq!(
+            with(v2, 1, true, at(GICD_BASE + 0xfff, 1)),
+            "the virtual GIC distributor"
+        );
+        assert_eq!(
+            with(v3, 1, true, at(GICD_BASE + 0xf000, 0x1000)),
+            "the virtual GIC distributor"
+        );
+        // GICv2's CPU interface; GICv3's redistributors for this many vCPUs only.
+        assert_eq!(
+            with(v2, 1, true, at(GICC_BASE + 0x1000, 0x1000)),
+            "the virtual GIC CPU interface"
+        );
+        let after_four = at(GICR_BASE + 4 * GICR_STRIDE, 0x1000);
+        assert_eq!(
+            with(v3, 5, true, after_four),
+            "the virtual GIC redistributors"
+        );
+        let mut c = config(v3, 4, None);
+        c.devices = core::slice::from_ref(&after_four);
+        check_round_trip(&c);
+        // The console, on the 4 KiB pages the region touches, only when there is one.
+        let shares_a_page = at(PL011_BASE + 0x800, 0x100);
+        assert_eq!(
+            overlap(v3, 1, true, &[shares_a_page]),
+            (
+                String::from("quiet"),
+                PL011_BASE + 0x800,
+                0x100,
+                String::from("the emulated PL011 console")
+            )
+        );
+        let mut c = config(v3, 1, None);
+        c.console = false;
+        c.devices = core::slice::from_ref(&shares_a_page);
+        check_round_trip(&c);
+        // Other devices, and the device's own regions.
+        let second = PassthroughDevice {
+            name: "second@9010800",
+            ..at(0x0901_0800, 0x100)
+        };
+        assert_eq!(
+            overlap(v3, 1, true, &[PL031, second]),
+            (
+                String::from("second@9010800"),
+                0x0901_0800,
+                0x100,
+                String::from("device pl031@9010000")
+            )
+        );
+        let twice = PassthroughDevice {
+            regions: &[(0x1000_0000, 0x2000), (0x1000_1000, 0x10)],
+            ..QUIET
+        };
+        assert_eq!(with(v3, 1, true, twice), "another of its own regions");
+        // Sharing a page (not a byte) with another device is fine.
+        let neighbour = PassthroughDevice {
+            name: "neighbour",
+            ..at(0x0901_0000 + 0x1000 - 0x100, 0x100)
+        };
+        let shared_page = PassthroughDevice {
+            regions: &[(0x0901_0000, 0xf00)],
+            ..PL031
+        };
+        check_round_trip(&config_with(&[shared_page, neighbour]));
+
+        assert_eq!(
+            build_guest_dt(&config_with(&[at(RAM_BASE, 0x1000)]))
+                .unwrap_err()
+                .to_string(),
+            "device quiet: region 0x40000000..0x40001000 overlaps guest RAM in the guest's address space"
+        );
+    }
+
+    fn config_with<'a>(devices: &'a [PassthroughDevice<'a>]) -> GuestDtConfig<'a> {
+        GuestDtConfig {
+            devices,
+            ..config(GicVersion::V3, 1, None)
+        }
+    }
+
+    #[test]
+    fn host_device_spis_must_fit_and_not_be_shared() {
+        let with_spis = |spis: &'static [(u32, u32)]| PassthroughDevice { spis, ..QUIET };
+        let last = with_spis(&[(GUEST_SPIS - 1, 4)]);
+        check_round_trip(&config_with(&[last]));
+        assert_eq!(
+            build_guest_dt(&config_with(&[with_spis(&[(1, 4), (GUEST_SPIS, 4)])])),
+            Err(DtError::DeviceSpiOutOfRange {
+                device: String::from("quiet"),
+                spi: 64
+            })
+        );
+        assert_eq!(
+            build_guest_dt(&config_with(&[with_spis(&[(u32::MAX, 4)])]))
+                .unwrap_err()
+                .to_string(),
+            "device quiet: SPI 4294967295 (interrupt ID 4294967327) is beyond the guest's 64 SPIs"
+        );
+        assert_eq!(
+            build_guest_dt(&config_with(&[with_spis(&[(0, 4)])])),
+            Err(DtError::DeviceSpiInUse {
+                device: String::from("quiet"),
+                spi: 0,
+                with: String::from("the emulated PL011 console")
+            })
+        );
+        assert_eq!(
+            build_guest_dt(&config_with(&[with_spis(&[(3, 4), (3, 1)])])),
+            Err(DtError::DeviceSpiInUse {
+                device: String::from("quiet"),
+                spi: 3,
+                with: String::from("device quiet")
+            })
+        );
+        let err = build_guest_dt(&config_with(&[PL031, with_spis(&[(2, 4)])])).unwrap_err();
+        assert_eq!(
+            err,
+            DtError::DeviceSpiInUse {
+                device: String::from("quiet"),
+                spi: 2,
+                with: String::from("device pl031@9010000")
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "device quiet: SPI 2 is already used by device pl031@9010000"
+        );
+    }
+
+    #[test]
+    fn host_devices_must_be_well_formed() {
+        let build = |device: PassthroughDevice<'static>| {
+            build_guest_dt(&GuestDtConfig {
+                devices: vec![device].leak(),
+                ..config(GicVersion::V3, 1, None)
+            })
+        };
+        for name in [
+            "",
+            "@1000",
+            "1st@1000",
+            "has space",
+            "a/b",
+            "abcdefghijklmnopqrstuvwxyz012345",
+        ] {
+            assert_eq!(
+                build(PassthroughDevice { name, ..QUIET }),
+                Err(DtError::BadDeviceName(String::from(name))),
+                "{name:?}"
+            );
+        }
+        // 31 characters, and odd unit addresses (they are replaced).
+        build(PassthroughDevice {
+            name: "abcdefghijklmnopqrstuvwxyz01234@x@y",
+            ..QUIET
+        })
+        .unwrap();
+        for compatible in [&b""[..], b"\0", b"arm,pl031", b"\0arm,pl031\0"] {
+            assert_eq!(
+                build(PassthroughDevice {
+                    compatible,
+                    ..QUIET
+                }),
+                Err(DtError::BadDeviceCompatible {
+                    device: String::from("quiet")
+                })
+            );
+        }
+        assert_eq!(
+            build(PassthroughDevice {
+                regions: &[],
+                ..QUIET
+            }),
+            Err(DtError::NoDeviceRegions {
+                device: String::from("quiet")
+            })
+        );
+        for (base, size) in [(0x1000_0000, 0), (u64::MAX - 0xfff, 0x1000)] {
+            assert_eq!(
+                build(PassthroughDevice {
+                    regions: vec![(base, size)].leak(),
+                    ..QUIET
+                }),
+                Err(DtError::BadDeviceRegion {
+                    device: String::from("quiet"),
+                    base,
+                    size
+                })
+            );
+        }
+        // The last page of the address space is usable.
+        build(PassthroughDevice {
+            regions: &[(u64::MAX - 0xfff, 0xfff)],
+            ..QUIET
+        })
+        .unwrap();
     }
 
     const INITRD: IpaRegion = IpaRegion {

@@ -72,6 +72,12 @@ pub const PPI_BASE_INTID: u32 = 16;
 /// First GIC interrupt ID of the shared peripheral interrupts (SPIs).
 pub const SPI_BASE_INTID: u32 = 32;
 
+/// Number of SPIs in a domain's virtual GIC: interrupt IDs [`SPI_BASE_INTID`] to
+/// `SPI_BASE_INTID + GUEST_SPIS - 1`. SPI 0 ([`PL011_INTID`]) is the emulated console's when
+/// the domain has one. A host device given to a domain keeps its SPI numbers (host SPI `n`
+/// is the guest's SPI `n`), so each must be below this.
+pub const GUEST_SPIS: u32 = 64;
+
 /// PPI number of the secure EL1 physical timer.
 pub const TIMER_SEC_PHYS_PPI: u32 = 13;
 
@@ -161,6 +167,7 @@ const _: () = {
     assert!(PL011_BASE + PL011_SIZE <= RAM_BASE);
     assert!(RAM_BASE.is_multiple_of(BLOCK_2M));
     assert!(vcpu_mpidr(MAX_VCPUS - 1) < 1 << 16);
+    assert!(PL011_INTID - SPI_BASE_INTID < GUEST_SPIS);
 };
 
 #[cfg(test)]

@@ -26,10 +26,11 @@ pub mod manifest;
 pub mod placement;
 
 pub use archive::{ArchiveError, BootArchive, MANIFEST_FILE};
-pub use guest_dt::{DtError, GuestDtConfig, PsciConduit, build_guest_dt};
+pub use guest_dt::{DtError, GuestDtConfig, PassthroughDevice, PsciConduit, build_guest_dt};
 pub use image::{ImageError, ImageFormat, ImageInfo, PageSize, parse_image};
 pub use layout::GicVersion;
 pub use manifest::{
-    CpusError, DomainSpec, MAX_AFFINITY_CPU, ManifestError, read_manifest, write_manifest,
+    CpusError, DevicesError, DomainSpec, MAX_AFFINITY_CPU, MAX_DEVICE_PATH_LEN, MAX_DEVICES,
+    ManifestError, read_manifest, write_manifest,
 };
 pub use placement::{IpaRegion, Placement, PlacementError, plan};

@@ -18,6 +18,9 @@
 //!             psci-conduit = "hvc";          // optional: "hvc" or "smc", default "hvc"
 //!             cpus = <0 2>;                  // optional: physical CPUs the vCPUs may run
 //!                                            //   on, one cell each; absent = any CPU
+//!             devices = "/pl031@9010000", "/soc/serial@7e201000";
+//!                                            // optional: host devices given to the
+//!                                            //   domain, by device-tree path; absent = none
 //!         };
 //!     };
 //! };
@@ -32,6 +35,15 @@
 //! there are at most [`MAX_AFFINITY_CPU`] of them; the writer leaves the property out for an
 //! empty list, and the reader refuses a present but empty one. Whether the CPUs exist and
 //! came online is only known at boot: the hypervisor skips those that did not.
+//!
+//! `devices` names host devices given to the domain ("passthrough") by their full path in
+//! the host device tree, each component a node's full name with its unit address, as
+//! `dtc -I dtb -O dts` prints them. It is a string list (NUL-separated): at most
+//! [`MAX_DEVICES`] paths, each starting with `/`, not `/` alone, without empty components
+//! (`//` or a trailing `/`), at most [`MAX_DEVICE_PATH_LEN`] bytes and listed once. As with
+//! `cpus`, the writer leaves the property out for an empty list and the reader refuses a
+//! present but empty one. Whether a path names a device the domain may have (it exists,
+//! the hypervisor does not use it, no other domain has it) is only known at boot.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -60,6 +72,12 @@ pub const MAX_NAME_LEN: usize = 31;
 /// `platforms`.
 pub const MAX_AFFINITY_CPU: u32 = 64;
 
+/// Most host devices one domain can be given ([`DomainSpec::devices`]).
+pub const MAX_DEVICES: usize = 16;
+
+/// Longest device path in [`DomainSpec::devices`], in bytes.
+pub const MAX_DEVICE_PATH_LEN: usize = 255;
+
 // The duplicate check keeps one bit per CPU number in a `u64`.
 const _: () = assert!(MAX_AFFINITY_CPU <= u64::BITS);
 
@@ -87,11 +105,16 @@ pub struct DomainSpec {
     /// host device tree, from 0) the domain's vCPUs may run on, each below
     /// [`MAX_AFFINITY_CPU`] and listed once. Empty: any online CPU.
     pub cpus: Vec<u32>,
+    /// Host devices given to the domain, by their device-tree path (e.g.
+    /// `/pl031@9010000`): each starts with `/`, has no empty component, is at most
+    /// [`MAX_DEVICE_PATH_LEN`] bytes without NUL and is listed once; at most
+    /// [`MAX_DEVICES`] of them. Empty: none.
+    pub devices: Vec<String>,
 }
 
 impl DomainSpec {
-    /// A domain with no initrd, an empty command line, a console, the HVC conduit and no
-    /// CPU affinity (any online CPU).
+    /// A domain with no initrd, an empty command line, a console, the HVC conduit, no
+    /// CPU affinity (any online CPU) and no host devices.
     pub fn new(name: &str, kernel: &str, memory: u64, vcpus: u32) -> Self {
         Self {
             name: name.to_string(),
@@ -103,6 +126,7 @@ impl DomainSpec {
             console: true,
             psci_conduit: PsciConduit::Hvc,
             cpus: Vec::new(),
+            devices: Vec::new(),
         }
     }
 
@@ -152,7 +176,8 @@ impl DomainSpec {
                 vcpus: self.vcpus,
             });
         }
-        self.validate_cpus()
+        self.validate_cpus()?;
+        self.validate_devices()
     }
 
     fn validate_cpus(&self) -> Result<(), ManifestError> {
@@ -176,6 +201,49 @@ impl DomainSpec {
         }
         Ok(())
     }
+
+    fn validate_devices(&self) -> Result<(), ManifestError> {
+        let bad = |problem| ManifestError::BadDevices {
+            domain: self.name.clone(),
+            problem,
+        };
+        if self.devices.len() > MAX_DEVICES {
+            return Err(bad(DevicesError::TooMany(self.devices.len())));
+        }
+        for (i, path) in self.devices.iter().enumerate() {
+            if path.contains('\0') {
+                return Err(bad(DevicesError::ContainsNul(path.clone())));
+            }
+            if path.len() > MAX_DEVICE_PATH_LEN {
+                return Err(bad(DevicesError::TooLong(path.len())));
+            }
+            let well_formed = path.len() > 1
+                && path.starts_with('/')
+                && path[1..].split('/').all(|component| !component.is_empty());
+            if !well_formed {
+                return Err(bad(DevicesError::NotAPath(path.clone())));
+            }
+            if self.devices[..i].contains(path) {
+                return Err(bad(DevicesError::Duplicate(path.clone())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with a domain's `devices` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicesError {
+    /// More than [`MAX_DEVICES`] entries (the count given).
+    TooMany(usize),
+    /// A path longer than [`MAX_DEVICE_PATH_LEN`] bytes (its length).
+    TooLong(usize),
+    /// A path with a NUL byte (it could not be stored in the string list).
+    ContainsNul(String),
+    /// A path that does not start with `/`, is `/` alone, or has an empty component.
+    NotAPath(String),
+    /// A path listed more than once.
+    Duplicate(String),
 }
 
 /// What is wrong with a domain's `cpus` list.
@@ -243,6 +311,14 @@ pub enum ManifestError {
         /// The first problem found, in list order.
         problem: CpusError,
     },
+    /// A `devices` list that is too long or holds a path that is malformed, too long or
+    /// listed twice.
+    BadDevices {
+        /// The domain.
+        domain: String,
+        /// The first problem found, in list order.
+        problem: DevicesError,
+    },
     /// The device-tree writer failed.
     Write(String),
 }
@@ -296,6 +372,30 @@ impl fmt::Display for ManifestError {
                     write!(f, "domain {domain}: cpus lists CPU {cpu} twice")
                 }
             },
+            Self::BadDevices { domain, problem } => match problem {
+                DevicesError::TooMany(n) => write!(
+                    f,
+                    "domain {domain}: devices lists {n} devices, but a domain has at most {MAX_DEVICES}"
+                ),
+                DevicesError::TooLong(len) => write!(
+                    f,
+                    "domain {domain}: devices lists a path of {len} bytes, longer than {MAX_DEVICE_PATH_LEN}"
+                ),
+                DevicesError::ContainsNul(path) => {
+                    write!(
+                        f,
+                        "domain {domain}: devices lists {path:?}, which contains a NUL byte"
+                    )
+                }
+                DevicesError::NotAPath(path) => write!(
+                    f,
+                    "domain {domain}: devices lists {path:?}, which is not a device-tree path \
+                     such as \"/pl031@9010000\" (it must start with '/' and have no empty component)"
+                ),
+                DevicesError::Duplicate(path) => {
+                    write!(f, "domain {domain}: devices lists {path:?} twice")
+                }
+            },
             Self::Write(why) => write!(f, "writing the manifest: {why}"),
         }
     }
@@ -345,6 +445,9 @@ pub fn write_manifest(domains: &[DomainSpec]) -> Result<Vec<u8>, ManifestError> 
         if !d.cpus.is_empty() {
             w.property_array_u32("cpus", &d.cpus)?;
         }
+        if !d.devices.is_empty() {
+            w.property_string_list("devices", d.devices.clone())?;
+        }
         w.end_node(node)?;
     }
     w.end_node(list)?;
@@ -359,6 +462,17 @@ fn string_value(value: &[u8]) -> Option<&str> {
         return None;
     }
     core::str::from_utf8(body).ok()
+}
+
+/// A string list: one or more non-empty UTF-8 strings, each NUL-terminated.
+fn string_list(value: &[u8]) -> Option<Vec<String>> {
+    let body = value.strip_suffix(&[0])?;
+    body.split(|&b| b == 0)
+        .map(|s| {
+            let s = core::str::from_utf8(s).ok()?;
+            (!s.is_empty()).then(|| s.to_string())
+        })
+        .collect()
 }
 
 fn u32_value(value: &[u8]) -> Option<u32> {
@@ -441,6 +555,16 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
     };
+    let devices = match d.raw("devices") {
+        None => Vec::new(),
+        Some([]) => return Err(d.bad("devices", "empty (leave it out for no devices)")),
+        Some(v) => string_list(v).ok_or_else(|| {
+            d.bad(
+                "devices",
+                "not a list of NUL-terminated, non-empty UTF-8 strings",
+            )
+        })?,
+    };
     let spec = DomainSpec {
         name: name.to_string(),
         kernel: kernel.to_string(),
@@ -451,6 +575,7 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         console,
         psci_conduit,
         cpus,
+        devices,
     };
     spec.validate()?;
     Ok(spec)
@@ -496,6 +621,7 @@ pub fn read_manifest(dtb: &[u8]) -> Result<Vec<DomainSpec>, ManifestError> {
 mod tests {
     use super::*;
     use crate::layout::MIB;
+    use alloc::format;
     use alloc::vec;
 
     fn sample() -> Vec<DomainSpec> {
@@ -506,6 +632,10 @@ mod tests {
         test.console = false;
         test.psci_conduit = PsciConduit::Smc;
         test.cpus = vec![3, 0, MAX_AFFINITY_CPU - 1];
+        test.devices = vec![
+            "/pl031@9010000".to_string(),
+            "/soc/serial@7e201000".to_string(),
+        ];
         vec![dom0, test]
     }
 
@@ -525,6 +655,7 @@ mod tests {
         assert!(read[0].console);
         assert_eq!(read[0].psci_conduit, PsciConduit::Hvc);
         assert!(read[0].cpus.is_empty());
+        assert!(read[0].devices.is_empty());
     }
 
     #[test]
@@ -567,11 +698,16 @@ mod tests {
         assert!(d1.property("initrd").is_none());
         let cpus = d1.property("cpus").unwrap().value;
         assert_eq!(cpus, [0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 63]);
+        assert_eq!(
+            d1.property("devices").unwrap().value,
+            b"/pl031@9010000\0/soc/serial@7e201000\0"
+        );
         let d0 = fdt.find_node("/domains/dom0").unwrap();
         assert!(
             d0.property("cpus").is_none(),
             "no property for an empty list"
         );
+        assert!(d0.property("devices").is_none());
         let root = fdt.find_node("/").unwrap();
         assert_eq!(root.property("version").unwrap().as_usize(), Some(1));
     }
@@ -691,6 +827,71 @@ mod tests {
         );
     }
 
+    #[test]
+    fn bad_device_lists_are_refused_with_clear_messages() {
+        let refused = |devices: Vec<String>| {
+            let mut d = sample();
+            d[1].devices = devices;
+            let err = write_manifest(&d).unwrap_err();
+            let ManifestError::BadDevices { domain, problem } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(domain, "guest-1.test_a");
+            (problem.clone(), err.to_string())
+        };
+        let s = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        for path in ["pl031@9010000", "", "/", "//pl031", "/soc/", "/soc//serial"] {
+            let (problem, message) = refused(s(&["/ok", path]));
+            assert_eq!(problem, DevicesError::NotAPath(path.to_string()));
+            assert!(message.contains("is not a device-tree path"), "{message}");
+        }
+        assert_eq!(
+            refused(s(&["/soc/uart@1000", "/a", "/soc/uart@1000"])),
+            (
+                DevicesError::Duplicate("/soc/uart@1000".to_string()),
+                "domain guest-1.test_a: devices lists \"/soc/uart@1000\" twice".to_string()
+            )
+        );
+        assert_eq!(
+            refused(s(&["/a\0b"])),
+            (
+                DevicesError::ContainsNul("/a\0b".to_string()),
+                "domain guest-1.test_a: devices lists \"/a\\0b\", which contains a NUL byte"
+                    .to_string()
+            )
+        );
+        let long = format!("/{}", "x".repeat(MAX_DEVICE_PATH_LEN));
+        assert_eq!(
+            refused(vec![long]),
+            (
+                DevicesError::TooLong(256),
+                "domain guest-1.test_a: devices lists a path of 256 bytes, longer than 255"
+                    .to_string()
+            )
+        );
+        let many: Vec<String> = (0..=MAX_DEVICES).map(|i| format!("/dev@{i:x}")).collect();
+        assert_eq!(
+            refused(many.clone()),
+            (
+                DevicesError::TooMany(17),
+                "domain guest-1.test_a: devices lists 17 devices, but a domain has at most 16"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            refused(s(&["nope"])).1,
+            "domain guest-1.test_a: devices lists \"nope\", which is not a device-tree path \
+             such as \"/pl031@9010000\" (it must start with '/' and have no empty component)"
+        );
+
+        // The limits themselves are fine.
+        let mut d = sample();
+        d[0].devices = many[..MAX_DEVICES].to_vec();
+        d[1].devices = vec![format!("/{}", "y".repeat(MAX_DEVICE_PATH_LEN - 1))];
+        let dtb = write_manifest(&d).unwrap();
+        assert_eq!(read_manifest(&dtb).unwrap(), d);
+    }
+
     /// Writes a manifest by hand so the reader meets what the writer never produces.
     fn hand_written(version: Option<u32>, props: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = FdtWriter::new().unwrap();
@@ -753,6 +954,11 @@ mod tests {
         bad(("cpus", &[0, 0, 0, 1, 0]), "cpus");
         bad(("cpus", &[0, 0, 1]), "cpus");
         bad(("cpus", &[]), "cpus");
+        bad(("devices", b""), "devices");
+        bad(("devices", b"/a"), "devices");
+        bad(("devices", b"/a\0\0/b\0"), "devices");
+        bad(("devices", b"\0"), "devices");
+        bad(("devices", &[b'/', 0xff, 0]), "devices");
 
         let zero_vcpus = hand_written(Some(1), &[KERNEL, MEMORY, ("vcpus", &[0; 4])]);
         assert_eq!(
@@ -811,6 +1017,47 @@ mod tests {
     }
 
     #[test]
+    fn reader_reads_and_checks_hand_written_devices() {
+        let read = |devices: &[u8]| {
+            read_manifest(&hand_written(
+                Some(1),
+                &[KERNEL, MEMORY, VCPUS, ("devices", devices)],
+            ))
+        };
+        assert_eq!(
+            read(b"/pl031@9010000\0").unwrap()[0].devices,
+            ["/pl031@9010000"]
+        );
+        assert_eq!(
+            read(b"/b\0/a\0").unwrap()[0].devices,
+            ["/b", "/a"],
+            "order kept"
+        );
+        assert_eq!(
+            read(b"/a\0/a\0"),
+            Err(ManifestError::BadDevices {
+                domain: "x".to_string(),
+                problem: DevicesError::Duplicate("/a".to_string())
+            })
+        );
+        assert_eq!(
+            read(b"a\0"),
+            Err(ManifestError::BadDevices {
+                domain: "x".to_string(),
+                problem: DevicesError::NotAPath("a".to_string())
+            })
+        );
+        assert_eq!(
+            read(b"").unwrap_err().to_string(),
+            "domain x: property `devices`: empty (leave it out for no devices)"
+        );
+        assert_eq!(
+            read(b"/a\0/b").unwrap_err().to_string(),
+            "domain x: property `devices`: not a list of NUL-terminated, non-empty UTF-8 strings"
+        );
+    }
+
+    #[test]
     fn reader_checks_the_envelope() {
         let all = [KERNEL, MEMORY, VCPUS];
         assert_eq!(
@@ -829,6 +1076,7 @@ mod tests {
             bootargs: "",
             initrd: None,
             console: true,
+            devices: &[],
         })
         .unwrap();
         assert_eq!(read_manifest(&guest), Err(ManifestError::NotAManifest));

@@ -35,6 +35,13 @@ fn cpu_list() -> impl Strategy<Value = Vec<u32>> {
         .prop_shuffle()
 }
 
+/// A valid `devices` list: distinct device-tree paths, often none.
+fn device_list() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::btree_set("(/[a-z][a-z0-9,._+-]{0,12}(@[0-9a-f]{1,8})?){1,3}", 0..4)
+        .prop_map(|set| set.into_iter().collect::<Vec<_>>())
+        .prop_shuffle()
+}
+
 fn domain() -> impl Strategy<Value = DomainSpec> {
     (
         "[a-zA-Z][a-zA-Z0-9._-]{0,30}",
@@ -45,23 +52,26 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
         1..=MAX_VCPUS,
         any::<bool>(),
         any::<bool>(),
-        cpu_list(),
+        (cpu_list(), device_list()),
     )
         .prop_map(
-            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc, cpus)| DomainSpec {
-                name,
-                kernel,
-                initrd,
-                cmdline,
-                memory: blocks * RAM_SIZE_ALIGN,
-                vcpus,
-                console,
-                psci_conduit: if smc {
-                    PsciConduit::Smc
-                } else {
-                    PsciConduit::Hvc
-                },
-                cpus,
+            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc, (cpus, devices))| {
+                DomainSpec {
+                    name,
+                    kernel,
+                    initrd,
+                    cmdline,
+                    memory: blocks * RAM_SIZE_ALIGN,
+                    vcpus,
+                    console,
+                    psci_conduit: if smc {
+                        PsciConduit::Smc
+                    } else {
+                        PsciConduit::Hvc
+                    },
+                    cpus,
+                    devices,
+                }
             },
         )
 }

@@ -1,5 +1,6 @@
 //! Boards the hypervisor knows, and the reading of the boot device tree into a
-//! [`Platform`]: what the hypervisor itself owns (memory, console, GIC, timer, CPUs, PSCI).
+//! [`Platform`]: what the hypervisor itself owns (memory, console, GIC, timer, CPUs, PSCI);
+//! and [`find_device`], which reads a host device to be given to a domain.
 //!
 //! A board is data plus a few named quirks that the device tree cannot say; it is chosen at
 //! run time from the root node's `compatible`. Everything here is plain logic over a DTB
@@ -16,8 +17,9 @@ mod memory;
 
 pub use board::{Board, Quirks};
 pub use dt::{
-    Console, ConsoleKind, Cpu, EnableMethod, Gic, GicVersion, MAX_CPUS, MAX_MEMORY_REGIONS,
-    MAX_REDIST_REGIONS, MAX_RESERVED_REGIONS, ParseError, Platform, Psci, PsciConduit, Region,
-    Timer, dtb_total_size, strip_nops,
+    Console, ConsoleKind, Cpu, DeviceError, EnableMethod, Gic, GicVersion, HostDevice, MAX_CPUS,
+    MAX_DEVICE_REGIONS, MAX_DEVICE_SPIS, MAX_MEMORY_REGIONS, MAX_REDIST_REGIONS,
+    MAX_RESERVED_REGIONS, ParseError, Platform, Psci, PsciConduit, Region, Timer, dtb_total_size,
+    find_device, strip_nops,
 };
 pub use memory::{MAX_FREE_RANGES, usable_memory};

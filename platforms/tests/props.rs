@@ -1,11 +1,11 @@
-//! Property tests: `Platform::parse` on damaged device trees.
+//! Property tests: `Platform::parse` and `find_device` on damaged device trees.
 //!
 //! The boot DTB comes from firmware or a boot loader; a damaged one must give a
 //! `ParseError`, never a panic. Each case takes a real tree dumped from QEMU (or the
 //! Raspberry Pi 4-shaped one), damages it, and parses it. Bounded for CI; the
 //! `platform_parse` fuzz target (`fuzz/`) explores further.
 
-use platforms::{ParseError, Platform};
+use platforms::{ParseError, Platform, find_device};
 use proptest::prelude::*;
 
 const TREES: [&[u8]; 4] = [
@@ -16,6 +16,15 @@ const TREES: [&[u8]; 4] = [
 ];
 
 /// What a successful parse of any tree must satisfy, damaged or not.
+/// The tree of test devices for `find_device`, and paths into it.
+const DEVICES: &[u8] = include_bytes!("data/devices.dtb");
+const DEVICE_PATHS: &[&str] = &[
+    "/two@9000000",
+    "/extended-mixed@9070000",
+    "/soc@20000000/sub@7e080000/inner@200",
+    "/soc@20000000/dev@7e001000",
+];
+
 fn check_invariants(dtb: &[u8], result: Result<Platform<'_>, ParseError>) {
     let Ok(p) = result else { return };
     assert!(
@@ -67,6 +76,24 @@ proptest! {
         let word = at.index(dtb.len() / 4) * 4;
         dtb[word..word + 4].copy_from_slice(&value.to_be_bytes());
         check_invariants(&dtb, Platform::parse(&dtb));
+    }
+
+    /// `find_device` on the damaged tree of test devices: an error or a device whose
+    /// regions do not wrap, never a panic.
+    #[test]
+    fn find_device_on_damaged_trees_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        path in prop::sample::select(DEVICE_PATHS),
+    ) {
+        let mut dtb = DEVICES.to_vec();
+        for (at, value) in edits {
+            let i = at.index(dtb.len());
+            dtb[i] = value;
+        }
+        if let Ok(d) = find_device(&dtb, path) {
+            prop_assert!(!d.regions.is_empty());
+            prop_assert!(d.regions.iter().all(|r| r.size != 0 && r.base.checked_add(r.size - 1).is_some()));
+        }
     }
 
     /// Truncated blobs (with the header's size left as it was, or patched to agree).

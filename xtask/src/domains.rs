@@ -13,11 +13,19 @@
 //! console = true            # emulated PL011 at 0x2200_0000 [true]
 //! psci = "hvc"              # or "smc" [hvc]
 //! cpus = [0, 2]             # physical CPUs the vCPUs run on [all online CPUs]
+//! devices = ["/pl031@9010000"] # host devices given to the domain, by DT path [none]
 //! ```
 //!
 //! vCPUs share physical CPUs: each is placed on the least-loaded CPU of its domain's `cpus`
 //! (by default all online CPUs). CPU numbers are the hypervisor's: the position of the CPU
 //! node in the host device tree, from 0.
+//!
+//! `devices` gives host devices to the domain ("passthrough"), each by its full path in the
+//! host device tree (unit addresses included, as `dtc -I dtb -O dts` prints it): their MMIO
+//! regions are mapped into the domain at their physical addresses, their SPIs are forwarded
+//! to it, and its device tree gets a node for each. At most 16 per domain; the paths are
+//! checked here for their form only, the devices themselves by the hypervisor at boot
+//! (`docs/domains.md`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,6 +74,9 @@ pub struct DomainConfig {
     /// Physical CPUs the domain's vCPUs may run on; empty: any online CPU.
     #[serde(default)]
     pub cpus: Vec<u32>,
+    /// Host devices given to the domain, by device-tree path; empty: none.
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 fn default_memory() -> String {
@@ -127,6 +138,7 @@ pub fn single_guest(
         console: true,
         psci: default_psci(),
         cpus: Vec::new(),
+        devices: Vec::new(),
     }
 }
 
@@ -150,6 +162,7 @@ impl DomainConfig {
         spec.psci_conduit = PsciConduit::from_name(&self.psci)
             .with_context(|| format!("domain {}: psci must be \"hvc\" or \"smc\"", self.name))?;
         spec.cpus = self.cpus.clone();
+        spec.devices = self.devices.clone();
         spec.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(spec)
     }
@@ -220,6 +233,7 @@ mod tests {
             (1, true, "hvc")
         );
         assert!(d[0].cpus.is_empty());
+        assert!(d[0].devices.is_empty());
         assert!(parse("[[domain]]\nname = \"a\"\nkernel = \"k\"\nbogus = 1\n").is_err());
         assert!(parse("").is_err());
     }
@@ -291,5 +305,32 @@ mod tests {
         );
         assert!(spec("[-1]").is_err());
         assert!(spec("2").is_err());
+    }
+
+    #[test]
+    fn devices_reach_the_manifest_and_are_checked() {
+        let spec = |devices: &str| {
+            let d = parse(&format!(
+                "[[domain]]\nname = \"a\"\nkernel = \"@test-guest\"\ndevices = {devices}\n"
+            ))?;
+            d[0].spec()
+        };
+        let both = spec(r#"["/pl031@9010000", "/soc/serial@7e201000"]"#).unwrap();
+        assert_eq!(both.devices, ["/pl031@9010000", "/soc/serial@7e201000"]);
+        let manifest = loader::write_manifest(std::slice::from_ref(&both)).unwrap();
+        assert_eq!(loader::read_manifest(&manifest).unwrap(), [both]);
+        assert!(spec("[]").unwrap().devices.is_empty());
+        assert_eq!(
+            spec(r#"["/a", "/a"]"#).unwrap_err().to_string(),
+            "domain a: devices lists \"/a\" twice"
+        );
+        assert!(
+            spec(r#"["pl031@9010000"]"#)
+                .unwrap_err()
+                .to_string()
+                .contains("not a device-tree path")
+        );
+        assert!(spec(r#""/pl031@9010000""#).is_err(), "a list, not a string");
+        assert!(spec("[1]").is_err());
     }
 }

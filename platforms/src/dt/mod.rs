@@ -14,7 +14,9 @@ use heapless::Vec;
 use crate::Board;
 
 mod check;
+mod device;
 pub use check::strip_nops;
+pub use device::{DeviceError, HostDevice, MAX_DEVICE_REGIONS, MAX_DEVICE_SPIS, find_device};
 
 /// CPUs the hypervisor can manage.
 pub const MAX_CPUS: usize = 64;
@@ -236,22 +238,7 @@ pub fn dtb_total_size(header: &[u8; 8]) -> Result<usize, ParseError> {
 impl<'a> Platform<'a> {
     /// Parses a whole DTB. A damaged or truncated blob gives an error, never a panic.
     pub fn parse(dtb: &'a [u8]) -> Result<Self, ParseError> {
-        if dtb.len() < 8 {
-            return Err(ParseError::NotADeviceTree("truncated header"));
-        }
-        let header: &[u8; 8] = dtb[..8].try_into().expect("length checked");
-        let total = dtb_total_size(header)?;
-        if dtb.len() < total {
-            return Err(ParseError::NotADeviceTree("truncated blob"));
-        }
-        // `fdt` panics on damaged blobs: refuse what it cannot read safely first.
-        check::check(&dtb[..total])?;
-        let fdt = Fdt::new(&dtb[..total]).map_err(|e| match e {
-            fdt::FdtError::BadMagic => ParseError::NotADeviceTree("bad magic"),
-            fdt::FdtError::BadPtr => ParseError::NotADeviceTree("null pointer"),
-            fdt::FdtError::BufferTooSmall => ParseError::NotADeviceTree("truncated blob"),
-        })?;
-
+        let (fdt, total) = open(dtb)?;
         let root = fdt
             .find_node("/")
             .ok_or(ParseError::NotADeviceTree("no root node"))?;
@@ -319,6 +306,27 @@ impl<'a> Platform<'a> {
         walk.visit_children(root, &root_bus, 0, PathMatch::At(0))?;
         walk.finish()
     }
+}
+
+/// Checks `dtb` (the header, then the structure `fdt` must be able to read without
+/// panicking) and opens it; also returns the blob's `totalsize`.
+fn open(dtb: &[u8]) -> Result<(Fdt<'_>, usize), ParseError> {
+    if dtb.len() < 8 {
+        return Err(ParseError::NotADeviceTree("truncated header"));
+    }
+    let header: &[u8; 8] = dtb[..8].try_into().expect("length checked");
+    let total = dtb_total_size(header)?;
+    if dtb.len() < total {
+        return Err(ParseError::NotADeviceTree("truncated blob"));
+    }
+    // `fdt` panics on damaged blobs: refuse what it cannot read safely first.
+    check::check(&dtb[..total])?;
+    let fdt = Fdt::new(&dtb[..total]).map_err(|e| match e {
+        fdt::FdtError::BadMagic => ParseError::NotADeviceTree("bad magic"),
+        fdt::FdtError::BadPtr => ParseError::NotADeviceTree("null pointer"),
+        fdt::FdtError::BufferTooSmall => ParseError::NotADeviceTree("truncated blob"),
+    })?;
+    Ok((fdt, total))
 }
 
 /// Resolves an alias (a `stdout-path` not starting with `/`) to its full path.
@@ -392,6 +400,19 @@ impl Bus {
         self.map.as_ref()?.iter().find_map(|w| {
             let off = addr.checked_sub(w.child)?;
             (off < w.size).then(|| w.cpu.wrapping_add(off))
+        })
+    }
+
+    /// Translates the bus range `addr..addr + size` (`size` non-zero), which must lie in
+    /// one window, to the CPU physical address of its first byte.
+    fn translate_range(&self, addr: u64, size: u64) -> Option<u64> {
+        self.map.as_ref()?.iter().find_map(|w| {
+            let off = addr.checked_sub(w.child)?;
+            let last = off.checked_add(size - 1)?;
+            (last < w.size || w.size == u64::MAX)
+                .then(|| w.cpu.checked_add(off))
+                .flatten()
+                .filter(|base| base.checked_add(size - 1).is_some())
         })
     }
 

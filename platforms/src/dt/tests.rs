@@ -315,3 +315,146 @@ fn strip_nops_leaves_unwalkable_blobs_alone() {
     let mut short = VIRT_V2[..20].to_vec();
     assert_eq!(strip_nops(&mut short), 0);
 }
+
+const DEVICES: &[u8] = include_bytes!("../../tests/data/devices.dtb");
+
+fn spis(list: &[(u32, u32)]) -> heapless::Vec<(u32, u32), MAX_DEVICE_SPIS> {
+    heapless::Vec::from_slice(list).unwrap()
+}
+
+fn regions(list: &[(u64, u64)]) -> heapless::Vec<Region, MAX_DEVICE_REGIONS> {
+    list.iter().map(|&(b, s)| Region::new(b, s)).collect()
+}
+
+#[test]
+fn qemu_virt_pl031() {
+    for dtb in [VIRT_V3, VIRT_V2] {
+        let d = find_device(dtb, "/pl031@9010000").unwrap();
+        assert_eq!(d.name, "pl031@9010000");
+        assert_eq!(d.compatible, b"arm,pl031\0arm,primecell\0");
+        assert_eq!(d.regions, regions(&[(0x0901_0000, 0x1000)]));
+        assert_eq!(d.spis, spis(&[(2, 4)]));
+    }
+    // The console is found like any other device: refusing it is the caller's business.
+    let uart = find_device(VIRT_V3, "/pl011@9000000").unwrap();
+    assert_eq!(uart.spis, spis(&[(1, 4)]));
+}
+
+#[test]
+fn rpi4_like_device_behind_a_bus_window() {
+    let d = find_device(RPI4_LIKE, "/soc/serial@7e201000").unwrap();
+    assert_eq!(d.name, "serial@7e201000");
+    assert_eq!(d.regions, regions(&[(0xfe20_1000, 0x200)]));
+    // The interrupt parent is inherited from the root.
+    assert_eq!(d.spis, spis(&[(121, 4)]));
+}
+
+#[test]
+fn devices_found_with_their_regions_and_spis() {
+    let d = find_device(DEVICES, "/two@9000000").unwrap();
+    assert_eq!(d.compatible, b"test,two\0test,generic\0");
+    assert_eq!(
+        d.regions,
+        regions(&[(0x0900_0000, 0x1000), (0x1_0000_0000, 0x1_0000)])
+    );
+    assert_eq!(d.spis, spis(&[(5, 4), (6, 1)]));
+
+    let quiet = find_device(DEVICES, "/quiet@9010000").unwrap();
+    assert!(quiet.spis.is_empty(), "status \"ok\", no interrupts");
+
+    let ext = find_device(DEVICES, "/extended@9060000").unwrap();
+    assert_eq!(ext.spis, spis(&[(7, 1), (8, 4)]));
+
+    let edge = find_device(DEVICES, "/big-spi@90a0000").unwrap();
+    assert_eq!(edge.spis, spis(&[(987, 4)]));
+
+    // Two levels of `ranges`; the node's own interrupt-parent overrides its bus's.
+    let inner = find_device(DEVICES, "/soc@20000000/sub@7e080000/inner@200").unwrap();
+    assert_eq!(inner.regions, regions(&[(0x2008_0200, 0x20)]));
+    assert_eq!(inner.spis, spis(&[(41, 8)]));
+    let on_bus = find_device(DEVICES, "/soc@20000000/dev@7e001000").unwrap();
+    assert_eq!(on_bus.regions, regions(&[(0x2000_1000, 0x100)]));
+    assert_eq!(on_bus.spis, spis(&[(40, 4)]));
+    // A trailing or doubled slash changes nothing.
+    assert_eq!(
+        find_device(DEVICES, "//soc@20000000/dev@7e001000/"),
+        Ok(on_bus)
+    );
+}
+
+#[test]
+fn unusable_devices_are_refused() {
+    use DeviceError::*;
+    let cases: &[(&str, DeviceError)] = &[
+        ("/", NotFound),
+        ("", NotFound),
+        ("two@9000000", NotFound),
+        ("/two", NotFound),
+        ("/nothing@0", NotFound),
+        ("/two@9000000/child", NotFound),
+        ("/disabled@9020000", Disabled),
+        ("/soc@20000000/off-bus@7e003000/child@7e003000", Disabled),
+        ("/no-reg", NoRegions),
+        ("/no-compatible@9080000", BadProperty("compatible")),
+        ("/many@9090000", TooMany("MMIO regions")),
+        ("/huge-spi@90b0000", BadProperty("interrupts")),
+        ("/soc@20000000/straddles@7e0ff000", NotMemoryMapped),
+        ("/soc@20000000/outside@7f000000", NotMemoryMapped),
+        ("/soc@20000000/i2c@7e002000/sensor@50", NotMemoryMapped),
+    ];
+    for &(path, expected) in cases {
+        assert_eq!(find_device(DEVICES, path), Err(expected), "{path}");
+    }
+    let unsupported = |path| match find_device(DEVICES, path) {
+        Err(UnsupportedInterrupts(why)) => why,
+        other => panic!("{path}: {other:?}"),
+    };
+    assert!(unsupported("/ppi@9030000").contains("PPI"));
+    assert!(unsupported("/on-gpio@9040000").contains("not the GIC"));
+    assert!(unsupported("/extended-mixed@9070000").contains("not the GIC"));
+    assert!(unsupported("/behind-nexus@9050000").contains("interrupt-map"));
+    // Inherited from the bus: the GPIO controller.
+    assert!(unsupported("/soc@20000000/sub@7e080000/inherits@300").contains("not the GIC"));
+}
+
+#[test]
+fn device_errors_read_well() {
+    use std::string::ToString;
+    assert_eq!(
+        DeviceError::UnsupportedInterrupts("one is a PPI (private to each CPU), not an SPI")
+            .to_string(),
+        "its interrupts cannot be forwarded: one is a PPI (private to each CPU), not an SPI"
+    );
+    assert_eq!(
+        DeviceError::BadProperty("reg").to_string(),
+        "missing or malformed property `reg`"
+    );
+    assert_eq!(
+        DeviceError::BadTree(ParseError::NotADeviceTree("bad magic")).to_string(),
+        "the host device tree is unusable: not a device tree: bad magic"
+    );
+}
+
+#[test]
+fn find_device_on_damaged_blobs_gives_errors() {
+    assert_eq!(
+        find_device(&VIRT_V3[..100], "/pl031@9010000"),
+        Err(DeviceError::BadTree(ParseError::NotADeviceTree(
+            "truncated blob"
+        )))
+    );
+    let prop = first_prop(VIRT_V2);
+    let mut bad = VIRT_V2.to_vec();
+    bad[prop + 8..prop + 12].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+    assert!(matches!(
+        find_device(&bad, "/pl031@9010000"),
+        Err(DeviceError::BadTree(_))
+    ));
+    // Every single-byte damage: an answer, never a panic.
+    for i in 0..DEVICES.len() {
+        let mut dtb = DEVICES.to_vec();
+        dtb[i] ^= 0xff;
+        let _ = find_device(&dtb, "/soc@20000000/sub@7e080000/inner@200");
+        let _ = find_device(&dtb, "/extended-mixed@9070000");
+    }
+}
