@@ -126,7 +126,12 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
     if let Some(test) = cmdline.selftest {
         run_selftest(test);
     }
-    let domains = guest::start_domains(&platform, &online);
+    // SAFETY: `mm::init` mapped the device tree read-only for good and excluded it from
+    // every allocator; nothing writes it after the boot CPU compacted it.
+    let host_dtb: &'static [u8] = unsafe {
+        core::slice::from_raw_parts(dtb_region.base as *const u8, dtb_region.size as usize)
+    };
+    let domains = guest::start_domains(&platform, host_dtb, &online);
     if domains > 0 {
         info!("{domains} domain(s) started");
     }

@@ -94,7 +94,6 @@ pub enum Trigger {
 pub enum Completion {
     /// Handled: the interrupt is deactivated as soon as the handler returns.
     Done,
-    #[allow(dead_code, reason = "for handlers that forward to guests (the vGIC)")]
     /// Left active (forwarded to a guest, or to be finished later): whoever takes it over
     /// calls [`deactivate`] with its [`Ack`], or the guest's EOI does (HW list register).
     Forwarded,
@@ -395,6 +394,42 @@ pub fn priority_drop(ack: Ack) {
 pub fn deactivate(ack: Ack) {
     if let Some(driver) = DRIVER.get() {
         dispatch!(driver, d => d.deactivate(ack));
+    }
+}
+
+/// Deactivates SPI `intid`, acknowledged earlier on some CPU and left active
+/// ([`Completion::Forwarded`]): a guest finished it in a way its list register did not
+/// carry to the hardware (an EOI counted in `EOIcount`).
+pub fn deactivate_spi(intid: u32) {
+    let Some(driver) = DRIVER.get() else {
+        return;
+    };
+    if !(32..MAX_INTID).contains(&intid) {
+        return;
+    }
+    let version = match driver {
+        Driver::V2(_) => GicVersion::V2,
+        Driver::V3(_) => GicVersion::V3,
+    };
+    dispatch!(driver, d => d.deactivate(Ack { raw: intid, version }));
+}
+
+/// Clears SPI `intid`'s pending and active states in the distributor (the domain it was
+/// forwarded to is gone; whatever it left is dropped).
+pub fn clear_spi(intid: u32) -> Result<(), GicError> {
+    let driver = driver()?;
+    if intid < 32 {
+        return Err(GicError::BadIntid(intid));
+    }
+    check_intid(driver, intid)?;
+    dispatch!(driver, d => d.clear_spi_state(intid));
+    Ok(())
+}
+
+/// Removes `intid`'s handler (it must be disabled first).
+pub fn unregister_handler(intid: u32) {
+    if let Some(slot) = HANDLERS.get(intid as usize) {
+        *slot.write() = None;
     }
 }
 

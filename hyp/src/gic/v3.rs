@@ -25,6 +25,8 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
+const GICD_ICPENDR: usize = 0x0280;
+const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ICFGR: usize = 0x0c00;
 const GICD_IGRPMODR: usize = 0x0d00;
@@ -228,6 +230,17 @@ impl GicV3 {
                 };
                 let _ = wait_rwp(ctlr, rwp);
             }
+        }
+    }
+
+    /// Clears SPI `intid`'s pending and active states in the distributor.
+    pub fn clear_spi_state(&self, intid: u32) {
+        let word = (intid / 32) as usize * 4;
+        // SAFETY: the distributor is mapped; clear-pending and clear-active registers only
+        // touch this interrupt.
+        unsafe {
+            write32(self.gicd, GICD_ICPENDR + word, 1 << (intid % 32));
+            write32(self.gicd, GICD_ICACTIVER + word, 1 << (intid % 32));
         }
     }
 

@@ -14,7 +14,7 @@ use exits::PsciDomain;
 use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
 use loader::{DomainSpec, GicVersion, GuestDtConfig, Placement};
 use spin::Mutex;
-use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Stage2Config, Vmid};
+use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Vmid};
 use vdevices::Pl011;
 
 use super::bus::Bus;
@@ -29,7 +29,7 @@ use crate::percpu::MAX_CPUS;
 pub type Vgic = vgic::Vgic;
 
 /// SPIs a domain's vGIC has (IDs 32..96): its console's (32) and room for more devices.
-const DOMAIN_SPIS: usize = 64;
+const DOMAIN_SPIS: usize = loader::layout::GUEST_SPIS as usize;
 
 /// The vGIC configuration of a domain with `vcpus` vCPUs on this GIC version.
 fn vgic_config(gic: GicVersion, vcpus: usize) -> vgic::Config {
@@ -142,6 +142,8 @@ pub struct Domain {
     pub vgic: Mutex<Box<Vgic>>,
     /// Home CPU of each vCPU (the CPU whose run queue holds it; see `sched`).
     pub vcpu_homes: Vec<usize>,
+    /// Host devices given to it (`passthrough`).
+    pub devices: Vec<super::passthrough::Assigned>,
     /// Its vCPUs, set right after it is built and cleared when it is retired (they hold
     /// the domain: this breaks the cycle).
     pub vcpus: spin::RwLock<Vec<Arc<super::Vcpu>>>,
@@ -173,10 +175,10 @@ impl Domain {
         id: usize,
         spec: DomainSpec,
         images: Images,
-        gic: GicVersion,
-        s2_config: Stage2Config,
+        host: &super::registry::Host,
         vmid: Vmid,
         vcpu_homes: Vec<usize>,
+        devices: Vec<super::passthrough::Assigned>,
     ) -> Result<Self, BuildError> {
         let image = loader::parse_image(images.kernel).map_err(BuildError::Image)?;
         let placement = loader::plan(
@@ -191,7 +193,7 @@ impl Domain {
         let pages = (spec.memory / PAGE_SIZE) as usize;
         let ram_pa = frames::alloc(pages).ok_or(BuildError::OutOfMemory("guest RAM"))?;
         let mut tables = FrameTables::default();
-        let s2 = match PageTable::<Stage2>::new(&mut tables, s2_config) {
+        let s2 = match PageTable::<Stage2>::new(&mut tables, host.s2_config) {
             Ok(s2) => s2,
             Err(e) => {
                 frames::free(ram_pa, pages);
@@ -206,23 +208,24 @@ impl Domain {
             })
         });
         let vcpus = spec.vcpus as usize;
-        let vgic = Vgic::new(vgic_config(gic, vcpus)).map_err(BuildError::Vgic)?;
+        let vgic = Vgic::new(vgic_config(host.gic, vcpus)).map_err(BuildError::Vgic)?;
         let domain = Domain {
             id,
             name: spec.name.clone(),
             images,
-            gic,
+            gic: host.gic,
             ram_pa,
             vttbr: vmid.vttbr_bits(s2.root()),
-            vtcr: s2_config.vtcr_el2(),
+            vtcr: host.s2_config.vtcr_el2(),
             placement,
             stage2: Mutex::new(Some((s2, tables))),
             ram_released: AtomicBool::new(false),
             psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
             console,
-            bus: Bus::new(gic, spec.vcpus, spec.console),
+            bus: Bus::new(host.gic, spec.vcpus, spec.console),
             vgic: Mutex::new(Box::new(vgic)),
             vcpu_homes,
+            devices,
             vcpus: spin::RwLock::new(Vec::new()),
             queued: AtomicUsize::new(0),
             vmid,
@@ -240,13 +243,24 @@ impl Domain {
         domain
             .load()
             .and_then(|()| domain.map_ram())
-            .and_then(|()| domain.map_cpu_interface())?;
+            .and_then(|()| domain.map_cpu_interface())
+            .and_then(|()| domain.map_devices())?;
         Ok(domain)
     }
 
     /// Zeroes the RAM and copies the kernel, initrd and device tree into it, then makes
     /// it visible to a vCPU running with its MMU and caches off.
     fn load(&self) -> Result<(), BuildError> {
+        let devices: Vec<loader::PassthroughDevice<'_>> = self
+            .devices
+            .iter()
+            .map(|d| loader::PassthroughDevice {
+                name: &d.name,
+                compatible: &d.compatible,
+                regions: &d.regions,
+                spis: &d.spis,
+            })
+            .collect();
         let config = GuestDtConfig {
             vcpus: self.spec.vcpus,
             ram_size: self.spec.memory,
@@ -255,6 +269,7 @@ impl Domain {
             bootargs: &self.spec.cmdline,
             initrd: self.placement.initrd,
             console: self.spec.console,
+            devices: &devices,
         };
         let dtb = loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)?;
         let ram = self.ram_slice();
@@ -355,6 +370,30 @@ impl Domain {
             &mut tlb,
         )
         .map_err(BuildError::Stage2)
+    }
+
+    /// Maps the MMIO regions of the host devices given to it at their own addresses, as
+    /// device memory.
+    fn map_devices(&self) -> Result<(), BuildError> {
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        for device in &self.devices {
+            for &(base, size) in &device.regions {
+                let start = base & !(PAGE_SIZE - 1);
+                let end = (base + size).next_multiple_of(PAGE_SIZE);
+                s2.map(
+                    IntermPhysAddr::new(start),
+                    PhysAddr::new(start),
+                    end - start,
+                    Attributes::DEVICE_RW,
+                    tables,
+                    &mut tlb,
+                )
+                .map_err(BuildError::Stage2)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the RAM from stage 2 so every vCPU of the domain faults at its next

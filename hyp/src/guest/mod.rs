@@ -14,6 +14,7 @@ mod console;
 mod domain;
 mod el1;
 mod inject;
+mod passthrough;
 mod registry;
 mod regs;
 mod s2tables;
@@ -186,7 +187,7 @@ fn domain_gone(status: u32) {
 
 /// Builds the domains the boot archive describes and starts each one's first vCPU.
 /// Returns how many were started.
-pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
+pub fn start_domains(platform: &Platform<'static>, dtb: &'static [u8], online: &[usize]) -> usize {
     let Some(region) = platform.initrd else {
         info!("no boot archive (initrd): no domains to start");
         return 0;
@@ -227,6 +228,8 @@ pub fn start_domains(platform: &Platform<'static>, online: &[usize]) -> usize {
         gic,
         s2_config,
         online: online.to_vec(),
+        dtb,
+        reserved: passthrough::Reserved::from_platform(platform),
     });
     let mut created = Vec::new();
     for (n, spec) in specs.into_iter().enumerate() {

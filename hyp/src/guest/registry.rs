@@ -34,6 +34,10 @@ pub struct Host {
     pub s2_config: Stage2Config,
     /// The CPUs that are online.
     pub online: Vec<usize>,
+    /// The host's device tree (domains' `devices` are looked up in it).
+    pub dtb: &'static [u8],
+    /// What of the host no domain may have.
+    pub reserved: super::passthrough::Reserved,
 }
 
 static HOST: spin::Once<Host> = spin::Once::new();
@@ -111,9 +115,13 @@ pub fn create(
         return Err(CreateError::Refused);
     }
     let allowed = allowed_cpus(id, &spec, &host.online).ok_or(CreateError::Refused)?;
+    let devices =
+        super::passthrough::resolve(id, &spec.name, &spec.devices, host.dtb, &host.reserved)
+            .ok_or(CreateError::Refused)?;
     let vmid = alloc_vmid().ok_or(CreateError::NoVmid)?;
     let homes = place_vcpus(vcpus, &allowed);
-    let domain = match Domain::build(id, spec, images, host.gic, host.s2_config, vmid, homes) {
+    let built = Domain::build(id, spec, images, host, vmid, homes, devices);
+    let domain = match built {
         Ok(d) => Arc::new(d),
         Err(e) => {
             free_vmid(vmid);
@@ -131,6 +139,13 @@ pub fn create(
         .map(|(index, &home)| Arc::new(Vcpu::new(domain.clone(), index, home)))
         .collect();
     *domain.vcpus.write() = vcpu_list.clone();
+    if !super::passthrough::attach(&domain) {
+        // Dropping it gives back its memory; the VMID goes back here.
+        domain.vcpus.write().clear();
+        drop(vcpu_list);
+        free_vmid(domain.vmid);
+        return Err(CreateError::Refused);
+    }
     domain.queued.store(vcpu_list.len(), Ordering::Release);
     DOMAINS.lock().push(domain.clone());
     for vcpu in vcpu_list {
@@ -155,6 +170,7 @@ pub fn boot(domain: &Domain) {
 /// created anew and booted.
 pub fn retire(domain: Arc<Domain>) {
     let restart = domain.state() == DomainState::Resetting;
+    super::passthrough::detach(&domain);
     domain.release_resources();
     free_vmid(domain.vmid);
     // The vCPUs hold the domain and the domain its vCPUs: break the cycle.

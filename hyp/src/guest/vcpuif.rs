@@ -268,6 +268,16 @@ fn unload_on<I: VirtualInterface>(vcpu: &Vcpu) {
     vcpu.lrs_live.store(false, Ordering::Relaxed);
     // What was listed is back in the model, to be listed again at the next entry.
     vcpu.vgic_hint.store(true, Ordering::Relaxed);
+    finish(vcpu, &outcome);
+}
+
+/// What a sync asks of the hypervisor: hardware-backed interrupts the guest deactivated
+/// without their list register (counted in `EOIcount`) are deactivated at the GIC, and
+/// other vCPUs that now have interrupts are kicked.
+fn finish(vcpu: &Vcpu, outcome: &vgic::SyncOutcome) {
+    for &pintid in outcome.hw_deactivated() {
+        crate::gic::deactivate_spi(u32::from(pintid));
+    }
     super::kick_vcpus(&vcpu.domain, outcome.kick);
 }
 
@@ -348,12 +358,15 @@ fn after_exit_on<I: VirtualInterface>(vcpu: &Vcpu) {
     let mut interface = I::here();
     let eoi_registers = interface.eoi_registers();
     let mut vgic = vcpu.domain.vgic.lock();
-    if vgic.lrs_in_use(vcpu.index) != 0 {
+    let outcome = (vgic.lrs_in_use(vcpu.index) != 0).then(|| {
         let eoi_count = interface.take_eoi_count();
-        vgic.sync(vcpu.index, &mut interface, eoi_count);
-    }
+        vgic.sync(vcpu.index, &mut interface, eoi_count)
+    });
     settle(vcpu, &vgic);
     drop(vgic);
+    if let Some(outcome) = outcome {
+        finish(vcpu, &outcome);
+    }
     // A register the guest finished with still asks for the EOI maintenance interrupt
     // until it is cleared: clear it (its interrupt has been folded back above), or the
     // maintenance interrupt would fire on every entry.

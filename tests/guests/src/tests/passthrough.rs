@@ -75,7 +75,9 @@ pub fn run(ctx: &mut Ctx<'_>) {
         );
         return;
     };
-    let id = (0..4).fold(0u32, |id, i| id | (read(base, PERIPH_ID + 4 * i) & 0xff) << (8 * i));
+    let id = (0..4).fold(0u32, |id, i| {
+        id | (read(base, PERIPH_ID + 4 * i) & 0xff) << (8 * i)
+    });
     ctx.report.check(
         id == 0x0014_1031,
         format_args!("the PL031 at {base:#x} answers: peripheral ID {id:#010x}"),
