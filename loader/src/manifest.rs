@@ -21,6 +21,8 @@
 //!             devices = "/pl031@9010000", "/soc/serial@7e201000";
 //!                                            // optional: host devices given to the
 //!                                            //   domain, by device-tree path; absent = none
+//!             privileged;                    // optional, empty: this is dom0 (first
+//!                                            //   domain only)
 //!         };
 //!     };
 //! };
@@ -99,6 +101,10 @@ pub struct DomainSpec {
     pub vcpus: u32,
     /// Whether the domain gets the emulated PL011 console.
     pub console: bool,
+    /// Whether this is dom0, the privileged control domain: it owns the host's devices
+    /// (every one the hypervisor does not keep), its RAM is mapped 1:1 and its device tree
+    /// is derived from the host's. Only the first domain of a configuration may be.
+    pub privileged: bool,
     /// How the domain calls PSCI.
     pub psci_conduit: PsciConduit,
     /// The physical CPUs (the hypervisor's CPU numbers: the position of the CPU node in the
@@ -124,6 +130,7 @@ impl DomainSpec {
             memory,
             vcpus,
             console: true,
+            privileged: false,
             psci_conduit: PsciConduit::Hvc,
             cpus: Vec::new(),
             devices: Vec::new(),
@@ -289,6 +296,8 @@ pub enum ManifestError {
     BadName(String),
     /// Two domains share a name.
     DuplicateName(String),
+    /// A domain other than the first is marked privileged (dom0 is the first).
+    PrivilegedNotFirst(String),
     /// A memory size that is zero, not a multiple of 2 MiB, or above 3 GiB.
     BadMemory {
         /// The domain.
@@ -350,6 +359,10 @@ impl fmt::Display for ManifestError {
                 "bad domain name {name:?}: use 1 to {MAX_NAME_LEN} ASCII letters, digits, '-', '_' or '.', starting with a letter"
             ),
             Self::DuplicateName(name) => write!(f, "two domains are named {name:?}"),
+            Self::PrivilegedNotFirst(name) => write!(
+                f,
+                "domain {name}: only the first domain may be privileged (dom0)"
+            ),
             Self::BadMemory { domain, memory } => write!(
                 f,
                 "domain {domain}: memory {memory:#x} must be a non-zero multiple of 2 MiB, at most 3 GiB"
@@ -418,6 +431,9 @@ fn check_list(domains: &[DomainSpec]) -> Result<(), ManifestError> {
         if domains[..i].iter().any(|d| d.name == domain.name) {
             return Err(ManifestError::DuplicateName(domain.name.clone()));
         }
+        if i > 0 && domain.privileged {
+            return Err(ManifestError::PrivilegedNotFirst(domain.name.clone()));
+        }
     }
     Ok(())
 }
@@ -441,6 +457,9 @@ pub fn write_manifest(domains: &[DomainSpec]) -> Result<Vec<u8>, ManifestError> 
         w.property_u64("memory", d.memory)?;
         w.property_u32("vcpus", d.vcpus)?;
         w.property_u32("console", u32::from(d.console))?;
+        if d.privileged {
+            w.property_null("privileged")?;
+        }
         w.property_string("psci-conduit", d.psci_conduit.as_str())?;
         if !d.cpus.is_empty() {
             w.property_array_u32("cpus", &d.cpus)?;
@@ -539,6 +558,11 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
             _ => return Err(d.bad("console", "not <0> or <1>")),
         },
     };
+    let privileged = match d.raw("privileged") {
+        None => false,
+        Some([]) => true,
+        Some(_) => return Err(d.bad("privileged", "not empty")),
+    };
     let psci_conduit = match d.string("psci-conduit")? {
         None => PsciConduit::default(),
         Some(s) => PsciConduit::from_name(s)
@@ -573,6 +597,7 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         memory,
         vcpus,
         console,
+        privileged,
         psci_conduit,
         cpus,
         devices,
@@ -1054,6 +1079,25 @@ mod tests {
         assert_eq!(
             read(b"/a\0/b").unwrap_err().to_string(),
             "domain x: property `devices`: not a list of NUL-terminated, non-empty UTF-8 strings"
+        );
+    }
+
+    #[test]
+    fn privileged_round_trips_and_only_the_first_may_be() {
+        let mut dom0 = DomainSpec::new("dom0", "Image", 64 * MIB, 1);
+        dom0.privileged = true;
+        let domu = DomainSpec::new("domu", "Image", 64 * MIB, 1);
+        let read = read_manifest(&write_manifest(&[dom0.clone(), domu.clone()]).unwrap()).unwrap();
+        assert!(read[0].privileged && !read[1].privileged);
+        let mut second = domu.clone();
+        second.privileged = true;
+        assert_eq!(
+            write_manifest(&[DomainSpec::new("first", "Image", 64 * MIB, 1), second]),
+            Err(ManifestError::PrivilegedNotFirst("domu".into()))
+        );
+        assert_eq!(
+            ManifestError::PrivilegedNotFirst("domu".into()).to_string(),
+            "domain domu: only the first domain may be privileged (dom0)"
         );
     }
 

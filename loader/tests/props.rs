@@ -64,6 +64,7 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
                     memory: blocks * RAM_SIZE_ALIGN,
                     vcpus,
                     console,
+                    privileged: false,
                     psci_conduit: if smc {
                         PsciConduit::Smc
                     } else {

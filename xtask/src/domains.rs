@@ -14,6 +14,7 @@
 //! psci = "hvc"              # or "smc" [hvc]
 //! cpus = [0, 2]             # physical CPUs the vCPUs run on [all online CPUs]
 //! devices = ["/pl031@9010000"] # host devices given to the domain, by DT path [none]
+//! privileged = false        # dom0: owns the host's devices, RAM mapped 1:1 (first only)
 //! ```
 //!
 //! vCPUs share physical CPUs: each is placed on the least-loaded CPU of its domain's `cpus`
@@ -77,6 +78,9 @@ pub struct DomainConfig {
     /// Host devices given to the domain, by device-tree path; empty: none.
     #[serde(default)]
     pub devices: Vec<String>,
+    /// dom0: the privileged control domain (the first domain only).
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 fn default_memory() -> String {
@@ -139,6 +143,7 @@ pub fn single_guest(
         psci: default_psci(),
         cpus: Vec::new(),
         devices: Vec::new(),
+        privileged: false,
     }
 }
 
@@ -163,6 +168,7 @@ impl DomainConfig {
             .with_context(|| format!("domain {}: psci must be \"hvc\" or \"smc\"", self.name))?;
         spec.cpus = self.cpus.clone();
         spec.devices = self.devices.clone();
+        spec.privileged = self.privileged;
         spec.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(spec)
     }
