@@ -20,6 +20,6 @@ pub use dt::{
     Console, ConsoleKind, Cpu, DeviceError, EnableMethod, Gic, GicVersion, HostDevice, MAX_CPUS,
     MAX_DEVICE_REGIONS, MAX_DEVICE_SPIS, MAX_MEMORY_REGIONS, MAX_REDIST_REGIONS,
     MAX_RESERVED_REGIONS, ParseError, Platform, Psci, PsciConduit, Region, Timer, dtb_total_size,
-    find_device, strip_nops,
+    find_device, for_each_device_path, strip_nops,
 };
 pub use memory::{MAX_FREE_RANGES, usable_memory};

@@ -147,6 +147,47 @@ pub fn find_device<'a>(dtb: &'a [u8], path: &str) -> Result<HostDevice<'a>, Devi
     })
 }
 
+/// Calls `f` with the path of every node that may be a device a domain is given: the
+/// root's children, and the children of `simple-bus` nodes below it, that have a `reg`
+/// and a `compatible` and are not the memory, CPU or firmware nodes (`/memory*`, `/cpus`,
+/// `/chosen`, `/aliases`, `/psci`, `/reserved-memory`). Whether each is usable is for
+/// [`find_device`] to say. Paths longer than 255 bytes are skipped.
+pub fn for_each_device_path(dtb: &[u8], mut f: impl FnMut(&str)) -> Result<(), ParseError> {
+    let (fdt, _) = open(dtb)?;
+    let root = fdt
+        .find_node("/")
+        .ok_or(ParseError::NotADeviceTree("no root node"))?;
+    const FIRMWARE: [&str; 5] = ["cpus", "chosen", "aliases", "psci", "reserved-memory"];
+    let is_device = |node: &FdtNode<'_, '_>| {
+        node.property("reg").is_some() && node.property("compatible").is_some()
+    };
+    for child in root.children() {
+        let base = child.name.split('@').next().unwrap_or(child.name);
+        if base == "memory" || FIRMWARE.contains(&base) {
+            continue;
+        }
+        let mut path: heapless::String<256> = heapless::String::new();
+        if path.push('/').is_err() || path.push_str(child.name).is_err() {
+            continue;
+        }
+        if is_device(&child) {
+            f(&path);
+        }
+        let simple_bus = child
+            .compatible()
+            .is_some_and(|c| c.all().any(|c| c == "simple-bus"));
+        if simple_bus {
+            for grandchild in child.children().filter(is_device) {
+                let mut sub = path.clone();
+                if sub.push('/').is_ok() && sub.push_str(grandchild.name).is_ok() {
+                    f(&sub);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A bus-level error while walking down: `ranges` or the cell counts.
 fn bad_tree_property(e: ParseError) -> DeviceError {
     match e {

@@ -16,7 +16,9 @@ use crate::Board;
 mod check;
 mod device;
 pub use check::strip_nops;
-pub use device::{DeviceError, HostDevice, MAX_DEVICE_REGIONS, MAX_DEVICE_SPIS, find_device};
+pub use device::{
+    DeviceError, HostDevice, MAX_DEVICE_REGIONS, MAX_DEVICE_SPIS, find_device, for_each_device_path,
+};
 
 /// CPUs the hypervisor can manage.
 pub const MAX_CPUS: usize = 64;
@@ -204,6 +206,9 @@ pub struct Platform<'a> {
     pub reserved: Vec<Region, MAX_RESERVED_REGIONS>,
     /// Console from `/chosen/stdout-path`, if it names a supported UART.
     pub console: Option<Console>,
+    /// The path of the node `/chosen/stdout-path` names (aliases resolved, options cut);
+    /// empty without one.
+    pub console_path: &'a str,
     /// Interrupt controller.
     pub gic: Option<Gic>,
     /// Generic timer.
@@ -282,6 +287,7 @@ impl<'a> Platform<'a> {
                 memory: Vec::new(),
                 reserved: Vec::new(),
                 console: None,
+                console_path: stdout_path,
                 gic: None,
                 timer: None,
                 cpus: Vec::new(),

@@ -458,3 +458,43 @@ fn find_device_on_damaged_blobs_gives_errors() {
         let _ = find_device(&dtb, "/extended-mixed@9070000");
     }
 }
+
+#[test]
+fn device_paths_are_the_root_devices_and_simple_bus_children() {
+    extern crate std;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+    let mut paths: Vec<String> = Vec::new();
+    crate::for_each_device_path(VIRT_V3, |p| paths.push(p.to_string())).unwrap();
+    for expected in [
+        "/pl031@9010000",
+        "/pl011@9000000",
+        "/virtio_mmio@a000000",
+        "/fw-cfg@9020000",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} in {paths:?}"
+        );
+    }
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/memory") || p == "/cpus" || p == "/psci")
+    );
+    // Every one of QEMU's virtio-mmio transports.
+    assert_eq!(
+        paths
+            .iter()
+            .filter(|p| p.starts_with("/virtio_mmio@"))
+            .count(),
+        32
+    );
+    let mut rpi = Vec::new();
+    crate::for_each_device_path(RPI4_LIKE, |p| rpi.push(p.to_string())).unwrap();
+    assert!(rpi.iter().any(|p| p.starts_with("/soc/")), "{rpi:?}");
+    assert_eq!(
+        Platform::parse(VIRT_V3).unwrap().console_path,
+        "/pl011@9000000"
+    );
+}
