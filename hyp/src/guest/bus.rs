@@ -4,10 +4,10 @@
 
 use exits::MmioAccess;
 use loader::GicVersion;
-use loader::layout::{GICD_BASE, GICR_BASE, PL011_BASE, PL011_INTID, PL011_SIZE, gicr_size};
+use loader::layout::gicr_size;
 use vdevices::MmioDevice;
 
-use super::domain::Console;
+use super::domain::{Console, Layout};
 use super::{Domain, Vcpu};
 
 /// An emulated device.
@@ -29,19 +29,19 @@ pub struct Bus {
 
 impl Bus {
     /// The devices a domain with `vcpus` vCPUs, this GIC version and optionally a console
-    /// has, where its device tree says they are.
-    pub fn new(gic: GicVersion, vcpus: u32, console: bool) -> Self {
+    /// has, where `layout` (its device tree) says they are.
+    pub fn new(gic: GicVersion, vcpus: u32, console: bool, layout: &Layout) -> Self {
         let mut regions = heapless::Vec::new();
         let mut add = |base: u64, size: u64, device: Device| {
             // Four slots for at most three devices.
             let _ = regions.push((base, size, device));
         };
         if console {
-            add(PL011_BASE, PL011_SIZE, Device::Console);
+            add(layout.console.0, layout.console.1, Device::Console);
         }
-        add(GICD_BASE, gic.gicd_size(), Device::Distributor);
+        add(layout.gicd, gic.gicd_size(), Device::Distributor);
         if gic == GicVersion::V3 {
-            add(GICR_BASE, gicr_size(vcpus), Device::Redistributors);
+            add(layout.gicr, gicr_size(vcpus), Device::Redistributors);
         }
         Bus { regions }
     }
@@ -64,7 +64,10 @@ pub fn update_console_irq(domain: &Domain, mut console: spin::MutexGuard<'_, Con
     if !changed {
         return;
     }
-    let targets = domain.vgic.lock().set_line_level(PL011_INTID, 0, level);
+    let targets = domain
+        .vgic
+        .lock()
+        .set_line_level(domain.layout.console.2, 0, level);
     drop(console);
     if let Ok(targets) = targets {
         super::kick_vcpus(domain, targets);

@@ -11,7 +11,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use exits::PsciDomain;
-use loader::layout::{GICC_BASE, GICC_SIZE, RAM_BASE};
+use loader::layout::{GICC_SIZE, RAM_BASE};
 use loader::{DomainSpec, GicVersion, GuestDtConfig, Placement};
 use spin::Mutex;
 use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Vmid};
@@ -31,15 +31,48 @@ pub type Vgic = vgic::Vgic;
 /// SPIs a domain's vGIC has (IDs 32..96): its console's (32) and room for more devices.
 const DOMAIN_SPIS: usize = loader::layout::GUEST_SPIS as usize;
 
-/// The vGIC configuration of a domain with `vcpus` vCPUs on this GIC version.
-fn vgic_config(gic: GicVersion, vcpus: usize) -> vgic::Config {
+/// The vGIC configuration of a domain with `vcpus` vCPUs and `spis` SPIs on this GIC
+/// version.
+fn vgic_config(gic: GicVersion, vcpus: usize, spis: usize) -> vgic::Config {
     vgic::Config {
         version: match gic {
             GicVersion::V2 => vgic::GicVersion::V2,
             GicVersion::V3 => vgic::GicVersion::V3,
         },
         vcpus,
-        spis: DOMAIN_SPIS,
+        spis,
+    }
+}
+
+/// Where a domain's RAM and emulated devices are in its IPA space.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// First IPA of its RAM.
+    pub ram_base: u64,
+    /// The emulated PL011: base, size, interrupt ID.
+    pub console: (u64, u64, u32),
+    /// The vGIC distributor.
+    pub gicd: u64,
+    /// The vGIC redistributors (GICv3).
+    pub gicr: u64,
+    /// The CPU interface (GICv2: the host's GICV is mapped here).
+    pub gicc: u64,
+    /// SPIs its vGIC has.
+    pub spis: usize,
+}
+
+impl Layout {
+    /// An ordinary domain's (`loader::layout`, what its generated device tree says).
+    pub fn guest() -> Self {
+        use loader::layout as l;
+        Layout {
+            ram_base: l::RAM_BASE,
+            console: (l::PL011_BASE, l::PL011_SIZE, l::PL011_INTID),
+            gicd: l::GICD_BASE,
+            gicr: l::GICR_BASE,
+            gicc: l::GICC_BASE,
+            spis: DOMAIN_SPIS,
+        }
     }
 }
 
@@ -74,6 +107,11 @@ pub enum BuildError {
     Vgic(vgic::ConfigError),
     /// Its resources were already given back.
     Released,
+    /// A privileged domain on a host whose console or GIC the hypervisor could not
+    /// describe to it.
+    NoDom0Layout,
+    /// dom0's device tree could not be derived from the host's.
+    Dom0DeviceTree(loader::Dom0DtError),
 }
 
 impl fmt::Display for BuildError {
@@ -87,6 +125,11 @@ impl fmt::Display for BuildError {
             BuildError::Stage2(e) => write!(f, "stage-2 tables: {e}"),
             BuildError::Vgic(e) => write!(f, "virtual GIC: {e:?}"),
             BuildError::Released => write!(f, "its memory was already given back"),
+            BuildError::NoDom0Layout => write!(
+                f,
+                "a privileged domain needs the host's console and GIC, and one is missing"
+            ),
+            BuildError::Dom0DeviceTree(e) => write!(f, "dom0 device tree: {e}"),
         }
     }
 }
@@ -122,6 +165,8 @@ pub struct Domain {
     gic: GicVersion,
     /// Host-physical base of its RAM (contiguous).
     pub ram_pa: PhysAddr,
+    /// Where its RAM and emulated devices are.
+    pub layout: Layout,
     /// VTTBR_EL2 (VMID and stage-2 root).
     pub vttbr: u64,
     /// VTCR_EL2.
@@ -192,6 +237,20 @@ impl Domain {
 
         let pages = (spec.memory / PAGE_SIZE) as usize;
         let ram_pa = frames::alloc(pages).ok_or(BuildError::OutOfMemory("guest RAM"))?;
+        // dom0's RAM is mapped 1:1 (its devices do DMA with physical addresses), in the
+        // host's layout; other domains get the generated one.
+        let layout = match (spec.privileged, &host.dom0) {
+            (true, Some(dom0)) => Layout {
+                ram_base: ram_pa.as_u64(),
+                ..dom0.layout.clone()
+            },
+            (true, None) => {
+                frames::free(ram_pa, pages);
+                return Err(BuildError::NoDom0Layout);
+            }
+            (false, _) => Layout::guest(),
+        };
+        let placement = shift(placement, layout.ram_base.wrapping_sub(RAM_BASE));
         let mut tables = FrameTables::default();
         let s2 = match PageTable::<Stage2>::new(&mut tables, host.s2_config) {
             Ok(s2) => s2,
@@ -208,13 +267,15 @@ impl Domain {
             })
         });
         let vcpus = spec.vcpus as usize;
-        let vgic = Vgic::new(vgic_config(host.gic, vcpus)).map_err(BuildError::Vgic)?;
+        let vgic = Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
+        let bus = Bus::new(host.gic, spec.vcpus, spec.console, &layout);
         let domain = Domain {
             id,
             name: spec.name.clone(),
             images,
             gic: host.gic,
             ram_pa,
+            layout,
             vttbr: vmid.vttbr_bits(s2.root()),
             vtcr: host.s2_config.vtcr_el2(),
             placement,
@@ -222,7 +283,7 @@ impl Domain {
             ram_released: AtomicBool::new(false),
             psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
             console,
-            bus: Bus::new(host.gic, spec.vcpus, spec.console),
+            bus,
             vgic: Mutex::new(Box::new(vgic)),
             vcpu_homes,
             devices,
@@ -241,16 +302,30 @@ impl Domain {
         };
         // On failure, dropping the domain gives back its tables and its RAM.
         domain
-            .load()
+            .load(host)
             .and_then(|()| domain.map_ram())
             .and_then(|()| domain.map_cpu_interface())
             .and_then(|()| domain.map_devices())?;
         Ok(domain)
     }
 
-    /// Zeroes the RAM and copies the kernel, initrd and device tree into it, then makes
-    /// it visible to a vCPU running with its MMU and caches off.
-    fn load(&self) -> Result<(), BuildError> {
+    /// The device tree it boots with: for dom0 the host's, with its RAM, vCPUs and what
+    /// the hypervisor keeps rewritten (`loader::build_dom0_dt`); for other domains one
+    /// generated from its configuration.
+    fn device_tree(&self, host: &super::registry::Host) -> Result<Vec<u8>, BuildError> {
+        if self.spec.privileged {
+            let dom0 = host.dom0.as_ref().ok_or(BuildError::NoDom0Layout)?;
+            let config = loader::Dom0DtConfig {
+                ram: (self.layout.ram_base, self.spec.memory),
+                vcpus: self.spec.vcpus,
+                bootargs: &self.spec.cmdline,
+                initrd: self.placement.initrd,
+                remove: &[],
+                console: self.spec.console.then_some(dom0.console_path),
+            };
+            return loader::build_dom0_dt(host.dtb, &config).map_err(BuildError::Dom0DeviceTree);
+        }
+
         let devices: Vec<loader::PassthroughDevice<'_>> = self
             .devices
             .iter()
@@ -271,11 +346,17 @@ impl Domain {
             console: self.spec.console,
             devices: &devices,
         };
-        let dtb = loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)?;
+        loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)
+    }
+
+    /// Zeroes the RAM and copies the kernel, initrd and device tree into it, then makes
+    /// it visible to a vCPU running with its MMU and caches off.
+    fn load(&self, host: &super::registry::Host) -> Result<(), BuildError> {
+        let dtb = self.device_tree(host)?;
         let ram = self.ram_slice();
         ram.fill(0);
         let copy = |ram: &mut [u8], ipa: u64, bytes: &[u8]| {
-            let offset = (ipa - RAM_BASE) as usize;
+            let offset = (ipa - self.layout.ram_base) as usize;
             ram[offset..offset + bytes.len()].copy_from_slice(bytes);
         };
         copy(ram, self.placement.kernel.start, self.images.kernel);
@@ -305,7 +386,7 @@ impl Domain {
 
     /// The domain's RAM as a range of IPAs.
     pub fn ram_ipa(&self) -> core::ops::Range<u64> {
-        RAM_BASE..RAM_BASE + self.spec.memory
+        self.layout.ram_base..self.layout.ram_base + self.spec.memory
     }
 
     /// Current state.
@@ -330,7 +411,7 @@ impl Domain {
         let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         s2.map(
-            IntermPhysAddr::new(RAM_BASE),
+            IntermPhysAddr::new(self.layout.ram_base),
             self.ram_pa,
             self.spec.memory,
             Attributes::NORMAL_RWX,
@@ -362,7 +443,7 @@ impl Domain {
         let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         s2.map(
-            IntermPhysAddr::new(GICC_BASE),
+            IntermPhysAddr::new(self.layout.gicc),
             PhysAddr::new(base),
             size,
             Attributes::DEVICE_RW,
@@ -405,7 +486,7 @@ impl Domain {
         };
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
         if let Err(e) = s2.unmap(
-            IntermPhysAddr::new(RAM_BASE),
+            IntermPhysAddr::new(self.layout.ram_base),
             self.spec.memory,
             tables,
             &mut tlb,
@@ -448,5 +529,22 @@ impl Drop for Domain {
         // Normally done when it was retired; a domain whose build failed gives back its
         // tables and RAM here.
         self.release_resources();
+    }
+}
+
+/// `placement` (planned at `RAM_BASE`) moved by `delta` bytes, for RAM elsewhere. RAM
+/// blocks are aligned to their power-of-two size, at least 2 MiB, so the kernel's
+/// alignment holds.
+fn shift(placement: Placement, delta: u64) -> Placement {
+    let region = |r: loader::IpaRegion| loader::IpaRegion {
+        start: r.start.wrapping_add(delta),
+        size: r.size,
+    };
+    Placement {
+        ram: region(placement.ram),
+        kernel: region(placement.kernel),
+        entry: placement.entry.wrapping_add(delta),
+        initrd: placement.initrd.map(region),
+        dtb: region(placement.dtb),
     }
 }

@@ -230,6 +230,7 @@ pub fn start_domains(platform: &Platform<'static>, dtb: &'static [u8], online: &
         online: online.to_vec(),
         dtb,
         reserved: passthrough::Reserved::from_platform(platform),
+        dom0: dom0_host(platform),
     });
     let mut created = Vec::new();
     for (n, spec) in specs.into_iter().enumerate() {
@@ -295,6 +296,28 @@ pub fn start_domains(platform: &Platform<'static>, dtb: &'static [u8], online: &
         registry::boot(domain);
     }
     created.len()
+}
+
+/// How dom0 sees the host: its console at the host console's address and interrupt, its
+/// vGIC at the host GIC's addresses (its RAM base is chosen when it is built). `None` if
+/// the host has no console or GIC the hypervisor drives.
+fn dom0_host(platform: &Platform<'static>) -> Option<registry::Dom0Host> {
+    let console = platform.console.as_ref()?;
+    let irq = console.irq?;
+    let gic = platform.gic.as_ref()?;
+    let gicr = gic.redistributors.first().map_or(0, |r| r.base);
+    let gicc = gic.cpu_interface.map_or(0, |r| r.base);
+    Some(registry::Dom0Host {
+        layout: domain::Layout {
+            ram_base: 0,
+            console: (console.region.base, console.region.size, irq),
+            gicd: gic.distributor.base,
+            gicr,
+            gicc,
+            spis: vgic::MAX_SPIS,
+        },
+        console_path: platform.console_path,
+    })
 }
 
 impl Vcpu {

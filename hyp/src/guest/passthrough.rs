@@ -157,6 +157,59 @@ pub fn resolve(
     Some(devices)
 }
 
+/// Every host device dom0 can have: those of the host tree (`platforms::
+/// for_each_device_path`) that [`resolve`] would accept, that is all but the hypervisor's
+/// own and another domain's, with usable regions and GIC SPIs. The others are listed at
+/// boot (not guest-caused), with the reason.
+pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> Vec<Assigned> {
+    let mut paths = Vec::new();
+    if let Err(e) = platforms::for_each_device_path(dtb, |p| paths.push(String::from(p))) {
+        warn!("d{id} ({name}): cannot list the host's devices ({e}); it gets none");
+        return Vec::new();
+    }
+    let mut devices = Vec::new();
+    for path in paths {
+        match check_one(&path, dtb, reserved) {
+            Ok(device) => devices.push(device),
+            Err(why) => log::info!("d{id} ({name}): host device {path} not given: {why}"),
+        }
+    }
+    devices
+}
+
+/// [`resolve`] for one device, saying why it cannot be given.
+fn check_one(path: &str, dtb: &[u8], reserved: &Reserved) -> Result<Assigned, String> {
+    let device = platforms::find_device(dtb, path).map_err(|e| alloc::format!("{e}"))?;
+    let assigned = Assigned {
+        name: device.name.into(),
+        compatible: device.compatible.to_vec(),
+        regions: device.regions.iter().map(|r| (r.base, r.size)).collect(),
+        spis: device.spis.iter().copied().collect(),
+    };
+    let assignments = ASSIGNMENTS.lock();
+    for &region in &assigned.regions {
+        if reserved.regions.iter().any(|&r| overlaps(r, region)) {
+            return Err("the hypervisor uses it".into());
+        }
+        if let Some(&(_, _, owner)) = assignments
+            .regions
+            .iter()
+            .find(|&&(b, s, _)| overlaps((b, s), region))
+        {
+            return Err(alloc::format!("d{owner} has it"));
+        }
+    }
+    for intid in assigned.intids() {
+        if reserved.intids.contains(&intid) {
+            return Err(alloc::format!("the hypervisor uses interrupt {intid}"));
+        }
+        if let Some(&(_, owner)) = assignments.spis.iter().find(|&&(i, _)| i == intid) {
+            return Err(alloc::format!("d{owner} has interrupt {intid}"));
+        }
+    }
+    Ok(assigned)
+}
+
 /// Claims `domain`'s devices (built, mapped) and forwards their SPIs: each backed by its
 /// physical interrupt in the vGIC, routed to vCPU 0's home CPU, enabled. Fails (said why)
 /// if another domain claimed one meanwhile; nothing stays claimed then.

@@ -38,6 +38,19 @@ pub struct Host {
     pub dtb: &'static [u8],
     /// What of the host no domain may have.
     pub reserved: super::passthrough::Reserved,
+    /// What a privileged domain (dom0) is built with; `None` when the host's console or
+    /// GIC cannot be described to it.
+    pub dom0: Option<Dom0Host>,
+}
+
+/// The host's layout as dom0 sees it (its device tree is derived from the host's).
+#[derive(Clone)]
+pub struct Dom0Host {
+    /// Its emulated console at the host console's address and interrupt, its vGIC at the
+    /// host GIC's addresses; the RAM base is set per build (1:1).
+    pub layout: super::domain::Layout,
+    /// The host console's node, which becomes dom0's (emulated) console.
+    pub console_path: &'static str,
 }
 
 static HOST: spin::Once<Host> = spin::Once::new();
@@ -115,9 +128,12 @@ pub fn create(
         return Err(CreateError::Refused);
     }
     let allowed = allowed_cpus(id, &spec, &host.online).ok_or(CreateError::Refused)?;
-    let devices =
+    let devices = if spec.privileged {
+        super::passthrough::all_for_dom0(id, &spec.name, host.dtb, &host.reserved)
+    } else {
         super::passthrough::resolve(id, &spec.name, &spec.devices, host.dtb, &host.reserved)
-            .ok_or(CreateError::Refused)?;
+            .ok_or(CreateError::Refused)?
+    };
     let vmid = alloc_vmid().ok_or(CreateError::NoVmid)?;
     let homes = place_vcpus(vcpus, &allowed);
     let built = Domain::build(id, spec, images, host, vmid, homes, devices);
