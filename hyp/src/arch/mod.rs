@@ -1,6 +1,7 @@
 //! CPU-level primitives: the assembly entry points, cache and TLB maintenance, calls to
 //! firmware, and the few system registers `aarch64-cpu` does not cover.
 
+pub mod barrier;
 pub mod cache;
 pub mod gicv3_virt;
 pub mod sysreg;

@@ -1,0 +1,15 @@
+//! Memory barriers the callers name explicitly (the rest of the hypervisor uses
+//! `aarch64_cpu::asm::barrier`, or barriers inside the `arch` function that needs them).
+//!
+//! The data barriers here are also compiler barriers: their `asm!` may touch memory as
+//! far as the compiler knows, so no memory access is moved across them.
+
+use core::arch::asm;
+
+/// `DMB ISHST`: every earlier store is observed before any later store, in the inner
+/// shareable domain (e.g. a table's contents before the descriptor that points to it).
+#[inline(always)]
+pub fn dmb_ishst() {
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dmb ishst", options(nostack, preserves_flags)) };
+}
