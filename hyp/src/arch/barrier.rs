@@ -13,3 +13,26 @@ pub fn dmb_ishst() {
     // SAFETY: a barrier only orders memory accesses.
     unsafe { asm!("dmb ishst", options(nostack, preserves_flags)) };
 }
+
+/// `DSB ISHST`: every earlier store has completed in the inner shareable domain (e.g.
+/// before an SGI whose receiver reads what was stored).
+#[inline(always)]
+pub fn dsb_ishst() {
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+}
+
+/// `DSB SY`: every earlier memory access has completed, for every observer.
+#[inline(always)]
+pub fn dsb_sy() {
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// `ISB`: later instructions see the effect of earlier system-register writes. Not a
+/// compiler barrier for memory (system registers are not memory).
+#[inline(always)]
+pub fn isb() {
+    // SAFETY: an ISB only synchronises the instruction stream.
+    unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
+}

@@ -133,8 +133,7 @@ fn kick_pcpu(pcpu: usize) {
     }
     if crate::gic::kick(pcpu).is_err() {
         // No GIC driver on that CPU: it waits in WFE.
-        // SAFETY: SEV only wakes CPUs waiting in WFE.
-        unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+        arch::send_event();
     }
 }
 
