@@ -1,7 +1,6 @@
 //! Per-CPU state, indexed by the hypervisor's own CPU number (the position of the CPU's
 //! node in the device tree). TPIDR_EL2 holds the current CPU's index.
 
-use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use platforms::MAX_CPUS;
@@ -35,16 +34,14 @@ pub fn cpu(index: usize) -> &'static PerCpu {
 /// must be below [`MAX_CPUS`] and unique to this CPU.
 pub unsafe fn set_current(index: usize, stack_top: u64) {
     CPUS[index].stack_top.store(stack_top, Ordering::Relaxed);
-    // SAFETY: TPIDR_EL2 is a scratch register reserved for this purpose.
-    unsafe { asm!("msr tpidr_el2, {}", in(reg) index as u64, options(nomem, nostack)) };
+    // SAFETY: TPIDR_EL2 is reserved for this CPU's index; the caller gives the index of
+    // this CPU alone.
+    unsafe { crate::arch::write_tpidr_el2(index as u64) };
 }
 
 /// This CPU's index. Only meaningful at EL2 after [`set_current`].
 pub fn current_index() -> usize {
-    let index: u64;
-    // SAFETY: reading TPIDR_EL2 has no side effect.
-    unsafe { asm!("mrs {}, tpidr_el2", out(reg) index, options(nomem, nostack)) };
-    index as usize
+    crate::arch::read_tpidr_el2() as usize
 }
 
 /// Marks this CPU online.

@@ -99,8 +99,7 @@ fn start_with_spin_table(index: usize, mpidr: u64, release_addr: u64) -> Result<
         unsafe { core::ptr::write_volatile(slot as *mut u64, entry) };
     })
     .map_err(|_| "cannot map its release address")?;
-    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
-    unsafe { core::arch::asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+    arch::send_event_sy();
     let result = wait_online(index);
     SPIN_TABLE_RECORD.store(0, Ordering::Release);
     arch::cache::clean_to_poc(SPIN_TABLE_RECORD.as_ptr() as usize, 8);

@@ -6,7 +6,6 @@
 //! exception from a guest, and [`guest_answer`] gives guests the one answer that holds on
 //! every CPU (vCPUs will move between CPUs).
 
-use core::arch::asm;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use exits::smccc::{
@@ -16,6 +15,7 @@ use exits::smccc::{
 use exits::spectre::{CpuIds, ExitMitigation, Firmware, Plan, WORKAROUND_NOT_REQUIRED};
 use log::{info, warn};
 
+use crate::arch::{self, id};
 use crate::percpu::{self, MAX_CPUS};
 use crate::psci;
 
@@ -33,21 +33,12 @@ const CLRBHB: u8 = 3;
 const LOOP: u8 = 0x80;
 
 fn cpu_ids() -> CpuIds {
-    let (midr, pfr0, pfr1, mmfr1, isar2): (u64, u64, u64, u64, u64);
-    // SAFETY: reading ID registers has no side effect.
-    unsafe {
-        asm!("mrs {}, midr_el1", out(reg) midr, options(nomem, nostack));
-        asm!("mrs {}, id_aa64pfr0_el1", out(reg) pfr0, options(nomem, nostack));
-        asm!("mrs {}, id_aa64pfr1_el1", out(reg) pfr1, options(nomem, nostack));
-        asm!("mrs {}, id_aa64mmfr1_el1", out(reg) mmfr1, options(nomem, nostack));
-        asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack));
-    }
     CpuIds {
-        midr,
-        pfr0,
-        pfr1,
-        mmfr1,
-        isar2,
+        midr: id::midr(),
+        pfr0: id::pfr0(),
+        pfr1: id::pfr1(),
+        mmfr1: id::mmfr1(),
+        isar2: id::isar2(),
     }
 }
 
@@ -96,25 +87,8 @@ fn mitigate(code: u8) {
     match code {
         FIRMWARE_WA3 => psci::firmware_call(SMCCC_ARCH_WORKAROUND_3, 0),
         FIRMWARE_WA1 => psci::firmware_call(SMCCC_ARCH_WORKAROUND_1, 0),
-        // SAFETY: CLRBHB (a hint encoding, so the assembler needs no support) and ISB only
-        // clear the branch history.
-        CLRBHB => unsafe { asm!(".inst 0xd50322df", "isb", options(nomem, nostack)) },
-        _ => {
-            let k = u64::from(code & 0x7f);
-            // SAFETY: a loop of taken branches over registers of its own, then barriers:
-            // it overwrites the branch history and touches nothing else.
-            unsafe {
-                asm!(
-                    "2: b 3f",
-                    "3: subs {k}, {k}, #1",
-                    "b.ne 2b",
-                    "dsb nsh",
-                    "isb",
-                    k = inout(reg) k => _,
-                    options(nomem, nostack)
-                )
-            };
-        }
+        CLRBHB => arch::spectre::clear_branch_history(),
+        _ => arch::spectre::branch_history_loop(u64::from(code & 0x7f)),
     }
 }
 

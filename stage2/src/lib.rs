@@ -11,6 +11,14 @@
 //! [`TlbMaintenance`] (TLB invalidation and barriers). Because nothing here touches a
 //! system register or a raw pointer, the whole crate runs in host unit tests.
 //!
+//! `TableMemory` is an `unsafe trait`: whoever installs a root in a translation register
+//! relies on its implementation handing out real, zeroed table memory that nothing else
+//! writes, which the compiler cannot check. The engine calls it with [`TableAddr`]s, which
+//! only the engine makes, so safe code elsewhere cannot make an implementation read, write
+//! or free an address that is not one of its tables. That trait declaration is the crate's
+//! only `unsafe` (`#![deny(unsafe_code)]`, allowed on that item alone): the engine itself
+//! performs no unsafe operation.
+//!
 //! The engine keeps these invariants:
 //!
 //! - a mapping never silently replaces another: [`PageTable::map`] refuses any overlap and
@@ -24,7 +32,7 @@
 //! - nothing panics on bad arguments; every such case is an error value.
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;
@@ -44,7 +52,7 @@ pub use address::{InputAddress, IntermPhysAddr, PhysAddr, VirtAddr};
 pub use attributes::{AttributeError, Attributes, MemoryKind, Perms};
 pub use config::{ConfigError, El2Stage1Config, Geometry, Stage2Config};
 pub use format::{El2Stage1, Format, MAIR_EL2, Stage2};
-pub use memory::{TableMemory, TlbMaintenance};
+pub use memory::{TableAddr, TableMemory, TlbMaintenance};
 pub use table::{Leaf, MapError, PageTable};
 pub use vmid::{Vmid, VmidAllocator, VmidError, VmidWidth};
 

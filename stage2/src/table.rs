@@ -33,7 +33,7 @@ use crate::config::Geometry;
 use crate::format::{
     DESC_ADDRESS_MASK, DESC_TABLE_OR_PAGE, DESC_VALID, Format, LEAF_ATTRIBUTE_MASK,
 };
-use crate::memory::{TableMemory, TlbMaintenance};
+use crate::memory::{TableAddr, TableMemory, TlbMaintenance};
 use crate::{ENTRIES_PER_TABLE, LAST_LEVEL, PAGE_SIZE, level_shift, level_size};
 
 /// Why a table operation was refused or failed.
@@ -185,12 +185,12 @@ impl Node {
 
     fn read<M: TableMemory + ?Sized>(&self, mem: &M, index: usize) -> u64 {
         let (table, slot) = self.slot(index);
-        mem.read_entry(table, slot)
+        mem.read_entry(TableAddr::new(table), slot)
     }
 
     fn write<M: TableMemory + ?Sized>(&self, mem: &mut M, index: usize, value: u64) {
         let (table, slot) = self.slot(index);
-        mem.write_entry(table, slot, value);
+        mem.write_entry(TableAddr::new(table), slot, value);
     }
 
     fn entry(&self, mem: &(impl TableMemory + ?Sized), index: usize) -> Entry {
@@ -500,8 +500,8 @@ impl<F: Format> PageTable<F> {
         tlb.invalidate_all();
         Self::free_below(mem, self.root_node());
         match self.geometry.root_tables() {
-            1 => mem.free_table(self.root),
-            count => mem.free_contiguous_tables(self.root, count),
+            1 => mem.free_table(TableAddr::new(self.root)),
+            count => mem.free_contiguous_tables(TableAddr::new(self.root), count),
         }
     }
 
@@ -649,7 +649,7 @@ impl<F: Format> PageTable<F> {
                 output + slot as u64 * child_span,
                 raw & LEAF_ATTRIBUTE_MASK,
             );
-            mem.write_entry(table, slot, descriptor);
+            mem.write_entry(TableAddr::new(table), slot, descriptor);
         }
         // Break: the block becomes invalid and leaves every TLB.
         node.write(mem, index, 0);
@@ -686,13 +686,13 @@ impl<F: Format> PageTable<F> {
                         node.write(mem, index, 0);
                         tlb.invalidate_range(clip.entry_start, node.span(), false);
                         Self::free_below(mem, child);
-                        mem.free_table(table);
+                        mem.free_table(TableAddr::new(table));
                     } else {
                         let inner = Self::clear_in(mem, tlb, child, clip.start, clip.end);
                         if Self::is_empty(mem, child) {
                             node.write(mem, index, 0);
                             tlb.invalidate_range(clip.entry_start, node.span(), false);
-                            mem.free_table(table);
+                            mem.free_table(TableAddr::new(table));
                         } else {
                             hull.merge(inner);
                         }
@@ -764,7 +764,7 @@ impl<F: Format> PageTable<F> {
         for index in 0..node.entries {
             if let Entry::Table(table) = node.entry(mem, index) {
                 Self::free_below(mem, node.child(table, index));
-                mem.free_table(table);
+                mem.free_table(TableAddr::new(table));
             }
         }
     }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::vec::Vec;
 
 use crate::address::PhysAddr;
-use crate::memory::{TableMemory, TlbMaintenance};
+use crate::memory::{TableAddr, TableMemory, TlbMaintenance};
 use crate::{ENTRIES_PER_TABLE, PAGE_SIZE};
 
 /// Something the engine did to the memory or the TLB.
@@ -91,18 +91,24 @@ impl VecTableMemory {
             .is_none_or(|limit| self.tables.len() + count <= limit)
     }
 
-    fn table(&self, table: PhysAddr, index: usize) -> &Table {
+    fn table(&self, table: TableAddr, index: usize) -> &Table {
         assert!(
             index < ENTRIES_PER_TABLE,
             "entry index {index} out of range"
         );
         self.tables
-            .get(&table.as_u64())
+            .get(&table.addr().as_u64())
             .unwrap_or_else(|| panic!("access to unallocated table {table:?}"))
     }
 }
 
-impl TableMemory for VecTableMemory {
+// SAFETY: the "addresses" are keys into `tables`, not memory: each key handed out maps to
+// a fresh zeroed boxed table that only this value's `write_entry` changes, until freed.
+// Every method is safe Rust and checks the key (panicking on one it does not hold), so
+// any `TableAddr` is sound; no root is ever given to hardware, and this is the only
+// implementation in the test binary.
+#[allow(unsafe_code)]
+unsafe impl TableMemory for VecTableMemory {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         if !self.has_room(1) {
             return None;
@@ -136,8 +142,8 @@ impl TableMemory for VecTableMemory {
         Some(PhysAddr::new(base))
     }
 
-    fn free_table(&mut self, table: PhysAddr) {
-        let base = table.as_u64();
+    fn free_table(&mut self, table: TableAddr) {
+        let base = table.addr().as_u64();
         assert!(
             self.tables.remove(&base).is_some(),
             "free of unallocated table {table:?}"
@@ -146,7 +152,8 @@ impl TableMemory for VecTableMemory {
         self.record(Event::Free { base, count: 1 });
     }
 
-    fn free_contiguous_tables(&mut self, base: PhysAddr, count: usize) {
+    fn free_contiguous_tables(&mut self, base: TableAddr, count: usize) {
+        let base = base.addr();
         for i in 0..count as u64 {
             let table = base.as_u64() + i * PAGE_SIZE;
             assert!(
@@ -160,17 +167,17 @@ impl TableMemory for VecTableMemory {
         });
     }
 
-    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
+    fn read_entry(&self, table: TableAddr, index: usize) -> u64 {
         self.table(table, index)[index]
     }
 
-    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
+    fn write_entry(&mut self, table: TableAddr, index: usize, value: u64) {
         self.table(table, index);
-        if let Some(entries) = self.tables.get_mut(&table.as_u64()) {
+        if let Some(entries) = self.tables.get_mut(&table.addr().as_u64()) {
             entries[index] = value;
         }
         self.record(Event::Write {
-            table: table.as_u64(),
+            table: table.addr().as_u64(),
             index,
             value,
         });

@@ -13,6 +13,8 @@ mod linux;
 mod matcher;
 mod qemu;
 mod shell;
+#[cfg(test)]
+mod source_rules;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};

@@ -1,9 +1,22 @@
-//! CPU-level primitives: the assembly entry points, cache and TLB maintenance, calls to
-//! firmware, and the few system registers `aarch64-cpu` does not cover.
+//! CPU-level primitives: the assembly entry points, barriers, cache and TLB maintenance,
+//! calls to firmware, the system registers `aarch64-cpu` does not cover, and the guest
+//! state the hypervisor loads, saves and clears.
+//!
+//! All of the hypervisor's inline assembly is here (docs/architecture.md; a unit test in
+//! `xtask/src/source_rules.rs` keeps it so): the rest of `hyp` calls these wrappers, safe
+//! where any argument is sound and `unsafe fn` where the caller must uphold something.
 
+pub mod barrier;
 pub mod cache;
+pub mod el1;
+pub mod el2;
 pub mod gicv3_virt;
+pub mod guest_state;
+pub mod id;
+pub mod scrub;
+pub mod spectre;
 pub mod sysreg;
+pub mod timer;
 pub mod tlb;
 
 use core::arch::{asm, global_asm};
@@ -102,6 +115,42 @@ smccc_call!(
     hvc,
     "hvc"
 );
+
+/// `DSB ISH`, then `SEV`: wakes every CPU waiting in WFE, after this CPU's earlier stores
+/// are visible to them.
+#[inline(always)]
+pub fn send_event() {
+    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
+    unsafe { asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+}
+
+/// `DSB SY`, then `SEV`: as [`send_event`], for a CPU that reads memory with its MMU and
+/// caches off (a spin-table CPU being released).
+#[inline(always)]
+pub fn send_event_sy() {
+    // SAFETY: a barrier and SEV only order memory and wake waiting CPUs.
+    unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+}
+
+/// `TPIDR_EL2`: this CPU's index, once `percpu::set_current` wrote it.
+#[inline(always)]
+pub fn read_tpidr_el2() -> u64 {
+    let value: u64;
+    // SAFETY: reading TPIDR_EL2 has no side effect.
+    unsafe { asm!("mrs {}, tpidr_el2", out(reg) value, options(nomem, nostack)) };
+    value
+}
+
+/// Writes `TPIDR_EL2`.
+///
+/// # Safety
+/// `percpu` keeps this CPU's index there, and code that touches per-CPU state relies on
+/// it being this CPU's alone: only `percpu::set_current` writes it, once per CPU.
+#[inline(always)]
+pub unsafe fn write_tpidr_el2(value: u64) {
+    // SAFETY: per the caller; TPIDR_EL2 is a scratch register no hardware uses.
+    unsafe { asm!("msr tpidr_el2, {}", in(reg) value, options(nomem, nostack)) };
+}
 
 /// Masks all exceptions on this CPU and waits forever.
 pub fn halt() -> ! {

@@ -9,9 +9,12 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{ICC_SRE_EL2, Writeable};
 use platforms::{Gic, GicVersion};
 
 use super::mmio::{read32, wait_rwp, write32};
+use crate::arch::sysreg::{ICC_IGRPEN1_EL1, ICC_PMR_EL1};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_TYPER: usize = 0x0004;
@@ -172,19 +175,13 @@ pub unsafe fn leave_interrupt_pending(gic: &Gic) {
                 );
                 write32(frame, GICR_FRAME + GICD_ISENABLER, bit);
                 write32(frame, GICR_FRAME + GICD_ISPENDR, bit);
-                // ICC_SRE_EL2: SRE and Enable; ICC_PMR_EL1 = 0xff; ICC_IGRPEN1_EL1 = 1.
-                core::arch::asm!(
-                    "msr s3_4_c12_c9_5, {sre}",
-                    "isb",
-                    "msr s3_0_c4_c6_0, {pmr}",
-                    "msr s3_0_c12_c12_7, {one}",
-                    "isb",
-                    sre = in(reg) 0b1001u64,
-                    pmr = in(reg) 0xffu64,
-                    one = in(reg) 1u64,
-                    options(nostack)
-                );
             }
+            // ICC_SRE_EL2: SRE and Enable; ICC_PMR_EL1 = 0xff; ICC_IGRPEN1_EL1 = 1.
+            ICC_SRE_EL2.write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
+            barrier::isb(barrier::SY);
+            ICC_PMR_EL1.set(0xff);
+            ICC_IGRPEN1_EL1.set(1);
+            barrier::isb(barrier::SY);
         }
         GicVersion::V2 => {
             let Some(gicc) = gic.cpu_interface else {

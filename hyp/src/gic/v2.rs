@@ -213,12 +213,10 @@ impl GicV2 {
     /// Sends SGI `sgi` to CPU `cpu` (GICD_SGIR with a one-CPU target list).
     pub fn send_sgi(&self, sgi: u32, cpu: usize, _mpidr: u64) -> Result<(), GicError> {
         let mask = self.mask_of(cpu)?;
-        // SAFETY: a barrier (earlier stores visible to the receiver first), then the
-        // distributor's SGI register, mapped.
-        unsafe {
-            core::arch::asm!("dsb ishst", options(nostack, preserves_flags));
-            write32(self.gicd, GICD_SGIR, (u32::from(mask) << 16) | sgi);
-        }
+        // Earlier stores visible to the receiver first.
+        crate::arch::barrier::dsb_ishst();
+        // SAFETY: the distributor's SGI register, mapped.
+        unsafe { write32(self.gicd, GICD_SGIR, (u32::from(mask) << 16) | sgi) };
         Ok(())
     }
 

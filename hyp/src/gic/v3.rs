@@ -287,8 +287,7 @@ impl GicV3 {
             + ICC_SGI1R_EL1::INTID.val(u64::from(sgi))
             + ICC_SGI1R_EL1::TARGETLIST.val(1 << (aff0 % 16));
         // Make earlier stores visible to the receiver before the SGI can reach it.
-        // SAFETY: a barrier only orders memory.
-        unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
+        crate::arch::barrier::dsb_ishst();
         ICC_SGI1R_EL1.write(value);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
         Ok(())
@@ -297,9 +296,8 @@ impl GicV3 {
     /// Acknowledges the highest-priority pending group 1 interrupt, if any.
     pub fn acknowledge(&self) -> Option<Ack> {
         let raw = ICC_IAR1_EL1.read(crate::arch::sysreg::icc_iar1_el1::ICC_IAR1_EL1::INTID) as u32;
-        // SAFETY: a barrier only orders memory: the handler's accesses come after the
-        // acknowledge.
-        unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+        // The handler's accesses come after the acknowledge.
+        crate::arch::barrier::dsb_sy();
         (!(1020..=1023).contains(&raw)).then_some(Ack {
             raw,
             version: GicVersion::V3,

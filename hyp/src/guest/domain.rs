@@ -269,7 +269,7 @@ impl Domain {
         let vcpus = spec.vcpus as usize;
         let vgic = Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
         let bus = Bus::new(host.gic, spec.vcpus, spec.console, &layout);
-        let domain = Domain {
+        let mut domain = Domain {
             id,
             name: spec.name.clone(),
             images,
@@ -350,32 +350,49 @@ impl Domain {
     }
 
     /// Zeroes the RAM and copies the kernel, initrd and device tree into it, then makes
-    /// it visible to a vCPU running with its MMU and caches off.
-    fn load(&self, host: &super::registry::Host) -> Result<(), BuildError> {
+    /// it visible to a vCPU running with its MMU and caches off. Takes `&mut self`: only
+    /// while the domain is still being built, owned, before any vCPU can reach it.
+    fn load(&mut self, host: &super::registry::Host) -> Result<(), BuildError> {
         let dtb = self.device_tree(host)?;
+        let (kernel, initrd) = (self.images.kernel, self.images.initrd);
+        let placement = self.placement;
+        let ram_base = self.layout.ram_base;
         let ram = self.ram_slice();
         ram.fill(0);
         let copy = |ram: &mut [u8], ipa: u64, bytes: &[u8]| {
-            let offset = (ipa - self.layout.ram_base) as usize;
+            let offset = (ipa - ram_base) as usize;
             ram[offset..offset + bytes.len()].copy_from_slice(bytes);
         };
-        copy(ram, self.placement.kernel.start, self.images.kernel);
-        if let (Some(region), Some(initrd)) = (self.placement.initrd, self.images.initrd) {
+        copy(ram, placement.kernel.start, kernel);
+        if let (Some(region), Some(initrd)) = (placement.initrd, initrd) {
             copy(ram, region.start, initrd);
         }
-        copy(ram, self.placement.dtb.start, &dtb);
+        copy(ram, placement.dtb.start, &dtb);
         cache::clean_invalidate_to_poc(ram.as_ptr() as usize, ram.len());
         cache::invalidate_icache_all();
         Ok(())
     }
 
-    /// The domain's RAM as the hypervisor sees it (identity-mapped).
-    #[allow(clippy::mut_from_ref)]
-    fn ram_slice(&self) -> &mut [u8] {
-        // SAFETY: the RAM was allocated for this domain alone and is identity-mapped
-        // read-write at EL2. The hypervisor writes it only while no vCPU of the domain
-        // runs (at build and at reset, after every vCPU parked), so no other reference
-        // to it is live.
+    /// The domain's RAM as the hypervisor sees it (identity-mapped), for loading it.
+    ///
+    /// `&mut self` is what makes this sound: a `Domain` is shared (in an `Arc`) before any
+    /// of its vCPUs exists (each holds an `Arc` of it), so while the caller has `&mut` no
+    /// vCPU can run it, the guest cannot touch the RAM, and no other slice of it is live.
+    /// After the build a domain is never loaded again: a reset builds a new one.
+    ///
+    /// # Panics
+    /// If the RAM was already given back (`release_resources`).
+    fn ram_slice(&mut self) -> &mut [u8] {
+        assert!(
+            !*self.ram_released.get_mut(),
+            "d{}: its RAM was given back",
+            self.id
+        );
+        // SAFETY: the RAM is `spec.memory` bytes of frames allocated for this domain alone
+        // and not given back (checked above), identity-mapped read-write at EL2 and never
+        // behind a Rust reference but this one: `&mut self` excludes any other reference to
+        // the domain, so any vCPU (which holds an `Arc` of it) and any other `ram_slice`,
+        // for as long as the returned slice lives.
         unsafe {
             core::slice::from_raw_parts_mut(
                 self.ram_pa.as_u64() as *mut u8,

@@ -4,8 +4,7 @@
 //! The guest's EL1 registers are live on this CPU while its exit is handled, so they are
 //! written directly; the trap frame's ELR/SPSR become the guest's vector and state.
 
-use core::arch::asm;
-
+use crate::arch::el1;
 use crate::exception::TrapFrame;
 
 /// PSTATE.M for EL0t, EL1t, EL1h.
@@ -64,24 +63,13 @@ fn from_el0(frame: &TrapFrame) -> bool {
 }
 
 fn deliver(frame: &mut TrapFrame, esr: u64, far: Option<u64>) {
-    let vbar: u64;
-    // SAFETY: the guest's EL1 registers are live on this CPU while its exit is handled
-    // and no guest code runs until the ERET; writing them is what taking an exception to
-    // EL1 would do.
-    unsafe {
-        asm!("mrs {}, vbar_el1", out(reg) vbar, options(nomem, nostack));
-        asm!(
-            "msr elr_el1, {elr}",
-            "msr spsr_el1, {spsr}",
-            "msr esr_el1, {esr}",
-            elr = in(reg) frame.elr,
-            spsr = in(reg) frame.spsr,
-            esr = in(reg) esr,
-            options(nomem, nostack)
-        );
-        if let Some(far) = far {
-            asm!("msr far_el1, {}", in(reg) far, options(nomem, nostack));
-        }
+    // The guest's EL1 registers are live on this CPU while its exit is handled and no
+    // guest code runs until the ERET; writing them is what taking an exception to EL1
+    // would do.
+    let vbar = el1::read_vbar();
+    el1::write_exception_entry(frame.elr, frame.spsr, esr);
+    if let Some(far) = far {
+        el1::write_far(far);
     }
     // Vector offset: current EL with SP_EL0 0x000, with SP_EL1 0x200, lower EL in
     // AArch64 0x400, lower EL in AArch32 0x600.
@@ -106,9 +94,7 @@ fn exception_entry_pstate() -> u64 {
     const DSSBS: u64 = 1 << 44;
     const PSTATE_PAN: u64 = 1 << 22;
     const PSTATE_SSBS: u64 = 1 << 12;
-    let sctlr: u64;
-    // SAFETY: reading the guest's SCTLR_EL1 has no side effect.
-    unsafe { asm!("mrs {}, sctlr_el1", out(reg) sctlr, options(nomem, nostack)) };
+    let sctlr = el1::read_sctlr();
     let has_pan = (ID_AA64MMFR1_EL1.get() >> 20) & 0xf != 0;
     let mut pstate = super::regs::SPSR_EL1H_MASKED;
     if has_pan && sctlr & SPAN == 0 {

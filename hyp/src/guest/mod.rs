@@ -83,18 +83,34 @@ struct SavedState {
     extra: switch_state::ExtraState,
 }
 
-// SAFETY: `saved` is only accessed by the vCPU's home CPU, which never changes (see
-// `saved_mut` and `sched`); the other fields are atomics or locks.
+// SAFETY: the only field that is not itself `Sync` is `saved`, reached only through
+// `saved_mut`, which panics anywhere but on the vCPU's home CPU. `sched.home` is fixed
+// when the vCPU is made, before it is shared; the vCPU is only ever in that CPU's run
+// queue (`sched::enqueue`), and only that CPU's run loop (`run_this_cpu` -> `run`, never
+// re-entered: EL2 interrupt handlers do not run vCPUs) takes it out to load it. So one
+// CPU, one call at a time, ever touches `saved`. Dropping the vCPU needs the last `Arc`,
+// which `run` holds while it uses `saved`. The other fields are immutable, atomics or
+// locks.
 unsafe impl Sync for Vcpu {}
 
 impl Vcpu {
     /// The saved state.
     ///
+    /// # Panics
+    /// Anywhere but on the vCPU's home CPU.
+    ///
     /// # Safety
-    /// Only on the vCPU's home CPU, with no other reference to it live.
+    /// No other reference to the saved state may be live: only `run`, which loads the
+    /// vCPU, takes it, for as long as the vCPU is loaded.
     #[allow(clippy::mut_from_ref)]
     unsafe fn saved_mut(&self) -> &mut SavedState {
-        // SAFETY: the caller is the only CPU that touches `saved`.
+        assert_eq!(
+            percpu::current_index(),
+            self.sched.home,
+            "a vCPU's saved state is only for its home CPU"
+        );
+        // SAFETY: this is the home CPU (checked), the only one that touches `saved`, and
+        // the caller holds no other reference to it.
         unsafe { &mut *self.saved.get() }
     }
 
@@ -118,8 +134,7 @@ fn kick_pcpu(pcpu: usize) {
     }
     if crate::gic::kick(pcpu).is_err() {
         // No GIC driver on that CPU: it waits in WFE.
-        // SAFETY: SEV only wakes CPUs waiting in WFE.
-        unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+        arch::send_event();
     }
 }
 
@@ -382,8 +397,8 @@ fn run(cpu: usize, chosen: sched::Next) -> Option<sched::Next> {
     // Held while the vCPU is loaded here.
     let vcpu_ref = chosen.vcpu().clone();
     let vcpu = &*vcpu_ref;
-    // SAFETY: this is the vCPU's home CPU, the only one that touches its saved state, and
-    // no other reference to it is live here.
+    // SAFETY: `run` is this CPU's only user of a saved state and is not re-entered, so no
+    // other reference to it is live here (`saved_mut` checks this is its home CPU).
     let saved = unsafe { vcpu.saved_mut() };
     match chosen {
         sched::Next::Start { entry, x0, .. } => start_context(cpu, vcpu, saved, entry, x0),

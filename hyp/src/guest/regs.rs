@@ -1,7 +1,7 @@
 //! EL2 controls that shape what a guest may do, chosen once and documented in
 //! docs/traps.md. Everything here is written when a physical CPU takes up a vCPU.
 
-use core::arch::asm;
+use crate::arch::{el2, id};
 
 /// HCR_EL2 for every guest.
 pub const HCR_EL2: u64 = {
@@ -47,27 +47,21 @@ const HCR_TWE: u64 = 1 << 14;
 /// CPU is shared, so a vCPU spinning on a lock held by a descheduled one yields; off
 /// when the vCPU has the CPU to itself, where a WFE exit would only cost time.
 pub fn set_twe(on: bool) {
-    let hcr: u64;
+    let hcr = el2::read_hcr();
+    let hcr = if on { hcr | HCR_TWE } else { hcr & !HCR_TWE };
     // SAFETY: read-modify-write of HCR_EL2's TWE bit while no guest runs on this CPU; it
     // only changes whether the guest's WFE traps.
-    unsafe {
-        asm!("mrs {}, hcr_el2", out(reg) hcr, options(nomem, nostack));
-        let hcr = if on { hcr | HCR_TWE } else { hcr & !HCR_TWE };
-        asm!("msr hcr_el2, {}", "isb", in(reg) hcr, options(nostack));
-    }
+    unsafe { el2::write_hcr(hcr) };
 }
 
 /// Turns trapping of the EL1 virtual-memory controls on or off for the vCPU running on
 /// this CPU (see `guest::sysreg`).
 pub fn set_tvm(on: bool) {
-    let hcr: u64;
+    let hcr = el2::read_hcr();
+    let hcr = if on { hcr | HCR_TVM } else { hcr & !HCR_TVM };
     // SAFETY: read-modify-write of HCR_EL2's TVM bit while handling this CPU's guest exit;
     // it only changes which guest writes trap.
-    unsafe {
-        asm!("mrs {}, hcr_el2", out(reg) hcr, options(nomem, nostack));
-        let hcr = if on { hcr | HCR_TVM } else { hcr & !HCR_TVM };
-        asm!("msr hcr_el2, {}", "isb", in(reg) hcr, options(nostack));
-    }
+    unsafe { el2::write_hcr(hcr) };
 }
 
 /// Whether the PMU is trapped and hidden (reads zero) because it cannot be kept from
@@ -144,40 +138,30 @@ pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// No guest may be running on this CPU; `vttbr` must name valid stage-2 tables whose
 /// configuration matches `vtcr`.
 pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64, cntvoff: u64) {
-    let midr: u64;
+    let vpidr = id::midr();
     let (cptr, has_sve, has_sme) = cptr_el2();
-    // SAFETY: the caller guarantees no guest runs here; these registers only affect
-    // EL1/EL0 execution, which starts at the next ERET.
+    // SAFETY: the caller guarantees no guest runs here and that `vttbr` and `vtcr`
+    // match; `HCR_EL2` is the guests' value. These registers only affect EL1/EL0
+    // execution, which starts at the next ERET.
     unsafe {
-        asm!("mrs {}, midr_el1", out(reg) midr, options(nomem, nostack));
-        asm!(
-            "msr vtcr_el2, {vtcr}",
-            "msr vttbr_el2, {vttbr}",
-            "msr vpidr_el2, {midr}",
-            "msr vmpidr_el2, {vmpidr}",
-            "msr cptr_el2, {cptr}",
-            "msr cnthctl_el2, {cnthctl}",
-            "msr cntvoff_el2, {cntvoff}",
-            "msr hcr_el2, {hcr}",
-            "isb",
-            vtcr = in(reg) vtcr,
-            vttbr = in(reg) vttbr,
-            midr = in(reg) midr,
-            vmpidr = in(reg) vmpidr,
-            cntvoff = in(reg) cntvoff,
-            cptr = in(reg) cptr,
-            cnthctl = in(reg) CNTHCTL_EL2,
-            hcr = in(reg) HCR_EL2,
-            options(nostack)
-        );
+        el2::load_guest_controls(&el2::GuestControls {
+            vtcr,
+            vttbr,
+            vpidr,
+            vmpidr,
+            cptr,
+            cnthctl: CNTHCTL_EL2,
+            cntvoff,
+            hcr: HCR_EL2,
+        });
         load_feature_controls();
-        // The largest vector lengths the CPU offers (ZCR_EL2 / SMCR_EL2 .LEN all ones),
-        // written by encoding so the assembler needs no SVE/SME support.
+        // The largest vector lengths the CPU offers (ZCR_EL2 / SMCR_EL2 .LEN all ones);
+        // `cptr` leaves SVE and SME untrapped where present.
         if has_sve {
-            asm!("msr s3_4_c1_c2_0, {}", "isb", in(reg) 0xf_u64, options(nostack));
+            el2::write_zcr(0xf);
         }
         if has_sme {
-            asm!("msr s3_4_c1_c2_6, {}", "isb", in(reg) 0xf_u64, options(nostack));
+            el2::write_smcr(0xf);
         }
     }
 }
@@ -193,47 +177,33 @@ unsafe fn load_feature_controls() {
     let has_fgt = field(ID_AA64MMFR0_EL1.get(), 56) != 0;
     let has_hcx = field(ID_AA64MMFR1_EL1.get(), 40) != 0;
     let has_sme = field(ID_AA64PFR1_EL1.get(), 24) != 0;
-    let isar2: u64;
-    let dfr0: u64;
-    // SAFETY: reading ID registers has no side effect.
-    unsafe {
-        asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack));
-        asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack));
-    }
+    let isar2 = id::isar2();
+    let dfr0 = id::dfr0();
     let has_mops = field(isar2, 16) != 0;
     let pmu_ver = field(dfr0, 8);
+    // PMCR_EL0 exists with a PMUv3 (checked).
     let pmcr = if pmu_ver != 0 && pmu_ver != 0xf {
-        let pmcr: u64;
-        // SAFETY: the CPU has a PMUv3 (checked above); reading PMCR_EL0 has no side effect.
-        unsafe { asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nomem, nostack)) };
-        pmcr
+        id::pmcr()
     } else {
         0
     };
     let (mdcr, trap_pmu) = mdcr_el2(dfr0, pmcr);
     PMU_TRAPPED.store(trap_pmu, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: these registers only affect EL1/EL0, which run after the next ERET; the
-    // caller guarantees no guest runs here now.
+    // caller guarantees no guest runs here now. HCRX_EL2 and the fine-grained traps are
+    // written only where the CPU has them.
     unsafe {
-        asm!("msr mdcr_el2, {}", in(reg) mdcr, options(nostack));
+        el2::write_mdcr(mdcr);
         if has_hcx {
             // HCRX_EL2.MSCEn: the memory-copy instructions work at EL1/EL0.
             let hcrx: u64 = if has_mops { 1 << 11 } else { 0 };
-            asm!("msr s3_4_c1_c2_2, {}", in(reg) hcrx, options(nostack));
+            el2::write_hcrx(hcrx);
         }
         if has_fgt {
             // No fine-grained traps. The SME registers' bits are "not trap" when set.
             let sme: u64 = if has_sme { (1 << 54) | (1 << 55) } else { 0 };
-            asm!(
-                "msr s3_4_c1_c1_4, {sme}", // HFGRTR_EL2
-                "msr s3_4_c1_c1_5, {sme}", // HFGWTR_EL2
-                "msr s3_4_c1_c1_6, xzr",   // HFGITR_EL2
-                "msr s3_4_c3_c1_4, xzr",   // HDFGRTR_EL2
-                "msr s3_4_c3_c1_5, xzr",   // HDFGWTR_EL2
-                sme = in(reg) sme,
-                options(nostack)
-            );
+            el2::write_fine_grained_traps(sme);
         }
-        asm!("isb", options(nostack));
     }
+    el2::synchronize();
 }

@@ -10,7 +10,6 @@
 //! stop trapping. A guest looping on set/way operations thus costs one clean, not one per
 //! operation.
 
-use core::arch::asm;
 use core::sync::atomic::Ordering;
 
 use exits::SysRegAccess;
@@ -110,16 +109,12 @@ pub fn emulate(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) -> boo
 fn write_vm_control(vcpu: &Vcpu, control: VmControl, value: u64) {
     macro_rules! write {
         ($reg:literal) => {
-            // SAFETY: the register is this vCPU's own EL1 state, live on this CPU while
-            // its exit is handled; the guest asked for exactly this write.
-            unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) value, options(nomem, nostack)) }
+            arch::el1::write_guest_el1!($reg, value)
         };
     }
     match control {
         VmControl::Sctlr => {
-            let old: u64;
-            // SAFETY: reading SCTLR_EL1 has no side effect.
-            unsafe { asm!("mrs {}, sctlr_el1", out(reg) old, options(nomem, nostack)) };
+            let old = arch::el1::read_sctlr();
             let (was_on, now_on) = (caches_on(old), caches_on(value));
             write!("sctlr_el1");
             if was_on != now_on {
@@ -141,8 +136,7 @@ fn write_vm_control(vcpu: &Vcpu, control: VmControl, value: u64) {
         VmControl::Amair => write!("amair_el1"),
         VmControl::Contextidr => write!("contextidr_el1"),
     }
-    // SAFETY: an ISB only synchronises the write above.
-    unsafe { asm!("isb", options(nomem, nostack)) };
+    arch::barrier::isb();
 }
 
 /// Cleans and invalidates all of the vCPU's domain RAM to the point of coherency.

@@ -25,7 +25,6 @@
 //! A vCPU that stops leaves both timers disabled. `CNTVOFF_EL2` is per domain
 //! (`Domain::cntvoff`): its virtual counter starts near zero.
 
-use core::arch::asm;
 use core::sync::atomic::Ordering;
 
 use vtimer::{HwTimer, Masking, Output, Timer, TimerReg, VirtualTimer};
@@ -64,27 +63,18 @@ pub const fn reset_state() -> Timers {
 }
 
 fn read_virtual_hw() -> HwTimer {
-    let (ctl, cval): (u64, u64);
-    // SAFETY: reading the EL1 virtual timer registers at EL2 has no side effect.
-    unsafe {
-        asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack));
-        asm!("mrs {}, cntv_cval_el0", out(reg) cval, options(nomem, nostack));
-    }
+    let (ctl, cval) = (arch::timer::read_cntv_ctl(), arch::timer::read_cntv_cval());
     HwTimer { ctl, cval }
 }
 
 fn write_virtual_ctl(ctl: u64) {
-    // SAFETY: the virtual timer control of the vCPU this CPU runs (or of none: then 0
-    // parks it); it only changes when that timer's interrupt fires.
-    unsafe { asm!("msr cntv_ctl_el0, {}", "isb", in(reg) ctl, options(nomem, nostack)) };
+    arch::timer::write_cntv_ctl(ctl);
 }
 
 /// Disables the hardware EL1 physical timer on this CPU (guests only see the emulated
 /// one).
 fn park_physical_hw() {
-    // SAFETY: the EL1 physical timer is unused by the hypervisor, and guests' accesses to
-    // it trap (CNTHCTL_EL2.EL1PCEN = 0); disabling it only silences PPI 30.
-    unsafe { asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack)) };
+    arch::timer::disable_el1_physical();
 }
 
 /// The virtual count of `vcpu`'s domain.

@@ -57,9 +57,7 @@ pub fn handle(vcpu: &Vcpu, frame: &mut TrapFrame, kind: u64) -> Action {
 }
 
 fn synchronous(vcpu: &Vcpu, frame: &mut TrapFrame) -> Action {
-    let hpfar: u64;
-    // SAFETY: reading HPFAR_EL2 has no side effect.
-    unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
+    let hpfar = crate::arch::el2::read_hpfar();
     match exits::decode(frame.esr, frame.far, hpfar) {
         Exit::DataAbort(abort) => data_abort(vcpu, frame, &abort),
         Exit::InstructionAbort { ipa, .. } => {
@@ -205,12 +203,7 @@ fn system_register(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
         // Reads see the real value; writes are ignored: these controls are the
         // hypervisor's.
         if access.read && !access.is_zero_register() {
-            let value: u64;
-            // SAFETY: reading ACTLR_EL1 at EL2 has no side effect.
-            unsafe {
-                core::arch::asm!("mrs {}, actlr_el1", out(reg) value, options(nomem, nostack))
-            };
-            frame.x[access.register as usize] = value;
+            frame.x[access.register as usize] = crate::arch::el1::read_actlr();
         }
         frame.elr = frame.elr.wrapping_add(4);
         return;

@@ -5,9 +5,10 @@
 
 use core::ptr;
 
-use stage2::{PhysAddr, TableMemory};
+use stage2::{PhysAddr, TableAddr, TableMemory};
 
 use super::{PAGE_SIZE, frames};
+use crate::arch::barrier;
 
 /// Pages in the boot pool (enough for the image, RAM, the console and the per-CPU stack
 /// guard pages of a few dozen CPUs); more come from the frame allocator.
@@ -27,30 +28,48 @@ unsafe fn zero(base: PhysAddr, pages: usize) {
     unsafe { ptr::write_bytes(base.as_u64() as *mut u8, 0, pages * PAGE_SIZE as usize) };
 }
 
-/// Reads entry `index` of a table page we own.
-fn read(table: PhysAddr, index: usize) -> u64 {
-    // SAFETY: table pages come from `alloc_table`: pages we own, identity-reachable.
-    unsafe { ptr::read_volatile(entry_ptr(table, index)) }
+/// Reads entry `index` of a table.
+fn read(table: TableAddr, index: usize) -> u64 {
+    // SAFETY: a `TableAddr` names a live table of one of this image's table memories
+    // (only the stage2 engine makes them, from addresses these handed out): a page of RAM
+    // used for nothing else, identity-mapped read-write (or reached physically, MMU off),
+    // never behind a Rust reference. `entry_ptr` keeps the access inside the page.
+    unsafe { ptr::read_volatile(entry_ptr(table.addr(), index)) }
 }
 
-/// Writes entry `index` of a table page we own, after every earlier table write.
-fn write(table: PhysAddr, index: usize, value: u64) {
-    // SAFETY: as for `read`. The barrier orders every earlier table write before this
-    // one, as the engine requires; volatile keeps the store single and in place.
-    unsafe {
-        core::arch::asm!("dmb ishst", options(nostack, preserves_flags));
-        ptr::write_volatile(entry_ptr(table, index), value);
-    }
+/// Writes entry `index` of a table, after every earlier table write.
+fn write(table: TableAddr, index: usize, value: u64) {
+    // The engine's ordering contract: every earlier table write (the zeroing of a new
+    // table included) is observed before this store.
+    barrier::dmb_ishst();
+    // SAFETY: as for `read`; volatile keeps the store single and in place.
+    unsafe { ptr::write_volatile(entry_ptr(table.addr(), index), value) };
 }
 
 /// Table pages from the frame allocator.
+///
+/// Constructible from safe code: its `TableMemory` methods only read, write or free the
+/// tables named by `TableAddr`s, which only the stage2 engine makes.
 #[derive(Debug, Default)]
 pub struct FrameTables {
     /// Pages currently held.
     pub pages: usize,
 }
 
-impl TableMemory for FrameTables {
+// SAFETY: the `TableMemory` contract:
+// - a table is fresh frames from the frame allocator, which gives each frame to one owner
+//   until that owner frees it (`frames::free` takes back only what its caller is done
+//   with); `mm::init` mapped every frame Normal Write-Back Inner Shareable read-write in
+//   the identity map before handing it to the allocator, and no Rust reference is made to
+//   table frames. They are zeroed here, and `write` puts a `DMB ISHST` before every
+//   descriptor store, so the zeroes are observed before a descriptor pointing at the table;
+// - `read`/`write` access exactly one entry (index checked) with single volatile 64-bit
+//   accesses, `write` after the barrier the ordering contract asks for;
+// - any `TableAddr` is sound: this image's only table memories are `FrameTables` and
+//   `El2TableMemory`, whose tables are all identity-mapped RAM used for nothing else. A
+//   boot-pool page freed here would go to the frame allocator while `El2TableMemory`
+//   keeps it marked used: a leaked pool slot, not a double owner.
+unsafe impl TableMemory for FrameTables {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         self.alloc_contiguous_tables(1)
     }
@@ -65,20 +84,20 @@ impl TableMemory for FrameTables {
         Some(base)
     }
 
-    fn free_table(&mut self, table: PhysAddr) {
+    fn free_table(&mut self, table: TableAddr) {
         self.free_contiguous_tables(table, 1);
     }
 
-    fn free_contiguous_tables(&mut self, base: PhysAddr, count: usize) {
+    fn free_contiguous_tables(&mut self, base: TableAddr, count: usize) {
         self.pages -= count;
-        frames::free(base, count);
+        frames::free(base.addr(), count);
     }
 
-    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
+    fn read_entry(&self, table: TableAddr, index: usize) -> u64 {
         read(table, index)
     }
 
-    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
+    fn write_entry(&mut self, table: TableAddr, index: usize, value: u64) {
         write(table, index, value)
     }
 }
@@ -117,7 +136,14 @@ impl El2TableMemory {
     }
 }
 
-impl TableMemory for El2TableMemory {
+// SAFETY: the `TableMemory` contract: a pool table is a page of the pool, which `new`'s
+// caller guarantees is RAM owned by these tables alone and identity-reachable (mapped
+// Normal read-write once the MMU is on, as "table pool"); the `used` bits give each page
+// to one table at a time, and it is zeroed when handed out. Tables beyond the pool, and
+// concatenated blocks, are `FrameTables`' (see there). Entries are accessed as for
+// `FrameTables`, so any `TableAddr` is sound; freeing one that is not a pool page goes to
+// the frame allocator.
+unsafe impl TableMemory for El2TableMemory {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         if self.used == u64::MAX {
             return self.overflow.alloc_table();
@@ -135,22 +161,22 @@ impl TableMemory for El2TableMemory {
         self.overflow.alloc_contiguous_tables(count)
     }
 
-    fn free_table(&mut self, table: PhysAddr) {
-        match self.pool_index(table) {
+    fn free_table(&mut self, table: TableAddr) {
+        match self.pool_index(table.addr()) {
             Some(index) => self.used &= !(1 << index),
             None => self.overflow.free_table(table),
         }
     }
 
-    fn free_contiguous_tables(&mut self, base: PhysAddr, count: usize) {
+    fn free_contiguous_tables(&mut self, base: TableAddr, count: usize) {
         self.overflow.free_contiguous_tables(base, count);
     }
 
-    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
+    fn read_entry(&self, table: TableAddr, index: usize) -> u64 {
         read(table, index)
     }
 
-    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
+    fn write_entry(&mut self, table: TableAddr, index: usize, value: u64) {
         write(table, index, value)
     }
 }
