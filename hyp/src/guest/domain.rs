@@ -245,7 +245,8 @@ impl Domain {
                 ..dom0.layout.clone()
             },
             (true, None) => {
-                frames::free(ram_pa, pages);
+                // SAFETY: allocated just above for this domain; nothing maps it yet.
+                unsafe { frames::free(ram_pa, pages) };
                 return Err(BuildError::NoDom0Layout);
             }
             (false, _) => Layout::guest(),
@@ -255,7 +256,8 @@ impl Domain {
         let s2 = match PageTable::<Stage2>::new(&mut tables, host.s2_config) {
             Ok(s2) => s2,
             Err(e) => {
-                frames::free(ram_pa, pages);
+                // SAFETY: allocated just above for this domain; nothing maps it yet.
+                unsafe { frames::free(ram_pa, pages) };
                 return Err(BuildError::Stage2(e));
             }
         };
@@ -521,7 +523,11 @@ impl Domain {
             s2.destroy(&mut tables, &mut tlb);
         }
         if !self.ram_released.swap(true, Ordering::AcqRel) {
-            frames::free(self.ram_pa, (self.spec.memory / PAGE_SIZE) as usize);
+            // SAFETY: the domain's own RAM, given back once: its stage-2 tables were
+            // destroyed above (TLB entries invalidated), no vCPU of it runs (retired or
+            // never started), and the hypervisor holds no slice of it (`ram_slice` needs
+            // `&mut self`, which ended with its build).
+            unsafe { frames::free(self.ram_pa, (self.spec.memory / PAGE_SIZE) as usize) };
         }
     }
 

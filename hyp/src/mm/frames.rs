@@ -11,7 +11,11 @@ use super::PAGE_SIZE;
 static FRAMES: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
 
 /// Adds `[start, start + size)` (page-aligned) to the allocator.
-pub fn add_range(start: PhysAddr, size: u64) {
+///
+/// # Safety
+/// The range is RAM that nothing else uses or will use except through [`alloc`], and it
+/// is not in the allocator already.
+pub unsafe fn add_range(start: PhysAddr, size: u64) {
     let first = start.as_u64() / PAGE_SIZE;
     let end = first + size / PAGE_SIZE;
     FRAMES.lock().add_frame(first as usize, end as usize);
@@ -25,7 +29,11 @@ pub fn alloc(count: usize) -> Option<PhysAddr> {
 }
 
 /// Returns frames obtained from [`alloc`] with the same `count`.
-pub fn free(start: PhysAddr, count: usize) {
+///
+/// # Safety
+/// The caller owns these frames (its `alloc` returned `start` for `count`) and nothing
+/// uses them any more: no mapping, TLB entry or reference reaches them.
+pub unsafe fn free(start: PhysAddr, count: usize) {
     FRAMES
         .lock()
         .dealloc((start.as_u64() / PAGE_SIZE) as usize, count);

@@ -299,7 +299,9 @@ pub fn init(platform: &Platform<'_>, dtb: Region) -> Result<MemoryReport, Memory
     unsafe { heap::init(heap.base as usize, heap.size as usize) };
     let mut frames_total = 0;
     for r in &free {
-        frames::add_range(PhysAddr::new(r.base), r.size);
+        // SAFETY: `free` is the RAM left once the image, the DTB, reserved regions, the
+        // boot table pool and the heap were taken out; each range is added once.
+        unsafe { frames::add_range(PhysAddr::new(r.base), r.size) };
         frames_total += r.size;
     }
     let table_pages = memory.pages_in_use();

@@ -90,7 +90,9 @@ unsafe impl TableMemory for FrameTables {
 
     fn free_contiguous_tables(&mut self, base: TableAddr, count: usize) {
         self.pages -= count;
-        frames::free(base.addr(), count);
+        // SAFETY: the engine gives back only tables this memory allocated (the
+        // `TableMemory` contract) once nothing refers to them any more.
+        unsafe { frames::free(base.addr(), count) };
     }
 
     fn read_entry(&self, table: TableAddr, index: usize) -> u64 {
