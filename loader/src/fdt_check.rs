@@ -42,6 +42,12 @@ fn block(dtb: &[u8], offset: u32, size: u32) -> Option<&[u8]> {
 /// Checks that `dtb` is a device tree `fdt` 0.1.5 can read without panicking; the error says
 /// what is wrong.
 pub(crate) fn check(dtb: &[u8]) -> Result<(), &'static str> {
+    check_nested(dtb, MAX_DEPTH)
+}
+
+/// [`check`] with another limit on nesting (at most `fdt`'s 64), for trees deeper than a
+/// manifest such as the host's.
+pub(crate) fn check_nested(dtb: &[u8], max_depth: usize) -> Result<(), &'static str> {
     if dtb.len() < HEADER_LEN {
         return Err("shorter than a device-tree header");
     }
@@ -79,7 +85,7 @@ pub(crate) fn check(dtb: &[u8]) -> Result<(), &'static str> {
                 let len = c_string(structs, at).ok_or("bad node name")?;
                 at = align4(at + len + 1).ok_or("bad node name")?;
                 depth += 1;
-                if depth > MAX_DEPTH {
+                if depth > max_depth {
                     return Err("nodes nested too deeply");
                 }
                 seen_root = true;

@@ -5,6 +5,7 @@
 //! - [`image`]: recognising a kernel image (Linux arm64 `Image` header or raw binary);
 //! - [`placement`]: where kernel, initrd and DTB go in a guest's RAM;
 //! - [`guest_dt`]: the device tree each guest boots with;
+//! - [`dom0_dt`]: dom0's device tree, derived from the host's;
 //! - [`manifest`]: the boot manifest, the list of domains to build, as a small DTB;
 //! - [`archive`]: the cpio newc boot archive carrying the manifest and the files it names.
 //!
@@ -18,6 +19,7 @@
 extern crate alloc;
 
 pub mod archive;
+pub mod dom0_dt;
 mod fdt_check;
 pub mod guest_dt;
 pub mod image;
@@ -26,6 +28,7 @@ pub mod manifest;
 pub mod placement;
 
 pub use archive::{ArchiveError, BootArchive, MANIFEST_FILE};
+pub use dom0_dt::{Dom0DtConfig, Dom0DtError, build_dom0_dt};
 pub use guest_dt::{DtError, GuestDtConfig, PassthroughDevice, PsciConduit, build_guest_dt};
 pub use image::{ImageError, ImageFormat, ImageInfo, PageSize, parse_image};
 pub use layout::GicVersion;
