@@ -269,7 +269,8 @@ impl Domain {
             })
         });
         let vcpus = spec.vcpus as usize;
-        let vgic = Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
+        let vgic =
+            Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
         let bus = Bus::new(host.gic, spec.vcpus, spec.console, &layout);
         let mut domain = Domain {
             id,
@@ -475,23 +476,38 @@ impl Domain {
     /// Maps the MMIO regions of the host devices given to it at their own addresses, as
     /// device memory.
     fn map_devices(&self) -> Result<(), BuildError> {
+        // The pages the regions touch, merged: small devices share pages (QEMU's
+        // virtio-mmio transports are 0x200 apart).
+        let mut pages: Vec<(u64, u64)> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.regions.iter())
+            .map(|&(base, size)| {
+                let start = base & !(PAGE_SIZE - 1);
+                (start, (base + size).next_multiple_of(PAGE_SIZE))
+            })
+            .collect();
+        pages.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (start, end) in pages {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
         let mut guard = self.stage2.lock();
         let (s2, tables) = guard.as_mut().ok_or(BuildError::Released)?;
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
-        for device in &self.devices {
-            for &(base, size) in &device.regions {
-                let start = base & !(PAGE_SIZE - 1);
-                let end = (base + size).next_multiple_of(PAGE_SIZE);
-                s2.map(
-                    IntermPhysAddr::new(start),
-                    PhysAddr::new(start),
-                    end - start,
-                    Attributes::DEVICE_RW,
-                    tables,
-                    &mut tlb,
-                )
-                .map_err(BuildError::Stage2)?;
-            }
+        for (start, end) in merged {
+            s2.map(
+                IntermPhysAddr::new(start),
+                PhysAddr::new(start),
+                end - start,
+                Attributes::DEVICE_RW,
+                tables,
+                &mut tlb,
+            )
+            .map_err(BuildError::Stage2)?;
         }
         Ok(())
     }

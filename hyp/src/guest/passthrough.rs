@@ -97,6 +97,20 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
 }
 
+/// Whether `a` and `b` touch a common 4 KiB page (stage 2 maps whole pages: two devices
+/// sharing a page cannot go to different domains, or one to a domain and one to the
+/// hypervisor).
+fn share_a_page(a: (u64, u64), b: (u64, u64)) -> bool {
+    let span = |(base, size): (u64, u64)| {
+        let start = base & !0xfff;
+        (
+            start,
+            base.saturating_add(size).next_multiple_of(0x1000) - start,
+        )
+    };
+    overlaps(span(a), span(b))
+}
+
 /// Looks up `paths` in the host device tree `dtb` for domain `id`, and checks that none of
 /// it is the hypervisor's or another domain's. Says why on failure.
 pub fn resolve(
@@ -123,11 +137,11 @@ pub fn resolve(
             spis: device.spis.iter().copied().collect(),
         };
         for &region in &assigned.regions {
-            let hyp = reserved.regions.iter().any(|&r| overlaps(r, region));
+            let hyp = reserved.regions.iter().any(|&r| share_a_page(r, region));
             let other = assignments
                 .regions
                 .iter()
-                .find(|&&(b, s, _)| overlaps((b, s), region));
+                .find(|&&(b, s, _)| share_a_page((b, s), region));
             if hyp || other.is_some() {
                 let whose = match other {
                     Some(&(_, _, owner)) => alloc::format!("d{owner}"),
@@ -188,13 +202,13 @@ fn check_one(path: &str, dtb: &[u8], reserved: &Reserved) -> Result<Assigned, St
     };
     let assignments = ASSIGNMENTS.lock();
     for &region in &assigned.regions {
-        if reserved.regions.iter().any(|&r| overlaps(r, region)) {
+        if reserved.regions.iter().any(|&r| share_a_page(r, region)) {
             return Err("the hypervisor uses it".into());
         }
         if let Some(&(_, _, owner)) = assignments
             .regions
             .iter()
-            .find(|&&(b, s, _)| overlaps((b, s), region))
+            .find(|&&(b, s, _)| share_a_page((b, s), region))
         {
             return Err(alloc::format!("d{owner} has it"));
         }
