@@ -562,6 +562,11 @@ fn power_off(domain: &Domain, status: u32, why: &str) {
         "d{} ({}): {why}; powered off with status {status}",
         domain.id, domain.name
     );
+    if domain.spec.privileged {
+        // dom0 owns the machine's devices: when it goes, the machine goes.
+        info!("dom0 is off: powering the machine off with status {status}");
+        psci::power_off_machine(status);
+    }
     domain_gone(status);
 }
 
