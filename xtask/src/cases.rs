@@ -110,6 +110,8 @@ struct LinuxSpec {
     modules: Vec<String>,
     vcpus: Option<u32>,
     mem: Option<String>,
+    #[serde(default)]
+    disk: bool,
 }
 
 fn default_linux_cmdline() -> String {
@@ -133,6 +135,9 @@ pub struct LinuxCase {
     pub vcpus: u32,
     /// As a guest: its memory in bytes.
     pub mem: u64,
+    /// Attach a fresh FAT disk image with a known file (`crate::linux::disk`) to the
+    /// machine as a virtio-blk device, and check the image after the run.
+    pub disk: bool,
 }
 
 /// A table, or an array of them.
@@ -238,6 +243,8 @@ pub struct Case {
     /// With `linux.direct`: the kernel QEMU boots instead of the hypervisor, filled in
     /// before the case runs.
     pub direct_kernel: Option<PathBuf>,
+    /// With `linux.disk`: this case run's disk image, written before the case runs.
+    pub disk: Option<PathBuf>,
     /// If set, the case is not run and counts as skipped, for this reason.
     pub skip: Option<String>,
 }
@@ -412,6 +419,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     raspi4b_dtb: None,
                     linux: linux.clone(),
                     direct_kernel: None,
+                    disk: None,
                     skip: spec.skip.clone(),
                     guest: match &spec.guest {
                         Some(kernel) => Some(crate::domains::single_guest(
@@ -478,6 +486,7 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         modules: l.modules.clone(),
         vcpus,
         mem: parse_size(l.mem.as_deref().unwrap_or("256M"))?,
+        disk: l.disk,
     })
 }
 
@@ -525,7 +534,7 @@ mod tests {
     fn linux_cases() {
         let cases = parse(
             "[[case]]\nname = \"l\"\ngic = [2, 3]\ncpus = 2\nexpect = ['(linux) ok']\n\
-             linux = { script = 't.sh', direct = true, modules = ['virtio_blk'] }\n\
+             linux = { script = 't.sh', direct = true, modules = ['virtio_blk'], disk = true }\n\
              [[case]]\nname = \"g\"\nexit_code = 0\nskip = 'needs the vGIC'\n\
              linux = { script = 't.sh', vcpus = 2, mem = '512M', cmdline = 'x' }\n",
         )
@@ -535,6 +544,8 @@ mod tests {
         assert!(l.direct);
         assert_eq!(l.cmdline, "console=ttyAMA0");
         assert_eq!(l.modules, ["virtio_blk"]);
+        assert!(l.disk);
+        assert!(!cases[2].linux.as_ref().unwrap().disk);
         assert_eq!(cases[0].skip, None);
         assert!(strs(&cases[0].fail).contains(&"(linux) .*Kernel panic"));
         let g = cases[2].linux.as_ref().unwrap();
@@ -773,5 +784,15 @@ mod tests {
             .filter(|c| c.gic == 2 && c.name.starts_with("boot-"))
             .count();
         assert_eq!(v2, 6);
+        // Every disk case loads what mounting the disk takes.
+        let disks: Vec<&LinuxCase> = cases
+            .iter()
+            .filter_map(|c| c.linux.as_ref())
+            .filter(|l| l.disk)
+            .collect();
+        assert!(!disks.is_empty());
+        for l in disks {
+            assert_eq!(l.modules, crate::linux::disk::MODULES);
+        }
     }
 }

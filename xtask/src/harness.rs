@@ -16,7 +16,7 @@ use crate::cases::Case;
 use crate::matcher::{Line, Matcher, Pattern, clean_line};
 use crate::qemu::{Machine, Qemu};
 use crate::shell;
-use crate::{exit_line, fill, image};
+use crate::{exit_line, fill, image, linux};
 
 /// Output lines shown when a case fails.
 const TAIL_LINES: usize = 40;
@@ -440,12 +440,24 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         initrd: case.initrd.clone(),
         raspi4b_dtb: case.raspi4b_dtb.clone(),
         loaders,
+        disk: case.disk.clone(),
         ..Machine::new(kernel)
     };
     let cmd = qemu.command(&machine);
     let cmdline = shell::display(&cmd);
     println!("$ {cmdline}");
-    let outcome = run_case(case, cmd);
+    let mut outcome = run_case(case, cmd);
+    // A disk case's image is read back once QEMU is gone.
+    if let Some(disk) = &case.disk
+        && outcome.result.is_ok()
+    {
+        match linux::disk::check(disk) {
+            Ok(found) => outcome
+                .log
+                .push(format!("xtask: disk {}: {found}", disk.display())),
+            Err(e) => outcome.result = Err(format!("disk {}: {e:#}", disk.display())),
+        }
+    }
     let secs = outcome.elapsed.as_secs_f64();
 
     let mut text = format!("$ {cmdline}\n");

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod boot_bench;
 mod build;
 mod cases;
 mod domains;
@@ -49,13 +50,53 @@ enum Cmd {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// GIC version of the virt machine.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     gic: u8,
     /// QEMU CPU model.
     #[arg(long, default_value = "cortex-a72")]
     cpu: String,
+}
+
+/// Other benchmarks than guest exits.
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Wall time from QEMU's start to Linux's /init, under the hypervisor and booted by
+    /// QEMU directly, interleaved; medians and their ratio (target/xtask/bench-boot.json).
+    Boot(BenchBootArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchBootArgs {
+    /// Boots each way (hypervisor, direct, hypervisor, ...).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// GIC version of the virt machine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: u8,
+    /// CPUs of the machine; Linux gets as many (vCPUs under the hypervisor).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    cpus: u32,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "max")]
+    cpu: String,
+    /// Linux's memory, both ways (the hypervisor's machine has 4 times as much, at least
+    /// 1 GiB).
+    #[arg(long, default_value = "256M", value_parser = qemu::parse_size)]
+    mem: u64,
+    /// The kernel's command line, both ways.
+    #[arg(long, default_value = boot_bench::DEFAULT_CMDLINE)]
+    cmdline: String,
+    /// Boot the direct runs at EL1 (QEMU virtualization=off) rather than at EL2 on the
+    /// same machine as the hypervisor's.
+    #[arg(long)]
+    direct_el1: bool,
+    #[command(flatten)]
+    linux: LinuxArgs,
 }
 
 /// Where the Linux kernel and busybox come from (default: Debian's, fetched and cached).
@@ -140,6 +181,11 @@ struct RunArgs {
     /// boot, e.g. --module virtio_blk --module virtio_mmio.
     #[arg(long = "module", value_name = "NAME", requires = "linux")]
     linux_modules: Vec<String>,
+    /// With --linux: attach a fresh FAT disk image (target/xtask/linux/run-disk.img,
+    /// holding KNOWN.BIN) as a virtio-blk device, and load the modules that mount it
+    /// (`mount -t vfat /dev/vda /mnt`). Only Linux booted with --direct reaches it today.
+    #[arg(long, requires = "linux")]
+    disk: bool,
     #[command(flatten)]
     linux_from: LinuxArgs,
     /// Boot this AArch64 kernel image (Linux Image, or raw) as the only guest.
@@ -231,7 +277,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("  busybox  {}", got.busybox.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Bench(args) => bench::run(&args.cpu, args.gic, &invoked_from),
+        Cmd::Bench(args) => match args.what {
+            None => bench::run(&args.cpu, args.gic, &invoked_from),
+            Some(BenchWhat::Boot(b)) => {
+                let opts = boot_bench::Options {
+                    runs: b.runs,
+                    gic: b.gic,
+                    cpus: b.cpus,
+                    cpu: b.cpu,
+                    mem: b.mem,
+                    cmdline: b.cmdline,
+                    direct_el1: b.direct_el1,
+                };
+                boot_bench::run(&opts, &b.linux.sources(&invoked_from), &invoked_from)
+            }
+        },
     }
 }
 
@@ -241,13 +301,37 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         let got = linux::obtain(&args.linux_from.sources(invoked_from))?;
         println!("linux: {}", got.origin);
         let initramfs = build::xtask_dir().join("linux").join("shell.cpio.gz");
-        linux::build_initramfs(&got, None, &args.linux_modules, &initramfs)?;
+        let mut modules = args.linux_modules.clone();
+        if args.disk {
+            for m in linux::disk::MODULES {
+                if !modules
+                    .iter()
+                    .any(|have| linux::modules::canonical(have) == *m)
+                {
+                    modules.push((*m).to_owned());
+                }
+            }
+        }
+        linux::build_initramfs(&got, None, &modules, &initramfs)?;
         let cmdline = if args.cmdline.is_empty() {
             DEFAULT_LINUX_CMDLINE.to_owned()
         } else {
             args.cmdline.clone()
         };
         Some((got.image, initramfs, cmdline))
+    } else {
+        None
+    };
+    let disk = if args.disk {
+        let disk = build::xtask_dir().join("linux").join("run-disk.img");
+        linux::disk::create(&disk)?;
+        println!(
+            "disk: {} (FAT, {} of MD5 {}) as virtio-blk: /dev/vda",
+            disk.display(),
+            linux::disk::KNOWN_FILE,
+            linux::disk::KNOWN_MD5
+        );
+        Some(disk)
     } else {
         None
     };
@@ -262,6 +346,7 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
             gdb: args.gdb,
             extra: args.qemu_args,
             initrd: Some(initramfs.clone()),
+            disk,
             ..Machine::new(image.clone())
         };
         println!("(Linux without the hypervisor; `poweroff -f` or Ctrl-A X quits QEMU)");
@@ -327,6 +412,7 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
             Some(dts) => Some(build::compile_dts(&from_cwd(dts))?),
             None => None,
         },
+        disk,
         ..Machine::new(built.bin)
     };
     if machine.gdb {
@@ -457,6 +543,14 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
         let initramfs = dir.join(format!("{}.cpio.gz", case.name));
         linux::build_initramfs(&got, Some(script), &l.modules, &initramfs)
             .with_context(|| format!("case {}: initramfs", case.name))?;
+        if l.disk {
+            // Fresh for every run, and one per case: cases run side by side.
+            let disk = build::xtask_dir()
+                .join("disks")
+                .join(format!("{}.img", case.name));
+            linux::disk::create(&disk).with_context(|| format!("case {}: disk", case.name))?;
+            case.disk = Some(disk);
+        }
         if l.direct {
             case.direct_kernel = Some(got.image.clone());
             case.initrd = Some(initramfs);
@@ -586,5 +680,37 @@ mod tests {
         };
         assert_eq!(test.jobs, Some(3));
         assert!((1..=2).contains(&default_jobs()));
+    }
+
+    #[test]
+    fn bench_arguments() {
+        let bench = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args)?;
+            let Cmd::Bench(bench) = cli.command else {
+                panic!("not bench")
+            };
+            Ok::<_, clap::Error>(bench)
+        };
+        let exits = bench(&["xtask", "bench", "--gic", "2"]).unwrap();
+        assert!(exits.what.is_none());
+        assert_eq!((exits.gic, exits.cpu.as_str()), (2, "cortex-a72"));
+        let Some(BenchWhat::Boot(boot)) = bench(&["xtask", "bench", "boot"]).unwrap().what else {
+            panic!("not bench boot")
+        };
+        assert_eq!(
+            (boot.runs, boot.gic, boot.cpus, boot.cpu.as_str(), boot.mem),
+            (5, 3, 2, "max", 256 << 20)
+        );
+        assert!(!boot.direct_el1);
+        let Some(BenchWhat::Boot(boot)) =
+            bench(&["xtask", "bench", "boot", "--runs", "7", "--mem", "1G"])
+                .unwrap()
+                .what
+        else {
+            panic!("not bench boot")
+        };
+        assert_eq!((boot.runs, boot.mem), (7, 1 << 30));
+        assert!(bench(&["xtask", "bench", "boot", "--runs", "0"]).is_err());
+        assert!(bench(&["xtask", "bench", "--gic", "2", "boot"]).is_err());
     }
 }

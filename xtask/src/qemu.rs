@@ -79,6 +79,9 @@ pub struct Machine {
     pub initrd: Option<PathBuf>,
     /// Raw files QEMU loads into guest-physical memory before boot (`-device loader`).
     pub loaders: Vec<(PathBuf, u64)>,
+    /// A raw disk image attached as a virtio-blk device on a virtio-mmio transport
+    /// (`crate::linux::disk`).
+    pub disk: Option<PathBuf>,
     /// Run on QEMU's `raspi4b` board (Raspberry Pi 4: four Cortex-A72, GIC-400, fixed
     /// RAM) with this device tree, instead of `virt`; `gic`, `cpus`, `mem`, `cpu` and
     /// `virtualization` then do not apply.
@@ -100,6 +103,7 @@ impl Machine {
             extra: Vec::new(),
             initrd: None,
             loaders: Vec::new(),
+            disk: None,
             raspi4b_dtb: None,
         }
     }
@@ -149,6 +153,9 @@ impl Machine {
         for (file, addr) in &self.loaders {
             args.push("-device".into());
             args.push(crate::fill::loader_device(file, *addr).into());
+        }
+        if let Some(disk) = &self.disk {
+            args.extend(crate::linux::disk::qemu_args(disk).map(OsString::from));
         }
         args.push("-append".into());
         args.push(self.command_line().into());
@@ -276,12 +283,15 @@ mod tests {
             gdb: true,
             extra: vec!["-d".into(), "int".into()],
             loaders: vec![("fill.bin".into(), 0x4200_0000)],
+            disk: Some("d.img".into()),
             ..Machine::new("hyp.bin".into())
         };
         let args = strings(m.args());
         let joined = args.join(" ");
         assert!(joined.contains(
-            "-kernel hyp.bin -device loader,file=fill.bin,addr=0x42000000,force-raw=on -append"
+            "-kernel hyp.bin -device loader,file=fill.bin,addr=0x42000000,force-raw=on \
+             -drive file=d.img,if=none,format=raw,id=hd0 -device virtio-blk-device,drive=hd0 \
+             -append"
         ));
         assert_eq!(args[1], "virt,virtualization=off,gic-version=2");
         assert_eq!(args[3..8], ["cortex-a53", "-smp", "1", "-m", "512M"]);

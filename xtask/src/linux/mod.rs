@@ -10,6 +10,7 @@
 //! variables [`ENV_KERNEL`], [`ENV_BUSYBOX`], [`ENV_MODULES`].
 
 pub mod deb;
+pub mod disk;
 pub mod initramfs;
 pub mod modules;
 
