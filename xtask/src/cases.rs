@@ -101,7 +101,7 @@ struct Spec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LinuxSpec {
-    script: String,
+    script: OneOrMany<String>,
     #[serde(default)]
     direct: bool,
     #[serde(default = "default_linux_cmdline")]
@@ -112,6 +112,10 @@ struct LinuxSpec {
     mem: Option<String>,
     #[serde(default)]
     disk: bool,
+    #[serde(default)]
+    dom0: bool,
+    domu: Option<String>,
+    peek: Option<u64>,
 }
 
 fn default_linux_cmdline() -> String {
@@ -121,8 +125,9 @@ fn default_linux_cmdline() -> String {
 /// A Linux boot: what the harness needs to build the initramfs and the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinuxCase {
-    /// The script `/init` runs before it powers off (relative to the workspace root).
-    pub script: PathBuf,
+    /// The scripts `/init` runs, joined in order, before it powers off (relative to the
+    /// workspace root).
+    pub scripts: Vec<PathBuf>,
     /// Booted by QEMU itself (no hypervisor): every console line counts as a line of
     /// domain [`crate::linux::DOMAIN`], and QEMU must exit with status 0 once every
     /// expectation is met.
@@ -138,6 +143,14 @@ pub struct LinuxCase {
     /// Attach a fresh FAT disk image with a known file (`crate::linux::disk`) to the
     /// machine as a virtio-blk device, and check the image after the run.
     pub disk: bool,
+    /// As a guest: the privileged domain (dom0), owning the host's devices.
+    pub dom0: bool,
+    /// With `dom0`: a Linux domU `domu` beside it (1 vCPU, 128 MiB, the same kernel) whose
+    /// `/init` runs this script.
+    pub domu: Option<PathBuf>,
+    /// With `dom0`: a test-guest domain `peeker` that reads this address (dom0's RAM) and
+    /// must get a data abort.
+    pub peek: Option<u64>,
 }
 
 /// A table, or an array of them.
@@ -234,6 +247,8 @@ pub struct Case {
     pub input: Option<(Vec<Pattern>, String)>,
     /// One guest given as `cargo xtask run --guest` would give it.
     pub guest: Option<crate::domains::DomainConfig>,
+    /// Domains booted after `guest` (a Linux dom0's domU and probes).
+    pub more_guests: Vec<crate::domains::DomainConfig>,
     /// Boot QEMU's `raspi4b` with this device-tree source instead of `virt`.
     pub raspi4b_dts: Option<PathBuf>,
     /// The compiled `raspi4b_dts`, filled in before the case runs.
@@ -431,6 +446,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                         )),
                         None => None,
                     },
+                    more_guests: Vec::new(),
                     input: match (spec.input_after.is_empty(), &spec.input) {
                         (false, Some(text)) => Some((
                             spec.input_after
@@ -459,7 +475,14 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         spec.domains.is_none() && spec.guest.is_none() && spec.raspi4b_dts.is_none(),
         "linux boots its own guest on virt: no domains, guest or raspi4b_dts with it"
     );
-    ensure!(!l.script.is_empty(), "linux.script must name a script");
+    let scripts: Vec<PathBuf> = match &l.script {
+        OneOrMany::One(s) => vec![PathBuf::from(s)],
+        OneOrMany::Many(list) => list.iter().map(PathBuf::from).collect(),
+    };
+    ensure!(
+        !scripts.is_empty() && scripts.iter().all(|s| !s.as_os_str().is_empty()),
+        "linux.script must name a script (or a list of scripts, run one after the other)"
+    );
     if l.direct {
         ensure!(
             l.vcpus.is_none() && l.mem.is_none(),
@@ -477,16 +500,27 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
              (the kernel's command line is linux.cmdline)"
         );
     }
+    ensure!(
+        !(l.direct && l.dom0),
+        "linux.dom0 boots Linux under the hypervisor: not with direct"
+    );
+    ensure!(
+        l.dom0 || (l.domu.is_none() && l.peek.is_none()),
+        "linux.domu and linux.peek go beside a dom0: set linux.dom0"
+    );
     let vcpus = l.vcpus.unwrap_or(1);
     ensure!((1..=64).contains(&vcpus), "linux.vcpus must be 1 to 64");
     Ok(LinuxCase {
-        script: PathBuf::from(&l.script),
+        scripts,
         direct: l.direct,
         cmdline: l.cmdline.clone(),
         modules: l.modules.clone(),
         vcpus,
         mem: parse_size(l.mem.as_deref().unwrap_or("256M"))?,
         disk: l.disk,
+        dom0: l.dom0,
+        domu: l.domu.as_ref().map(PathBuf::from),
+        peek: l.peek,
     })
 }
 

@@ -538,8 +538,12 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
     let dir = build::xtask_dir().join("linux");
     for case in cases.iter_mut().filter(|c| wants(c)) {
         let l = case.linux.clone().expect("wanted");
-        let script = std::fs::read_to_string(&l.script)
-            .with_context(|| format!("case {}: cannot read {}", case.name, l.script.display()))?;
+        let mut script = String::new();
+        for path in &l.scripts {
+            script += &std::fs::read_to_string(path)
+                .with_context(|| format!("case {}: cannot read {}", case.name, path.display()))?;
+            script.push('\n');
+        }
         let initramfs = dir.join(format!("{}.cpio.gz", case.name));
         linux::build_initramfs(&got, Some(script), &l.modules, &initramfs)
             .with_context(|| format!("case {}: initramfs", case.name))?;
@@ -564,7 +568,36 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
                 l.mem,
             );
             guest.name = linux::DOMAIN.into();
+            guest.privileged = l.dom0;
             case.guest = Some(guest);
+            if let Some(domu_script) = &l.domu {
+                let script = std::fs::read_to_string(domu_script).with_context(|| {
+                    format!("case {}: cannot read {}", case.name, domu_script.display())
+                })?;
+                let initramfs = dir.join(format!("{}-domu.cpio.gz", case.name));
+                linux::build_initramfs(&got, Some(script), &[], &initramfs)
+                    .with_context(|| format!("case {}: domU initramfs", case.name))?;
+                let mut domu = domains::single_guest(
+                    got.image.to_string_lossy().into_owned(),
+                    Some(initramfs.to_string_lossy().into_owned()),
+                    "console=ttyAMA0".into(),
+                    1,
+                    128 << 20,
+                );
+                domu.name = "domu".into();
+                case.more_guests.push(domu);
+            }
+            if let Some(address) = l.peek {
+                let mut peeker = domains::single_guest(
+                    domains::TEST_GUEST.into(),
+                    None,
+                    format!("name=peeker test=peek peek={address:#x} exit=status"),
+                    1,
+                    16 << 20,
+                );
+                peeker.name = "peeker".into();
+                case.more_guests.push(peeker);
+            }
         }
     }
     Ok(())
@@ -583,7 +616,7 @@ fn package_case_domains(cases: &mut [cases::Case]) -> Result<()> {
     let needs_test_guest = configs.iter().any(|(_, l)| domains::uses_test_guest(l))
         || cases
             .iter()
-            .filter_map(|c| c.guest.as_ref())
+            .flat_map(|c| c.guest.iter().chain(&c.more_guests))
             .any(|g| domains::uses_test_guest(std::slice::from_ref(g)));
     let test_guest = if needs_test_guest {
         Some(build::build_test_guest(false)?.bin)
@@ -607,8 +640,10 @@ fn package_case_domains(cases: &mut [cases::Case]) -> Result<()> {
     for case in cases.iter_mut() {
         if let Some(guest) = &case.guest {
             let out = dir.join(format!("{}.cpio", case.name));
-            let guests = std::slice::from_ref(guest);
-            case.initrd = Some(domains::package(guests, test_guest.as_deref(), &out)?);
+            let guests: Vec<domains::DomainConfig> = core::iter::once(guest.clone())
+                .chain(case.more_guests.iter().cloned())
+                .collect();
+            case.initrd = Some(domains::package(&guests, test_guest.as_deref(), &out)?);
         }
     }
     Ok(())

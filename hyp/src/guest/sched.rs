@@ -303,7 +303,10 @@ pub fn rearm(cpu: usize) {
     let earliest = |a: Option<u64>, b: u64| Some(a.map_or(b, |a| a.min(b)));
     // The loaded vCPU's emulated physical timer.
     let mut next: Option<u64> = with_current(cpu, super::timers::physical_deadline).flatten();
-    if !shared(cpu) {
+    let running = !CURRENT[cpu].load(Ordering::Relaxed).is_null();
+    // Alone and loaded: only its physical timer. (Not loaded, the one vCPU of the queue
+    // may be Blocked, waiting for its wake-up: scan.)
+    if !shared(cpu) && running {
         match next {
             Some(deadline) => arch::arm_el2_timer(deadline),
             None => arch::stop_el2_timer(),
@@ -312,7 +315,6 @@ pub fn rearm(cpu: usize) {
     }
     let slice_end =
         SLICE_START[cpu].load(Ordering::Relaxed) + arch::counter_frequency() / SLICE_PER_SECOND;
-    let running = !CURRENT[cpu].load(Ordering::Relaxed).is_null();
     for vcpu in QUEUES[cpu].lock().vcpus.iter() {
         match vcpu.sched.state() {
             RunState::Ready if running => next = earliest(next, slice_end),

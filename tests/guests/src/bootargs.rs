@@ -17,6 +17,8 @@ pub struct BootArgs<'a> {
     pub magic: Option<u64>,
     /// `peer-magic=0x...`: the other domain's magic for the `isolation` test.
     pub peer_magic: Option<u64>,
+    /// `peek=0x...`: the address the `peek` test reads (another domain's memory).
+    pub peek: Option<u64>,
     /// `echo=TEXT`: the line the `echo` test expects to be typed on its console.
     pub echo: Option<&'a str>,
     /// `expect-conduit=hvc|smc`: the PSCI conduit the `conduit` test expects the DT to name.
@@ -69,6 +71,7 @@ impl<'a> BootArgs<'a> {
             exit_status: false,
             magic: None,
             peer_magic: None,
+            peek: None,
             echo: None,
             expect_conduit: None,
             sync_console: false,
@@ -91,6 +94,7 @@ impl<'a> BootArgs<'a> {
                 "exit" => args.exit_status = value == "status",
                 "magic" => args.magic = parse_u64(value),
                 "peer-magic" => args.peer_magic = parse_u64(value),
+                "peek" => args.peek = parse_u64(value),
                 "echo" => args.echo = Some(value),
                 "expect-conduit" => args.expect_conduit = Some(value),
                 "sync" if value == "console" => args.sync_console = true,

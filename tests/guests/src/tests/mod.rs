@@ -16,6 +16,7 @@ mod irq_timer;
 mod isolation;
 mod memory;
 mod passthrough;
+mod peek;
 mod pmu;
 mod poweroff;
 mod probe;
@@ -78,6 +79,11 @@ const TESTS: &[Test] = &[
         name: "hostile",
         in_all: false,
         run: hostile::run,
+    },
+    Test {
+        name: "peek",
+        in_all: false,
+        run: peek::run,
     },
     Test {
         name: "passthrough",
