@@ -154,7 +154,7 @@ pub fn uses_test_guest(domains: &[DomainConfig]) -> bool {
 
 impl DomainConfig {
     /// The manifest entry, with the archive's file names for the images.
-    fn spec(&self) -> Result<DomainSpec> {
+    pub fn spec(&self) -> Result<DomainSpec> {
         let memory = parse_size(&self.memory)?;
         let kernel = format!("{}.kernel", self.name);
         let mut spec = DomainSpec::new(&self.name, &kernel, memory, self.vcpus);

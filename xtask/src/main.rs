@@ -168,6 +168,11 @@ struct RunArgs {
     /// Boot the domains described in this TOML file (see docs/domains.md).
     #[arg(long, conflicts_with_all = ["guest", "linux"])]
     domains: Option<PathBuf>,
+    /// Boot the hypervisor with no domains at all (without this, and without --domains,
+    /// --guest, --linux or --raspi4b, `run` boots the default system: a Linux dom0 with
+    /// a shell on the console and a Linux domU beside it).
+    #[arg(long, conflicts_with_all = ["guest", "linux", "domains"])]
+    no_domains: bool,
     /// Boot the stock Debian arm64 kernel (fetched and cached; see `cargo xtask linux`)
     /// with a busybox initramfs that starts a shell on the console, as the only guest
     /// (--vcpus, --mem, --cmdline apply), or with --direct without the hypervisor.
@@ -295,8 +300,41 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
+/// The default system `cargo xtask run` boots: dom0, the stock kernel with a shell on the
+/// console, owning the machine's devices (2 vCPUs, 256 MiB, 1:1), and a domU with the
+/// same kernel and shell beside it (1 vCPU, 128 MiB), reached by typing Ctrl-a three
+/// times. `poweroff -f` in dom0 ends the machine.
+fn default_system(image: &Path, initramfs: &Path, cmdline: &str) -> Vec<domains::DomainConfig> {
+    let linux = |name: &str, vcpus: u32, mem: u64| domains::DomainConfig {
+        name: name.into(),
+        ..domains::single_guest(
+            image.to_string_lossy().into_owned(),
+            Some(initramfs.to_string_lossy().into_owned()),
+            cmdline.into(),
+            vcpus,
+            mem,
+        )
+    };
+    let mut dom0 = linux("dom0", 2, 256 * qemu::MIB);
+    dom0.privileged = true;
+    vec![dom0, linux("domu", 1, 128 * qemu::MIB)]
+}
+
+fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
+    let default_system_wanted = !args.no_domains
+        && !args.linux
+        && args.domains.is_none()
+        && args.guest.is_none()
+        && args.raspi4b.is_none();
+    if default_system_wanted {
+        println!(
+            "the default system: a Linux dom0 (shell on this console) and a Linux domU; \
+             type Ctrl-a three times to switch between them (Ctrl-a Ctrl-a under \
+             -nographic), `poweroff -f` in dom0 to end"
+        );
+        args.linux = true;
+    }
     let linux_boot = if args.linux {
         let got = linux::obtain(&args.linux_from.sources(invoked_from))?;
         println!("linux: {}", got.origin);
@@ -356,6 +394,10 @@ fn run_qemu(args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let from_cwd = |p: &Path| invoked_from.join(p);
     let domain_list = match (&args.domains, &args.guest) {
         (Some(file), _) => Some(domains::load(&from_cwd(file))?),
+        (None, None) if default_system_wanted => {
+            let (image, initramfs, cmdline) = linux_boot.clone().expect("default system");
+            Some(default_system(&image, &initramfs, &cmdline))
+        }
         (None, None) if linux_boot.is_some() => {
             let (image, initramfs, cmdline) = linux_boot.clone().expect("checked");
             let mut guest = domains::single_guest(
@@ -657,6 +699,22 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_system_is_a_privileged_dom0_and_a_domu() {
+        let list = default_system(Path::new("Image"), Path::new("rd.gz"), "console=ttyAMA0");
+        let summary: Vec<(&str, bool, u32, &str)> = list
+            .iter()
+            .map(|d| (d.name.as_str(), d.privileged, d.vcpus, d.memory.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [("dom0", true, 2, "256M"), ("domu", false, 1, "128M")]
+        );
+        // The pair makes a valid boot configuration (dom0 first, names unique).
+        let specs: Vec<loader::DomainSpec> = list.iter().map(|d| d.spec().unwrap()).collect();
+        loader::write_manifest(&specs).unwrap();
     }
 
     #[test]
