@@ -121,52 +121,14 @@ pub fn resolve(
     reserved: &Reserved,
 ) -> Option<Vec<Assigned>> {
     let mut devices = Vec::new();
-    let assignments = ASSIGNMENTS.lock();
     for path in paths {
-        let device = match platforms::find_device(dtb, path) {
-            Ok(d) => d,
-            Err(e) => {
-                log::error!("d{id} ({name}): device {path}: {e}; not started");
-                return None;
-            }
-        };
-        let assigned = Assigned {
-            name: device.name.into(),
-            compatible: device.compatible.to_vec(),
-            regions: device.regions.iter().map(|r| (r.base, r.size)).collect(),
-            spis: device.spis.iter().copied().collect(),
-        };
-        for &region in &assigned.regions {
-            let hyp = reserved.regions.iter().any(|&r| share_a_page(r, region));
-            let other = assignments
-                .regions
-                .iter()
-                .find(|&&(b, s, _)| share_a_page((b, s), region));
-            if hyp || other.is_some() {
-                let whose = match other {
-                    Some(&(_, _, owner)) => alloc::format!("d{owner}"),
-                    None => "the hypervisor".into(),
-                };
-                log::error!(
-                    "d{id} ({name}): device {path}: its region {:#x}+{:#x} is {whose}'s; \
-                     not started",
-                    region.0,
-                    region.1
-                );
+        match check_one(path, dtb, reserved) {
+            Ok(device) => devices.push(device),
+            Err(why) => {
+                log::error!("d{id} ({name}): device {path}: {why}; not started");
                 return None;
             }
         }
-        for intid in assigned.intids() {
-            let other = assignments.spis.iter().find(|&&(i, _)| i == intid);
-            if reserved.intids.contains(&intid) || other.is_some() {
-                log::error!(
-                    "d{id} ({name}): device {path}: interrupt {intid} is {}'s; not started",
-                    other.map_or("the hypervisor".into(), |&(_, o)| alloc::format!("d{o}"))
-                );
-                return None;
-            }
-        }
-        devices.push(assigned);
     }
     Some(devices)
 }
@@ -191,7 +153,8 @@ pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> V
     devices
 }
 
-/// [`resolve`] for one device, saying why it cannot be given.
+/// One device looked up and checked: usable, and none of it (sharing a page counts) the
+/// hypervisor's or another domain's. Says why not.
 fn check_one(path: &str, dtb: &[u8], reserved: &Reserved) -> Result<Assigned, String> {
     let device = platforms::find_device(dtb, path).map_err(|e| alloc::format!("{e}"))?;
     let assigned = Assigned {
@@ -201,24 +164,33 @@ fn check_one(path: &str, dtb: &[u8], reserved: &Reserved) -> Result<Assigned, St
         spis: device.spis.iter().copied().collect(),
     };
     let assignments = ASSIGNMENTS.lock();
-    for &region in &assigned.regions {
-        if reserved.regions.iter().any(|&r| share_a_page(r, region)) {
-            return Err("the hypervisor uses it".into());
-        }
-        if let Some(&(_, _, owner)) = assignments
-            .regions
-            .iter()
-            .find(|&&(b, s, _)| share_a_page((b, s), region))
-        {
-            return Err(alloc::format!("d{owner} has it"));
+    for &(base, size) in &assigned.regions {
+        let region = (base, size);
+        let whose = if reserved.regions.iter().any(|&r| share_a_page(r, region)) {
+            Some("the hypervisor's".into())
+        } else {
+            assignments
+                .regions
+                .iter()
+                .find(|&&(b, s, _)| share_a_page((b, s), region))
+                .map(|&(_, _, owner)| alloc::format!("d{owner}'s"))
+        };
+        if let Some(whose) = whose {
+            return Err(alloc::format!("its region {base:#x}+{size:#x} is {whose}"));
         }
     }
     for intid in assigned.intids() {
-        if reserved.intids.contains(&intid) {
-            return Err(alloc::format!("the hypervisor uses interrupt {intid}"));
-        }
-        if let Some(&(_, owner)) = assignments.spis.iter().find(|&&(i, _)| i == intid) {
-            return Err(alloc::format!("d{owner} has interrupt {intid}"));
+        let whose = if reserved.intids.contains(&intid) {
+            Some("the hypervisor's".into())
+        } else {
+            assignments
+                .spis
+                .iter()
+                .find(|&&(i, _)| i == intid)
+                .map(|&(_, owner)| alloc::format!("d{owner}'s"))
+        };
+        if let Some(whose) = whose {
+            return Err(alloc::format!("interrupt {intid} is {whose}"));
         }
     }
     Ok(assigned)
