@@ -119,7 +119,7 @@ pub fn run(opts: &Options, sources: &linux::Sources, invoked_from: &Path) -> Res
     let machine = describe(opts);
     println!();
     println!("Linux to its /init, wall time from QEMU's start ({machine})");
-    println!("  hypervisor (Linux as its only guest)  median {hyp_median:8.3} s");
+    println!("  hypervisor (Linux as dom0)          median {hyp_median:8.3} s");
     println!("  direct (QEMU boots Linux)             median {direct_median:8.3} s");
     println!("  ratio hypervisor / direct             {ratio:8.3}");
 
@@ -312,7 +312,7 @@ fn to_json(
         "host": host(),
         "order": "interleaved: hypervisor, direct, hypervisor, direct, ...",
         "hypervisor": {
-            "setup": "Linux as the hypervisor's only guest (dom0 once it lands)",
+            "setup": "Linux as dom0, the hypervisor's only domain",
             "runs_s": hyp_times,
             "median_s": h,
         },
