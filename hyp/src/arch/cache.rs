@@ -76,3 +76,29 @@ pub fn invalidate_icache_all() {
         )
     };
 }
+
+/// Zeroes `[start, start + len)` with `DC ZVA` where the CPU allows it (a block per
+/// instruction, 64 bytes on most cores), else with plain stores. `start` and `len` must be
+/// multiples of 4 KiB (every ZVA block size divides that).
+///
+/// # Safety
+/// The range is memory the caller owns, mapped writable as Normal memory at EL2, and no
+/// reference to it is live.
+pub unsafe fn zero_pages(start: usize, len: usize) {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effect.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    let prohibited = dczid & (1 << 4) != 0;
+    let block = 4usize << (dczid & 0xf);
+    if prohibited || block > 4096 || !start.is_multiple_of(4096) || !len.is_multiple_of(4096) {
+        // SAFETY: per the caller, the range is ours, writable, with no live reference.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, len) };
+        return;
+    }
+    for address in (start..start + len).step_by(block) {
+        // SAFETY: per the caller; DC ZVA zeroes exactly one aligned block of it.
+        unsafe { asm!("dc zva, {}", in(reg) address, options(nostack, preserves_flags)) };
+    }
+    // SAFETY: a barrier only orders the zeroing before later accesses.
+    unsafe { asm!("dsb ish", options(nostack, preserves_flags)) };
+}

@@ -361,7 +361,9 @@ impl Domain {
         let placement = self.placement;
         let ram_base = self.layout.ram_base;
         let ram = self.ram_slice();
-        ram.fill(0);
+        // SAFETY: the domain's own RAM (page-multiple, page-aligned, mapped writable at
+        // EL2), reached only through `ram`, which is not used until this returns.
+        unsafe { cache::zero_pages(ram.as_mut_ptr() as usize, ram.len()) };
         let copy = |ram: &mut [u8], ipa: u64, bytes: &[u8]| {
             let offset = (ipa - ram_base) as usize;
             ram[offset..offset + bytes.len()].copy_from_slice(bytes);
