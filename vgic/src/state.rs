@@ -506,21 +506,26 @@ impl Vgic {
                 return true;
             }
         }
-        for (w, &word) in self.spi_listable.iter().enumerate() {
+        self.any_listable_spi_of(vcpu, |irq| irq.pending() && self.forwardable(irq, vcpu))
+    }
+
+    /// Whether a listable (pending or active) SPI targeting `vcpu` meets `test`; walks
+    /// only the listable bitmap.
+    fn any_listable_spi_of(&self, vcpu: usize, test: impl Fn(&Irq) -> bool) -> bool {
+        self.spi_listable.iter().enumerate().any(|(w, &word)| {
             let mut bits = word;
             while bits != 0 {
                 let n = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 if let Some(irq) = self.spis.get(n)
                     && irq.target as usize == vcpu
-                    && irq.pending()
-                    && self.forwardable(irq, vcpu)
+                    && test(irq)
                 {
                     return true;
                 }
             }
-        }
-        false
+            false
+        })
     }
 
     /// Whether `vcpu` has an active interrupt (one it acknowledged and has not
@@ -537,20 +542,7 @@ impl Vgic {
         if self.is_v2() && v.sgi_active.iter().any(|&sources| sources != 0) {
             return true;
         }
-        self.spi_listable.iter().enumerate().any(|(w, &word)| {
-            let mut bits = word;
-            while bits != 0 {
-                let n = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if let Some(irq) = self.spis.get(n)
-                    && irq.target as usize == vcpu
-                    && irq.has(ACTIVE)
-                {
-                    return true;
-                }
-            }
-            false
-        })
+        self.any_listable_spi_of(vcpu, |irq| irq.has(ACTIVE))
     }
 
     /// The vCPUs with an interrupt they could take now.
