@@ -318,12 +318,14 @@ impl Domain {
     fn device_tree(&self, host: &super::registry::Host) -> Result<Vec<u8>, BuildError> {
         if self.spec.privileged {
             let dom0 = host.dom0.as_ref().ok_or(BuildError::NoDom0Layout)?;
+            // Without a console the host UART's node goes: nothing answers there.
+            let no_console = [dom0.console_path];
             let config = loader::Dom0DtConfig {
                 ram: (self.layout.ram_base, self.spec.memory),
                 vcpus: self.spec.vcpus,
                 bootargs: &self.spec.cmdline,
                 initrd: self.placement.initrd,
-                remove: &[],
+                remove: if self.spec.console { &[] } else { &no_console },
                 console: self.spec.console.then_some(dom0.console_path),
             };
             return loader::build_dom0_dt(host.dtb, &config).map_err(BuildError::Dom0DeviceTree);
