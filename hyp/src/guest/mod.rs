@@ -298,7 +298,7 @@ pub fn start_domains(platform: &Platform<'static>, dtb: &'static [u8], online: &
     // Input typed on the console reaches the focused domain as it arrives, not only when
     // the guest next touches its UART.
     crate::console::on_input(route_console_input);
-    if let Some(first) = created.first() {
+    if let Some(first) = created.iter().find(|d| d.console.is_some()) {
         INPUT_FOCUS.store(first.id, Ordering::Release);
         info!(
             "console input goes to d{} ({}); type Ctrl-a three times to switch \
