@@ -535,6 +535,17 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
         if let Some(dts) = &case.raspi4b_dts {
             case.raspi4b_dtb = Some(build::compile_dts(dts)?);
         }
+        if let Some(dtb) = &case.raspi4b_prebuilt
+            && case.skip.is_none()
+        {
+            match dtb.locate(&linux::cache_dir()) {
+                Ok(path) => case.raspi4b_dtb = Some(path),
+                Err(why) => {
+                    println!("xtask: case {} is skipped: {why}", case.name);
+                    case.skip = Some(why);
+                }
+            }
+        }
     }
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
