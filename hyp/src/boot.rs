@@ -158,9 +158,9 @@ struct ConsoleChoice {
     note: Option<heapless::String<200>>,
 }
 
-/// The console: the UART `/chosen/stdout-path` names if the hypervisor can drive it, else
-/// the first UART in the tree it can drive, else the board's default PL011. The tree's
-/// `console_path` stays what it named (dom0 is not given the fallback's UART back).
+/// The console ([`Platform::console_in_use`]): the UART `/chosen/stdout-path` names if the
+/// hypervisor can drive it, else the first UART in the tree it can drive, else the board's
+/// default PL011. No domain is given it (`guest::passthrough` reserves the same UART).
 fn choose_console(platform: &Platform<'_>) -> ConsoleChoice {
     if let Some(uart) = platform.console {
         return ConsoleChoice {
@@ -169,12 +169,7 @@ fn choose_console(platform: &Platform<'_>) -> ConsoleChoice {
             note: None,
         };
     }
-    let board_default = platform.board.quirks().fallback_uart.map(|base| Console {
-        kind: ConsoleKind::Pl011,
-        region: Region::new(base, 0x1000),
-        irq: None,
-    });
-    let uart = platform.first_uart.or(board_default);
+    let uart = platform.console_in_use();
     let mut note = heapless::String::new();
     if let Some(u) = uart {
         let _ = match platform.console_path {

@@ -251,6 +251,21 @@ pub struct Platform<'a> {
     pub initrd: Option<Region>,
 }
 
+impl Platform<'_> {
+    /// The UART the hypervisor writes to: the one `/chosen/stdout-path` names if it has a
+    /// driver for it, else the first enabled UART in the tree it can drive, else the
+    /// board's default PL011 (a 4 KiB region, no interrupt).
+    pub fn console_in_use(&self) -> Option<Console> {
+        self.console.or(self.first_uart).or_else(|| {
+            self.board.quirks().fallback_uart.map(|base| Console {
+                kind: ConsoleKind::Pl011,
+                region: Region::new(base, 0x1000),
+                irq: None,
+            })
+        })
+    }
+}
+
 /// Reads the `totalsize` field of a DTB header, checking the magic. Used to size the
 /// slice handed to [`Platform::parse`] when only a pointer is known.
 pub fn dtb_total_size(header: &[u8; 8]) -> Result<usize, ParseError> {

@@ -525,6 +525,16 @@ fn raspberry_pi_firmware_tree() {
     // The first UART in tree order: the PL011.
     assert_eq!(p.first_uart.map(|c| c.kind), Some(ConsoleKind::Pl011));
     assert_eq!(p.first_uart.map(|c| c.region.base), Some(0xfe20_1000));
+    assert_eq!(p.console_in_use(), p.console);
+    let mut unusable = p.clone();
+    unusable.console = None;
+    assert_eq!(unusable.console_in_use(), p.first_uart);
+    unusable.first_uart = None;
+    assert_eq!(
+        unusable.console_in_use().map(|c| c.region.base),
+        Some(0xfe20_1000),
+        "the board's default PL011"
+    );
     let gic = p.gic.unwrap();
     assert_eq!(gic.version, GicVersion::V2);
     assert_eq!(gic.distributor.base, 0xff84_1000);
