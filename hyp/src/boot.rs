@@ -193,8 +193,8 @@ fn choose_console(platform: &Platform<'_>) -> ConsoleChoice {
     }
 }
 
-/// No UART at all to write to: power the machine off (exit status 2 on QEMU) when PSCI
-/// can, else stop this CPU; never run on silently.
+/// No UART at all to write to: power the machine off when PSCI can (there is nowhere to
+/// print the status line), else stop this CPU; never run on silently.
 fn no_console(platform: &Platform<'_>) -> ! {
     if platform.psci.is_some() {
         psci::power_off_machine(BOOT_FAILURE_STATUS);
