@@ -4,7 +4,8 @@ use core::fmt::Write as _;
 
 use log::{error, info, warn};
 use platforms::{
-    Board, ConsoleKind, EnableMethod, GicVersion, ParseError, Platform, PsciConduit, Region,
+    Board, Console, ConsoleKind, EnableMethod, GicVersion, ParseError, Platform, PsciConduit,
+    Region,
 };
 
 use crate::cmdline::{Cmdline, SelfTest};
@@ -19,15 +20,12 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         Ok(p) => p,
         Err(e) => device_tree_failure(dtb, el, e),
     };
-    let console_base = platform
-        .console
-        .filter(|c| c.kind == ConsoleKind::Pl011)
-        .map(|c| c.region.base)
-        .or(platform.board.quirks().fallback_uart);
-    if let Some(base) = console_base {
-        // SAFETY: the device tree (or the board description) names this PL011 as the
-        // console; nothing else in the hypervisor drives it.
-        unsafe { console::init(base as usize) };
+    let console = choose_console(&platform);
+    if let Some(c) = console.uart {
+        // SAFETY: the device tree (or, failing it, the board description) names this UART
+        // as the console or as one the hypervisor can drive; nothing else in the
+        // hypervisor drives it.
+        unsafe { console::init(c.kind, c.region.base as usize) };
     }
     let cmdline = Cmdline::parse(platform.bootargs);
     psci::set_conduit(platform.psci.map(|p| p.conduit));
@@ -44,6 +42,11 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         arch::halt();
     }
 
+    if console.uart.is_none() {
+        // Nothing to say it on: stop rather than run silently.
+        no_console(&platform);
+    }
+
     let mpidr = arch::current_mpidr();
     let boot_index = platform.cpus.iter().position(|c| c.mpidr == mpidr);
     // SAFETY: first thing at EL2 on the boot CPU, before any other CPU runs.
@@ -56,6 +59,9 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         env!("CARGO_PKG_VERSION"),
         cmdline.as_str()
     );
+    if let Some(note) = console.note {
+        warn!("{note}");
+    }
     for word in cmdline.unknown() {
         warn!("unknown command-line option \"{word}\" ignored");
     }
@@ -90,14 +96,19 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         unsafe { gic::quiet(gic) };
         // SAFETY: as above, and the GIC was just quieted.
         match unsafe { gic::init(gic) } {
-            Ok(()) => {
-                if let Some(irq) = platform.console.and_then(|c| c.irq)
-                    && console_base.is_some()
-                    && let Err(e) = console::enable_rx_interrupt(irq)
-                {
-                    warn!("console input stays polled: {e}");
+            Ok(()) => match (console.uart, console::kind()) {
+                (Some(c), Some(ConsoleKind::Pl011)) if console.from_stdout_path => {
+                    if let Some(irq) = c.irq
+                        && let Err(e) = console::enable_rx_interrupt(irq)
+                    {
+                        warn!("console input stays polled: {e}");
+                    }
                 }
-            }
+                (Some(_), Some(ConsoleKind::MiniUart)) => {
+                    info!("console input is polled (the mini UART's interrupt is not used)");
+                }
+                _ => {}
+            },
             Err(e) => error!("GIC driver: {e}; the hypervisor takes no interrupts"),
         }
     }
@@ -136,6 +147,59 @@ pub fn primary(dtb: u64, el: u64, load_addr: u64) -> ! {
         info!("{domains} domain(s) started");
     }
     guest::run_this_cpu()
+}
+
+/// The UART the hypervisor writes to, and why.
+struct ConsoleChoice {
+    uart: Option<Console>,
+    /// Whether `uart` is the one `/chosen/stdout-path` names.
+    from_stdout_path: bool,
+    /// What to warn about once the log works.
+    note: Option<heapless::String<200>>,
+}
+
+/// The console ([`Platform::console_in_use`]): the UART `/chosen/stdout-path` names if the
+/// hypervisor can drive it, else the first UART in the tree it can drive, else the board's
+/// default PL011. No domain is given it (`guest::passthrough` reserves the same UART).
+fn choose_console(platform: &Platform<'_>) -> ConsoleChoice {
+    if let Some(uart) = platform.console {
+        return ConsoleChoice {
+            uart: Some(uart),
+            from_stdout_path: true,
+            note: None,
+        };
+    }
+    let uart = platform.console_in_use();
+    let mut note = heapless::String::new();
+    if let Some(u) = uart {
+        let _ = match platform.console_path {
+            "" => write!(note, "/chosen/stdout-path names no console"),
+            path => write!(
+                note,
+                "/chosen/stdout-path names {path}, not a UART the hypervisor can drive"
+            ),
+        };
+        let _ = write!(
+            note,
+            "; writing to the {} at {:#x} instead",
+            u.kind.name(),
+            u.region.base
+        );
+    }
+    ConsoleChoice {
+        uart,
+        from_stdout_path: false,
+        note: (!note.is_empty()).then_some(note),
+    }
+}
+
+/// No UART at all to write to: power the machine off when PSCI can (there is nowhere to
+/// print the status line), else stop this CPU; never run on silently.
+fn no_console(platform: &Platform<'_>) -> ! {
+    if platform.psci.is_some() {
+        psci::power_off_machine(BOOT_FAILURE_STATUS);
+    }
+    arch::halt()
 }
 
 /// Provokes the fault a boot test asked for.
@@ -189,7 +253,7 @@ fn device_tree_failure(dtb: u64, el: u64, error: ParseError) -> ! {
     if let Some(base) = fallback_uart() {
         // SAFETY: without a device tree the build's fallback console is the best guess;
         // it is documented (docs/boot.md) and chosen at build time.
-        unsafe { console::init(base) };
+        unsafe { console::init(ConsoleKind::Pl011, base) };
     }
     print!(
         "hyp: cannot use the device tree at {dtb:#x} ({error}). \
@@ -231,7 +295,8 @@ fn print_summary(platform: &Platform<'_>, dtb: Region) {
         Some(c) => {
             let _ = writeln!(
                 out,
-                "  console   PL011 at {:#x}, irq {}",
+                "  console   {} at {:#x}, irq {}",
+                c.kind.name(),
                 c.region.base,
                 Irq(c.irq)
             );
@@ -239,7 +304,7 @@ fn print_summary(platform: &Platform<'_>, dtb: Region) {
         None => {
             let _ = writeln!(
                 out,
-                "  console   none in /chosen/stdout-path (fallback used)"
+                "  console   none usable in /chosen/stdout-path (fallback used)"
             );
         }
     }

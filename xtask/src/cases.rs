@@ -86,6 +86,9 @@ struct Spec {
     input_after: Vec<String>,
     guest: Option<String>,
     raspi4b_dts: Option<String>,
+    raspi4b_dtb: Option<String>,
+    #[serde(default)]
+    serial: u8,
     #[serde(default)]
     guest_cmdline: String,
     #[serde(default = "default_guest_vcpus")]
@@ -94,6 +97,65 @@ struct Spec {
     guest_mem: String,
     linux: Option<LinuxSpec>,
     skip: Option<String>,
+}
+
+/// A prebuilt device tree named by a case's `raspi4b_dtb`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrebuiltDtb {
+    /// A file, relative to the workspace root.
+    File(PathBuf),
+    /// `linux-package:REL`: `REL` under the `usr/lib/linux-image-*/` directory of the
+    /// Debian kernel package in the Linux cache (e.g. `broadcom/bcm2711-rpi-4-b.dtb`, the
+    /// Raspberry Pi firmware's tree). The case is skipped when the package is not there.
+    LinuxPackage(String),
+}
+
+impl PrebuiltDtb {
+    /// Reads the key's value.
+    pub fn parse(text: &str) -> Self {
+        match text.strip_prefix("linux-package:") {
+            Some(rel) => PrebuiltDtb::LinuxPackage(rel.to_owned()),
+            None => PrebuiltDtb::File(text.into()),
+        }
+    }
+
+    /// The file, or why there is none (the case is then skipped).
+    pub fn locate(&self, linux_cache: &Path) -> std::result::Result<PathBuf, String> {
+        match self {
+            PrebuiltDtb::File(path) if path.is_file() => Ok(path.clone()),
+            PrebuiltDtb::File(path) => Err(format!("{} does not exist", path.display())),
+            PrebuiltDtb::LinuxPackage(rel) => {
+                let found = newest_kernel_package(linux_cache)
+                    .map(|lib| lib.join(rel))
+                    .filter(|p| p.is_file());
+                found.ok_or_else(|| {
+                    format!(
+                        "no {rel} in a Debian kernel package under {}/pkg \
+                         (`cargo xtask linux` fetches it)",
+                        linux_cache.display()
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// `pkg/linux-image-*/usr/lib/linux-image-*` of the newest kernel package in the cache
+/// (names sort by version well enough to pick one deterministically).
+fn newest_kernel_package(cache: &Path) -> Option<PathBuf> {
+    let newest = |dir: &Path, prefix: &str| -> Option<PathBuf> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        names.sort();
+        names.pop()
+    };
+    let package = newest(&cache.join("pkg"), "linux-image-")?;
+    newest(&package.join("usr/lib"), "linux-image-")
 }
 
 /// A `linux` table as written: boot the stock kernel with a busybox initramfs whose
@@ -251,8 +313,15 @@ pub struct Case {
     pub more_guests: Vec<crate::domains::DomainConfig>,
     /// Boot QEMU's `raspi4b` with this device-tree source instead of `virt`.
     pub raspi4b_dts: Option<PathBuf>,
-    /// The compiled `raspi4b_dts`, filled in before the case runs.
+    /// A prebuilt device tree for `raspi4b` as written in the case (see
+    /// [`PrebuiltDtb`]); resolved into `raspi4b_dtb` before the case runs.
+    pub raspi4b_prebuilt: Option<PrebuiltDtb>,
+    /// The device tree QEMU's `raspi4b` gets: `raspi4b_dts` compiled, or
+    /// `raspi4b_prebuilt` found; filled in before the case runs.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// Which of QEMU's serial ports is the console the case reads and types into: 0 (the
+    /// PL011 on `raspi4b`) or 1 (`raspi4b`'s mini UART).
+    pub serial: u8,
     /// Boot the stock Linux kernel (see [`LinuxCase`]).
     pub linux: Option<LinuxCase>,
     /// With `linux.direct`: the kernel QEMU boots instead of the hypervisor, filled in
@@ -349,8 +418,17 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         Some(OneOrMany::Many(v)) => v.iter().map(fill_of).collect::<Result<_>>()?,
     };
     ensure!(
-        fill_ram.is_empty() || spec.raspi4b_dts.is_none(),
+        fill_ram.is_empty() || (spec.raspi4b_dts.is_none() && spec.raspi4b_dtb.is_none()),
         "fill_ram is for the virt machine only"
+    );
+    ensure!(
+        spec.raspi4b_dts.is_none() || spec.raspi4b_dtb.is_none(),
+        "raspi4b_dts and raspi4b_dtb exclude each other"
+    );
+    let raspi4b = spec.raspi4b_dts.is_some() || spec.raspi4b_dtb.is_some();
+    ensure!(
+        spec.serial == 0 || (spec.serial == 1 && raspi4b),
+        "serial is 0, or 1 on raspi4b (its mini UART)"
     );
     let linux = match &spec.linux {
         Some(l) => Some(linux_of(spec, l)?),
@@ -431,7 +509,9 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     domains: spec.domains.as_ref().map(PathBuf::from),
                     initrd: None,
                     raspi4b_dts: spec.raspi4b_dts.as_ref().map(PathBuf::from),
+                    raspi4b_prebuilt: spec.raspi4b_dtb.as_deref().map(PrebuiltDtb::parse),
                     raspi4b_dtb: None,
+                    serial: spec.serial,
                     linux: linux.clone(),
                     direct_kernel: None,
                     disk: None,
@@ -472,7 +552,10 @@ const LINUX_BUILTIN_FAIL: &[&str] = &[".*panicked", ".*EXCEPTION", "(linux) .*Ke
 /// Checks a `linux` table against the rest of its case.
 fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
     ensure!(
-        spec.domains.is_none() && spec.guest.is_none() && spec.raspi4b_dts.is_none(),
+        spec.domains.is_none()
+            && spec.guest.is_none()
+            && spec.raspi4b_dts.is_none()
+            && spec.raspi4b_dtb.is_none(),
         "linux boots its own guest on virt: no domains, guest or raspi4b_dts with it"
     );
     let scripts: Vec<PathBuf> = match &l.script {
@@ -828,5 +911,53 @@ mod tests {
         for l in disks {
             assert_eq!(l.modules, crate::linux::disk::MODULES);
         }
+    }
+}
+
+#[cfg(test)]
+mod prebuilt_dtb_tests {
+    use super::*;
+
+    #[test]
+    fn raspi4b_dtb_and_serial_keys() {
+        let cases = parse(
+            "[[case]]\nname = \"a\"\nexpect = ['x']\n\
+             raspi4b_dtb = \"linux-package:broadcom/x.dtb\"\nserial = 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cases[0].raspi4b_prebuilt,
+            Some(PrebuiltDtb::LinuxPackage("broadcom/x.dtb".into()))
+        );
+        assert_eq!(cases[0].serial, 1);
+        assert!(
+            parse("[[case]]\nname = \"a\"\nexpect = ['x']\nserial = 1\n").is_err(),
+            "the mini UART is raspi4b's"
+        );
+        assert!(
+            parse(
+                "[[case]]\nname = \"a\"\nexpect = ['x']\nraspi4b_dts = \"a.dts\"\n\
+                 raspi4b_dtb = \"b.dtb\"\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn linux_package_dtb_is_found_or_explained() {
+        let cache = crate::linux::deb::tests::temp_dir("prebuilt-dtb");
+        let dtb = PrebuiltDtb::parse("linux-package:broadcom/board.dtb");
+        let why = dtb.locate(&cache).unwrap_err();
+        assert!(why.contains("broadcom/board.dtb"), "{why}");
+        let lib =
+            cache.join("pkg/linux-image-6.1.0-9-arm64_6.1.1-1/usr/lib/linux-image-6.1.0-9-arm64");
+        std::fs::create_dir_all(lib.join("broadcom")).unwrap();
+        std::fs::write(lib.join("broadcom/board.dtb"), b"dtb").unwrap();
+        assert_eq!(dtb.locate(&cache).unwrap(), lib.join("broadcom/board.dtb"));
+        assert!(
+            PrebuiltDtb::parse("/nonexistent/x.dtb")
+                .locate(&cache)
+                .is_err()
+        );
     }
 }

@@ -439,6 +439,7 @@ fn run_one(case: &Case, qemu: &Qemu, image: &Path, dirs: &Dirs) -> bool {
         append: case.append.clone(),
         initrd: case.initrd.clone(),
         raspi4b_dtb: case.raspi4b_dtb.clone(),
+        serial: case.serial,
         loaders,
         disk: case.disk.clone(),
         ..Machine::new(kernel)

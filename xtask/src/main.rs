@@ -161,10 +161,15 @@ struct RunArgs {
     /// Start at EL1 (QEMU virtualization=off), to see the hypervisor refuse.
     #[arg(long)]
     no_virtualization: bool,
-    /// Boot QEMU's raspi4b (Raspberry Pi 4) with this device-tree source instead of
-    /// virt, e.g. platforms/dts/qemu-raspi4b.dts (--gic, --cpus, --cpu do not apply).
+    /// Boot QEMU's raspi4b (Raspberry Pi 4) with this device tree instead of virt: a
+    /// source (compiled with dtc), e.g. platforms/dts/qemu-raspi4b.dts, or a `.dtb` as is,
+    /// e.g. the firmware's bcm2711-rpi-4-b.dtb (--gic, --cpus, --cpu do not apply).
     #[arg(long, conflicts_with = "direct")]
     raspi4b: Option<PathBuf>,
+    /// Which QEMU serial port is the terminal: 0 (the default; raspi4b's PL011) or 1
+    /// (raspi4b's mini UART, the console the firmware's own tree names).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1), requires = "raspi4b")]
+    serial: u8,
     /// Boot the domains described in this TOML file (see docs/domains.md).
     #[arg(long, conflicts_with_all = ["guest", "linux"])]
     domains: Option<PathBuf>,
@@ -451,9 +456,11 @@ fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         extra: args.qemu_args,
         initrd,
         raspi4b_dtb: match &args.raspi4b {
+            Some(dtb) if dtb.extension().is_some_and(|e| e == "dtb") => Some(from_cwd(dtb)),
             Some(dts) => Some(build::compile_dts(&from_cwd(dts))?),
             None => None,
         },
+        serial: args.serial,
         disk,
         ..Machine::new(built.bin)
     };
@@ -534,6 +541,17 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     for case in &mut cases {
         if let Some(dts) = &case.raspi4b_dts {
             case.raspi4b_dtb = Some(build::compile_dts(dts)?);
+        }
+        if let Some(dtb) = &case.raspi4b_prebuilt
+            && case.skip.is_none()
+        {
+            match dtb.locate(&linux::cache_dir()) {
+                Ok(path) => case.raspi4b_dtb = Some(path),
+                Err(why) => {
+                    println!("xtask: case {} is skipped: {why}", case.name);
+                    case.skip = Some(why);
+                }
+            }
         }
     }
     let dirs = harness::Dirs {

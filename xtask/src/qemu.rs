@@ -86,6 +86,10 @@ pub struct Machine {
     /// RAM) with this device tree, instead of `virt`; `gic`, `cpus`, `mem`, `cpu` and
     /// `virtualization` then do not apply.
     pub raspi4b_dtb: Option<PathBuf>,
+    /// The serial port wired to the terminal (QEMU's stdio, shared with its monitor): 0,
+    /// QEMU's default, or 1 for `raspi4b`'s second UART, the mini UART (the first, the
+    /// PL011, is then left unconnected).
+    pub serial: u8,
 }
 
 impl Machine {
@@ -105,6 +109,7 @@ impl Machine {
             loaders: Vec::new(),
             disk: None,
             raspi4b_dtb: None,
+            serial: 0,
         }
     }
 
@@ -143,6 +148,12 @@ impl Machine {
         if let Some(dtb) = &self.raspi4b_dtb {
             args.push("-dtb".into());
             args.push(dtb.clone().into());
+        }
+        if self.serial == 1 {
+            for port in ["null", "mon:stdio"] {
+                args.push("-serial".into());
+                args.push(port.into());
+            }
         }
         args.push("-kernel".into());
         args.push(self.kernel.clone().into());
@@ -315,5 +326,17 @@ mod tests {
         assert!(joined.starts_with("-machine raspi4b -nographic"));
         assert!(joined.contains("-dtb board.dtb -kernel hyp.bin -initrd boot.cpio"));
         assert!(!joined.contains("-smp"), "raspi4b has a fixed CPU count");
+        assert!(
+            !joined.contains("-serial"),
+            "QEMU's default console: the first UART"
+        );
+        let mini = Machine { serial: 1, ..m };
+        let joined = mini
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-serial null -serial mon:stdio"));
     }
 }

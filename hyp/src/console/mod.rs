@@ -4,33 +4,100 @@
 //! work on non-cacheable memory, so until [`enable_locking`] the console is written
 //! without its lock.
 
+mod mini_uart;
 mod pl011;
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
 
 use crate::percpu;
+use mini_uart::MiniUart;
 use pl011::Pl011;
+pub use platforms::ConsoleKind;
 
 /// Physical address of the console UART, 0 before [`init`].
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Which driver [`UART_BASE`] needs ([`KIND_PL011`] or [`KIND_MINI_UART`]).
+static UART_KIND: AtomicU8 = AtomicU8::new(KIND_PL011);
+const KIND_PL011: u8 = 0;
+const KIND_MINI_UART: u8 = 1;
 /// Whether the console lock may be used (the MMU is on).
 static LOCKING: AtomicBool = AtomicBool::new(false);
 /// Serialises whole lines from different CPUs.
 static LOCK: Mutex<()> = Mutex::new(());
 
-/// Starts writing to the PL011 at `base`.
+/// Starts writing to the UART of kind `kind` at `base`.
 ///
 /// # Safety
-/// `base` must be the address of a PL011 that nothing else drives, reachable for the rest
-/// of the program (identity-mapped as device memory once the MMU is on).
-pub unsafe fn init(base: usize) {
-    // SAFETY: the caller guarantees `base` is a PL011 we own.
-    unsafe { Pl011::new(base) }.clear_interrupts();
+/// `base` must be the address of such a UART that nothing else drives, reachable for the
+/// rest of the program (identity-mapped as device memory once the MMU is on); for the mini
+/// UART, with the rest of its auxiliary block in the same page.
+pub unsafe fn init(kind: ConsoleKind, base: usize) {
+    // SAFETY: the caller guarantees `base` is a UART of this kind that we own.
+    let uart = unsafe { Uart::new(kind, base) };
+    match &uart {
+        Uart::Pl011(u) => u.clear_interrupts(),
+        Uart::MiniUart(u) => u.init(),
+    }
+    let code = match kind {
+        ConsoleKind::Pl011 => KIND_PL011,
+        ConsoleKind::MiniUart => KIND_MINI_UART,
+    };
+    UART_KIND.store(code, Ordering::Relaxed);
     UART_BASE.store(base, Ordering::Release);
+}
+
+/// The console's driver.
+enum Uart {
+    Pl011(Pl011),
+    MiniUart(MiniUart),
+}
+
+impl Uart {
+    /// # Safety
+    /// As for [`init`].
+    unsafe fn new(kind: ConsoleKind, base: usize) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match kind {
+                ConsoleKind::Pl011 => Uart::Pl011(Pl011::new(base)),
+                ConsoleKind::MiniUart => Uart::MiniUart(MiniUart::new(base)),
+            }
+        }
+    }
+
+    fn put_byte(&self, byte: u8) {
+        match self {
+            Uart::Pl011(u) => u.put_byte(byte),
+            Uart::MiniUart(u) => u.put_byte(byte),
+        }
+    }
+
+    fn flush(&self) {
+        match self {
+            Uart::Pl011(u) => u.flush(),
+            Uart::MiniUart(u) => u.flush(),
+        }
+    }
+
+    fn try_get_byte(&self) -> Option<u8> {
+        match self {
+            Uart::Pl011(u) => u.try_get_byte(),
+            Uart::MiniUart(u) => u.try_get_byte(),
+        }
+    }
+}
+
+/// The console's kind, if one is set up.
+pub fn kind() -> Option<ConsoleKind> {
+    uart_base()?;
+    Some(match UART_KIND.load(Ordering::Relaxed) {
+        KIND_MINI_UART => ConsoleKind::MiniUart,
+        _ => ConsoleKind::Pl011,
+    })
 }
 
 /// The console UART's address, if one is set up.
@@ -47,7 +114,7 @@ pub fn enable_locking() {
 }
 
 /// Raw writer: no lock, `\n` becomes `\r\n`.
-struct RawConsole(Pl011);
+struct RawConsole(Uart);
 
 impl Write for RawConsole {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -62,9 +129,11 @@ impl Write for RawConsole {
 }
 
 fn raw() -> Option<RawConsole> {
-    // SAFETY: `UART_BASE` only ever holds an address given to `init`, whose caller
-    // guaranteed it is our PL011.
-    uart_base().map(|base| RawConsole(unsafe { Pl011::new(base) }))
+    let base = uart_base()?;
+    let kind = kind()?;
+    // SAFETY: `UART_BASE` and `UART_KIND` only ever hold what was given to `init`, whose
+    // caller guaranteed it is our UART of that kind.
+    Some(RawConsole(unsafe { Uart::new(kind, base) }))
 }
 
 /// Writes formatted text as one unit (not interleaved with other CPUs' lines).
@@ -105,14 +174,22 @@ pub fn try_read_byte() -> Option<u8> {
 /// Takes the console UART's receive interrupt (`intid`, its SPI from the device tree) at
 /// EL2, routed to the calling CPU: received bytes go into a ring that [`try_read_byte`]
 /// reads. Call on the boot CPU after `gic::init`.
+///
+/// Only the PL011's receive interrupt is used. The mini UART's input stays polled: its
+/// interrupt-enable bits are documented one way by Broadcom's datasheet, used the other
+/// way by Linux's driver (as on an 8250) and modelled the datasheet's way by QEMU, and its
+/// SPI is shared with the auxiliary SPI controllers; polling is correct on all of them.
 pub fn enable_rx_interrupt(intid: u32) -> Result<(), crate::gic::GicError> {
     use crate::gic;
     let console = raw().ok_or(gic::GicError::NotReady)?;
+    let Uart::Pl011(pl011) = &console.0 else {
+        return Err(gic::GicError::NotReady);
+    };
     gic::register_handler(intid, rx_interrupt)?;
     gic::configure(intid, gic::priority::NORMAL, gic::Trigger::Level)?;
     gic::route_spi(intid, percpu::current_index())?;
     gic::enable(intid)?;
-    console.0.enable_rx_interrupts();
+    pl011.enable_rx_interrupts();
     Ok(())
 }
 
@@ -141,7 +218,9 @@ fn rx_interrupt(ack: crate::gic::Ack) -> crate::gic::Completion {
                 RX_OVERRUNS.fetch_add(1, Ordering::Relaxed);
             }
         }
-        console.0.clear_rx_timeout();
+        if let Uart::Pl011(pl011) = &console.0 {
+            pl011.clear_rx_timeout();
+        }
     }
     if let Some(notify) = RX_NOTIFY.get() {
         notify();

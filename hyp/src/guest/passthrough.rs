@@ -53,11 +53,13 @@ pub struct Reserved {
 }
 
 impl Reserved {
-    /// Everything of the host's that the hypervisor drives: its console, the GIC.
+    /// Everything of the host's that the hypervisor drives: its console (the one in use,
+    /// which may be a fallback), the GIC.
     pub fn from_platform(platform: &Platform<'_>) -> Self {
         let mut reserved = Reserved::default();
+        let console = platform.console_in_use();
         let mut region = |r: &Region| reserved.regions.push((r.base, r.size));
-        if let Some(console) = &platform.console {
+        if let Some(console) = &console {
             region(&console.region);
         }
         if let Some(gic) = &platform.gic {
@@ -75,7 +77,7 @@ impl Reserved {
             }
             reserved.intids.extend(gic.maintenance_irq);
         }
-        if let Some(irq) = platform.console.as_ref().and_then(|c| c.irq) {
+        if let Some(irq) = console.and_then(|c| c.irq) {
             reserved.intids.push(irq);
         }
         reserved

@@ -94,6 +94,28 @@ impl fmt::Display for ParseError {
 pub enum ConsoleKind {
     /// Arm PrimeCell UART (PL011).
     Pl011,
+    /// The BCM2835 auxiliary "mini UART" (`brcm,bcm2835-aux-uart`), the Raspberry Pi's
+    /// default serial console on its GPIO header.
+    MiniUart,
+}
+
+impl ConsoleKind {
+    /// The driver for a node with these `compatible` strings, if the hypervisor has one.
+    pub fn from_compatible<'a>(mut compatible: impl Iterator<Item = &'a str>) -> Option<Self> {
+        compatible.find_map(|c| match c {
+            "arm,pl011" => Some(ConsoleKind::Pl011),
+            "brcm,bcm2835-aux-uart" => Some(ConsoleKind::MiniUart),
+            _ => None,
+        })
+    }
+
+    /// Human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsoleKind::Pl011 => "PL011",
+            ConsoleKind::MiniUart => "BCM2835 mini UART",
+        }
+    }
 }
 
 /// The console named by `/chosen/stdout-path`.
@@ -206,6 +228,9 @@ pub struct Platform<'a> {
     pub reserved: Vec<Region, MAX_RESERVED_REGIONS>,
     /// Console from `/chosen/stdout-path`, if it names a supported UART.
     pub console: Option<Console>,
+    /// The first enabled UART in the tree (in tree order) that the hypervisor can drive:
+    /// where to say so when `stdout-path` is missing or names a UART it cannot drive.
+    pub first_uart: Option<Console>,
     /// The path of the node `/chosen/stdout-path` names (aliases resolved, options cut);
     /// empty without one.
     pub console_path: &'a str,
@@ -224,6 +249,21 @@ pub struct Platform<'a> {
     /// `/chosen/linux,initrd-start` and `-end`: for the hypervisor, the boot archive
     /// holding the guests' images and configuration.
     pub initrd: Option<Region>,
+}
+
+impl Platform<'_> {
+    /// The UART the hypervisor writes to: the one `/chosen/stdout-path` names if it has a
+    /// driver for it, else the first enabled UART in the tree it can drive, else the
+    /// board's default PL011 (a 4 KiB region, no interrupt).
+    pub fn console_in_use(&self) -> Option<Console> {
+        self.console.or(self.first_uart).or_else(|| {
+            self.board.quirks().fallback_uart.map(|base| Console {
+                kind: ConsoleKind::Pl011,
+                region: Region::new(base, 0x1000),
+                irq: None,
+            })
+        })
+    }
 }
 
 /// Reads the `totalsize` field of a DTB header, checking the magic. Used to size the
@@ -287,6 +327,7 @@ impl<'a> Platform<'a> {
                 memory: Vec::new(),
                 reserved: Vec::new(),
                 console: None,
+                first_uart: None,
                 console_path: stdout_path,
                 gic: None,
                 timer: None,
@@ -633,17 +674,30 @@ impl<'a> Walk<'a> {
         }
         let on_stdout =
             matches!(path, PathMatch::At(n) if n > 0 && n == path_len(self.stdout_path));
-        if on_stdout && compatible(&["arm,pl011"]) {
-            let region = bus
-                .regs(node)?
-                .next()
-                .ok_or(ParseError::Malformed("console reg"))?;
-            let irq = self.interrupts(node)?.first().copied();
-            self.platform.console = Some(Console {
-                kind: ConsoleKind::Pl011,
-                region,
-                irq,
-            });
+        let uart_kind = node
+            .compatible()
+            .and_then(|c| ConsoleKind::from_compatible(c.all()));
+        if let Some(kind) = uart_kind
+            && (on_stdout || (self.platform.first_uart.is_none() && node_enabled(node)))
+        {
+            let region = bus.regs(node)?.next();
+            // A fallback UART's unreadable interrupt only costs its receive interrupt.
+            let irq = match self.interrupts(node) {
+                Ok(ids) => ids.first().copied(),
+                Err(e) if on_stdout => return Err(e),
+                Err(_) => None,
+            };
+            let console = match region {
+                Some(region) => Some(Console { kind, region, irq }),
+                None if on_stdout => return Err(ParseError::Malformed("console reg")),
+                // Not memory-mapped here: not a UART the hypervisor can use.
+                None => None,
+            };
+            if on_stdout {
+                self.platform.console = console;
+            } else {
+                self.platform.first_uart = console;
+            }
         }
         Ok(())
     }
@@ -758,6 +812,12 @@ impl<'a> Walk<'a> {
         }
         Ok(self.platform)
     }
+}
+
+/// Whether `node`'s own `status` allows its use (absent means `"okay"`).
+fn node_enabled(node: &FdtNode<'_, '_>) -> bool {
+    node.property("status")
+        .is_none_or(|p| matches!(p.value, b"okay\0" | b"ok\0"))
 }
 
 /// Node name without its unit address (`memory@40000000` -> `memory`).

@@ -498,3 +498,60 @@ fn device_paths_are_the_root_devices_and_simple_bus_children() {
         "/pl011@9000000"
     );
 }
+
+/// Debian's unmodified `bcm2711-rpi-4-b.dtb` as QEMU `raspi4b` hands it over (memory
+/// filled in, the spin-table page reserved, unmodelled blocks disabled), dumped with
+/// `-machine raspi4b,dumpdtb=...`.
+const RPI4_FIRMWARE: &[u8] = include_bytes!("../../tests/data/qemu-raspi4b-firmware.dtb");
+
+#[test]
+fn raspberry_pi_firmware_tree() {
+    // QEMU deletes nodes with NOP tokens: compact them away as the hypervisor does.
+    let mut blob = RPI4_FIRMWARE.to_vec();
+    strip_nops(&mut blob);
+    let p = Platform::parse(&blob).unwrap();
+    assert_eq!(p.board, Board::RaspberryPi4);
+    assert_eq!(p.memory.as_slice(), &[Region::new(0, 0x3c00_0000)]);
+    assert_eq!(p.console_path, "/soc/serial@7e215040");
+    // The mini UART behind /soc's ranges, on SPI 93 (shared with the aux SPI blocks).
+    assert_eq!(
+        p.console,
+        Some(Console {
+            kind: ConsoleKind::MiniUart,
+            region: Region::new(0xfe21_5040, 0x40),
+            irq: Some(32 + 93),
+        })
+    );
+    // The first UART in tree order: the PL011.
+    assert_eq!(p.first_uart.map(|c| c.kind), Some(ConsoleKind::Pl011));
+    assert_eq!(p.first_uart.map(|c| c.region.base), Some(0xfe20_1000));
+    assert_eq!(p.console_in_use(), p.console);
+    let mut unusable = p.clone();
+    unusable.console = None;
+    assert_eq!(unusable.console_in_use(), p.first_uart);
+    unusable.first_uart = None;
+    assert_eq!(
+        unusable.console_in_use().map(|c| c.region.base),
+        Some(0xfe20_1000),
+        "the board's default PL011"
+    );
+    let gic = p.gic.unwrap();
+    assert_eq!(gic.version, GicVersion::V2);
+    assert_eq!(gic.distributor.base, 0xff84_1000);
+    assert_eq!(gic.cpu_interface.map(|r| r.base), Some(0xff84_2000));
+    assert_eq!(gic.hyp_interface.map(|r| r.base), Some(0xff84_4000));
+    assert_eq!(gic.virtual_cpu_interface.map(|r| r.base), Some(0xff84_6000));
+    assert_eq!(gic.maintenance_irq, Some(25));
+    let timer = p.timer.unwrap();
+    assert_eq!(
+        (timer.phys, timer.virt, timer.hyp_phys),
+        (Some(30), Some(27), Some(26))
+    );
+    assert_eq!(p.cpus.len(), 4);
+    assert!(
+        p.cpus
+            .iter()
+            .all(|c| matches!(c.enable_method, EnableMethod::SpinTable { .. }))
+    );
+    assert_eq!(p.psci, None);
+}
