@@ -147,6 +147,13 @@ pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> V
     }
     let mut devices = Vec::new();
     for path in paths {
+        // Disabled nodes are no devices at all: not worth a line each.
+        if matches!(
+            platforms::find_device(dtb, &path),
+            Err(platforms::DeviceError::Disabled)
+        ) {
+            continue;
+        }
         match check_one(&path, dtb, reserved) {
             Ok(device) => devices.push(device),
             Err(why) => log::info!("d{id} ({name}): host device {path} not given: {why}"),
