@@ -631,6 +631,7 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
             }
         }
     }
+    prepare_sd_image_cases(&mut cases, &built.bin, args.linux.refresh)?;
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),
@@ -644,6 +645,59 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// For each `sd_image` case (not skipped): writes the SD-card image from the hypervisor
+/// `hyp`, the case's device tree and boot archive, reads it back with the same crates,
+/// checks it (every file, `config.txt`, each file equal to its source), and points the case
+/// at the hypervisor, device tree and boot archive extracted from the card. Without
+/// Debian's firmware package those cases are skipped, saying why.
+fn prepare_sd_image_cases(cases: &mut [cases::Case], hyp: &Path, refresh: bool) -> Result<()> {
+    let wants = |c: &cases::Case| c.sd_image && c.skip.is_none();
+    if !cases.iter().any(wants) {
+        return Ok(());
+    }
+    let firmware = match linux::raspi_firmware(refresh) {
+        Ok(dir) => dir,
+        Err(e) if e.downcast_ref::<linux::Unavailable>().is_some() => {
+            println!("xtask: the SD-card image cases are skipped: {e:#}");
+            for case in cases.iter_mut().filter(|c| wants(c)) {
+                case.skip = Some("no Raspberry Pi firmware; see the message above".into());
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for case in cases.iter_mut().filter(|c| wants(c)) {
+        let name = case.name.clone();
+        let (Some(dtb), Some(archive)) = (&case.raspi4b_dtb, &case.initrd) else {
+            bail!("case {name}: sd_image without a device tree or boot archive");
+        };
+        let dir = build::xtask_dir().join("sd").join(&name);
+        let image = dir.with_extension("img");
+        let files = sd_image::contents(&firmware, hyp, archive, dtb)?;
+        sd_image::write(&image, &files).with_context(|| format!("case {name}: SD image"))?;
+        let card = sd_image::read(&image)?;
+        sd_image::check(&card, &files)
+            .with_context(|| format!("case {name}: {} read back", image.display()))?;
+        std::fs::create_dir_all(&dir)?;
+        let extract = |file: &str| -> Result<PathBuf> {
+            let path = dir.join(file);
+            std::fs::write(&path, card.file(file).context("checked")?)?;
+            Ok(path)
+        };
+        case.direct_kernel = Some(extract(sd_image::KERNEL)?);
+        case.raspi4b_dtb = Some(extract(sd_image::DTB)?);
+        case.initrd = Some(extract(sd_image::ARCHIVE)?);
+        println!(
+            "xtask: case {name} boots {}, {} and {} read from {}",
+            sd_image::KERNEL,
+            sd_image::DTB,
+            sd_image::ARCHIVE,
+            image.display()
+        );
+    }
+    Ok(())
 }
 
 /// Boot cases run side by side by default: one per host CPU, at most two (each QEMU runs
