@@ -90,6 +90,8 @@ struct Spec {
     #[serde(default)]
     serial: u8,
     #[serde(default)]
+    sd_image: bool,
+    #[serde(default)]
     guest_cmdline: String,
     #[serde(default = "default_guest_vcpus")]
     guest_vcpus: u32,
@@ -322,10 +324,15 @@ pub struct Case {
     /// Which of QEMU's serial ports is the console the case reads and types into: 0 (the
     /// PL011 on `raspi4b`) or 1 (`raspi4b`'s mini UART).
     pub serial: u8,
+    /// Write a Raspberry Pi 4 SD-card image (`crate::sd_image`) from the hypervisor, the
+    /// case's device tree and boot archive, check it, and boot exactly the three files
+    /// read back out of it (they replace `raspi4b_dtb`, `initrd` and the image).
+    pub sd_image: bool,
     /// Boot the stock Linux kernel (see [`LinuxCase`]).
     pub linux: Option<LinuxCase>,
-    /// With `linux.direct`: the kernel QEMU boots instead of the hypervisor, filled in
-    /// before the case runs.
+    /// The kernel QEMU boots instead of the hypervisor image just built, filled in before
+    /// the case runs: with `linux.direct`, Linux; with `sd_image`, the hypervisor image
+    /// read back from the card.
     pub direct_kernel: Option<PathBuf>,
     /// With `linux.disk`: this case run's disk image, written before the case runs.
     pub disk: Option<PathBuf>,
@@ -430,6 +437,10 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         spec.serial == 0 || (spec.serial == 1 && raspi4b),
         "serial is 0, or 1 on raspi4b (its mini UART)"
     );
+    ensure!(
+        !spec.sd_image || (spec.raspi4b_dtb.is_some() && spec.domains.is_some()),
+        "sd_image needs raspi4b_dtb (the card's device tree) and domains (its boot archive)"
+    );
     let linux = match &spec.linux {
         Some(l) => Some(linux_of(spec, l)?),
         None => None,
@@ -512,6 +523,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     raspi4b_prebuilt: spec.raspi4b_dtb.as_deref().map(PrebuiltDtb::parse),
                     raspi4b_dtb: None,
                     serial: spec.serial,
+                    sd_image: spec.sd_image,
                     linux: linux.clone(),
                     direct_kernel: None,
                     disk: None,
@@ -941,6 +953,18 @@ mod prebuilt_dtb_tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn sd_image_key() {
+        let case = "[[case]]\nname = \"a\"\nexpect = ['x']\nsd_image = true\n";
+        let full = format!("{case}raspi4b_dtb = \"b.dtb\"\ndomains = \"d.toml\"\n");
+        assert!(parse(&full).unwrap()[0].sd_image);
+        assert!(
+            parse(case).is_err(),
+            "sd_image needs a device tree and domains"
+        );
+        assert!(!parse("[[case]]\nname = \"a\"\nexpect = ['x']\n").unwrap()[0].sd_image);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod image;
 mod linux;
 mod matcher;
 mod qemu;
+mod sd_image;
 mod shell;
 #[cfg(test)]
 mod source_rules;
@@ -44,6 +45,8 @@ enum Cmd {
     /// Get the stock Debian arm64 kernel and busybox into target/linux (cached; apt with
     /// a private state, no host configuration changed), or check given files; print them.
     Linux(LinuxArgs),
+    /// Write a bootable SD-card image (docs/raspberry-pi-4.md).
+    Image(ImageArgs),
     /// Measure guest-exit costs under QEMU with -icount (instruction counts; never a
     /// pass/fail test).
     Bench(BenchArgs),
@@ -126,6 +129,25 @@ impl LinuxArgs {
             invoked_from,
         )
     }
+}
+
+#[derive(Debug, Args)]
+struct ImageArgs {
+    /// The board: only `rpi4` (Raspberry Pi 4 Model B).
+    #[arg(value_parser = ["rpi4"])]
+    board: String,
+    /// The image file to write [target/xtask/rpi4-sd.img].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Boot these domains (a TOML file, docs/domains.md) instead of the default system
+    /// `cargo xtask run` boots (a Linux dom0 with a shell, and a Linux domU).
+    #[arg(long, value_name = "FILE")]
+    domains: Option<PathBuf>,
+    /// Build the hypervisor with the dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+    #[command(flatten)]
+    linux: LinuxArgs,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("  busybox  {}", got.busybox.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Image(args) => image_rpi4(&args, &invoked_from),
         Cmd::Bench(args) => match args.what {
             None => bench::run(&args.cpu, args.gic, &invoked_from),
             Some(BenchWhat::Boot(b)) => {
@@ -324,6 +347,60 @@ fn default_system(image: &Path, initramfs: &Path, cmdline: &str) -> Vec<domains:
     dom0.privileged = true;
     vec![dom0, linux("domu", 1, 128 * qemu::MIB)]
 }
+
+/// `cargo xtask image rpi4`: the Raspberry Pi 4 SD-card image (see [`sd_image`]).
+fn image_rpi4(args: &ImageArgs, invoked_from: &Path) -> Result<ExitCode> {
+    let firmware = linux::raspi_firmware(args.linux.refresh)?;
+    let dtb = cases::PrebuiltDtb::parse(RPI4_DTB)
+        .locate(&linux::cache_dir())
+        .map_err(|why| anyhow::anyhow!("no device tree for the board: {why}"))?;
+    let built = build::build(args.debug)?;
+    let dir = build::xtask_dir().join("sd");
+    let archive = dir.join("rpi4-domains.cpio");
+    let list = match &args.domains {
+        Some(file) => domains::load(&invoked_from.join(file))?,
+        None => {
+            let got = linux::obtain(&args.linux.sources(invoked_from))?;
+            println!("linux: {}", got.origin);
+            let initramfs = dir.join("shell.cpio.gz");
+            linux::build_initramfs(&got, None, &[], &initramfs)?;
+            default_system(&got.image, &initramfs, RPI4_LINUX_CMDLINE)
+        }
+    };
+    let test_guest = if domains::uses_test_guest(&list) {
+        Some(build::build_test_guest(args.debug)?.bin)
+    } else {
+        None
+    };
+    domains::package(&list, test_guest.as_deref(), &archive)?;
+    let out = args.out.as_ref().map_or_else(
+        || build::xtask_dir().join("rpi4-sd.img"),
+        |o| invoked_from.join(o),
+    );
+    let files = sd_image::contents(&firmware, &built.bin, &archive, &dtb)?;
+    sd_image::write(&out, &files)?;
+    sd_image::check(&sd_image::read(&out)?, &files)
+        .with_context(|| format!("{} read back", out.display()))?;
+    println!(
+        "{}: Raspberry Pi 4 SD-card image, {} MiB (FAT32 boot partition: {}); write it with \
+         `dd if={} of=/dev/sdX bs=4M conv=fsync` (see docs/raspberry-pi-4.md)",
+        out.display(),
+        std::fs::metadata(&out)?.len() >> 20,
+        files
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Raspberry Pi 4 firmware's device tree, from Debian's kernel package.
+const RPI4_DTB: &str = "linux-package:broadcom/bcm2711-rpi-4-b.dtb";
+/// dom0's command line on the card: the default system's (each domain's console is the
+/// hypervisor's emulated PL011).
+const RPI4_LINUX_CMDLINE: &str = DEFAULT_LINUX_CMDLINE;
 
 fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
@@ -554,6 +631,7 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
             }
         }
     }
+    prepare_sd_image_cases(&mut cases, &built.bin, args.linux.refresh)?;
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),
@@ -567,6 +645,59 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// For each `sd_image` case (not skipped): writes the SD-card image from the hypervisor
+/// `hyp`, the case's device tree and boot archive, reads it back with the same crates,
+/// checks it (every file, `config.txt`, each file equal to its source), and points the case
+/// at the hypervisor, device tree and boot archive extracted from the card. Without
+/// Debian's firmware package those cases are skipped, saying why.
+fn prepare_sd_image_cases(cases: &mut [cases::Case], hyp: &Path, refresh: bool) -> Result<()> {
+    let wants = |c: &cases::Case| c.sd_image && c.skip.is_none();
+    if !cases.iter().any(wants) {
+        return Ok(());
+    }
+    let firmware = match linux::raspi_firmware(refresh) {
+        Ok(dir) => dir,
+        Err(e) if e.downcast_ref::<linux::Unavailable>().is_some() => {
+            println!("xtask: the SD-card image cases are skipped: {e:#}");
+            for case in cases.iter_mut().filter(|c| wants(c)) {
+                case.skip = Some("no Raspberry Pi firmware; see the message above".into());
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for case in cases.iter_mut().filter(|c| wants(c)) {
+        let name = case.name.clone();
+        let (Some(dtb), Some(archive)) = (&case.raspi4b_dtb, &case.initrd) else {
+            bail!("case {name}: sd_image without a device tree or boot archive");
+        };
+        let dir = build::xtask_dir().join("sd").join(&name);
+        let image = dir.with_extension("img");
+        let files = sd_image::contents(&firmware, hyp, archive, dtb)?;
+        sd_image::write(&image, &files).with_context(|| format!("case {name}: SD image"))?;
+        let card = sd_image::read(&image)?;
+        sd_image::check(&card, &files)
+            .with_context(|| format!("case {name}: {} read back", image.display()))?;
+        std::fs::create_dir_all(&dir)?;
+        let extract = |file: &str| -> Result<PathBuf> {
+            let path = dir.join(file);
+            std::fs::write(&path, card.file(file).context("checked")?)?;
+            Ok(path)
+        };
+        case.direct_kernel = Some(extract(sd_image::KERNEL)?);
+        case.raspi4b_dtb = Some(extract(sd_image::DTB)?);
+        case.initrd = Some(extract(sd_image::ARCHIVE)?);
+        println!(
+            "xtask: case {name} boots {}, {} and {} read from {}",
+            sd_image::KERNEL,
+            sd_image::DTB,
+            sd_image::ARCHIVE,
+            image.display()
+        );
+    }
+    Ok(())
 }
 
 /// Boot cases run side by side by default: one per host CPU, at most two (each QEMU runs

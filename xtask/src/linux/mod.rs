@@ -255,6 +255,75 @@ fn debian_packages(cache: &Path, refresh: bool) -> Result<Debian> {
     cached(cache)?.context("the packages just unpacked are incomplete")
 }
 
+/// Debian's Raspberry Pi firmware package (GPU firmware `start4.elf`, `fixup4.dat`, ...).
+pub const FIRMWARE_PACKAGE: &str = "raspi-firmware";
+/// Where that package puts the boot-partition files.
+pub const FIRMWARE_DIR: &str = "usr/lib/raspi-firmware";
+/// What `cache_dir()/selected-firmware` records: `raspi-firmware VERSION`.
+const SELECTED_FIRMWARE: &str = "selected-firmware";
+
+/// The directory of Debian's Raspberry Pi firmware files ([`FIRMWARE_DIR`] of the
+/// unpacked [`FIRMWARE_PACKAGE`] in the cache): the cached one, or fetched like the kernel
+/// (apt with a private state; the package is in [`FIRMWARE_COMPONENT`]). A failed fetch is
+/// an [`Unavailable`] error saying what to do.
+pub fn raspi_firmware(refresh: bool) -> Result<PathBuf> {
+    let cache = cache_dir();
+    let firmware_in = |version: &str| unpacked_dir(&cache, FIRMWARE_PACKAGE, version);
+    if !refresh
+        && let Ok(text) = std::fs::read_to_string(cache.join(SELECTED_FIRMWARE))
+        && let Some((FIRMWARE_PACKAGE, version)) = text.trim().split_once(' ')
+        && firmware_in(version).join(UNPACKED_MARK).is_file()
+    {
+        return Ok(firmware_in(version).join(FIRMWARE_DIR));
+    }
+    let fetch = || -> Result<PathBuf> {
+        let apt = Apt::new(&cache)?;
+        println!(
+            "linux: asking apt for {FIRMWARE_PACKAGE} ({FIRMWARE_COMPONENT}; private state in {})",
+            apt.state.display()
+        );
+        let complaints = apt.update()?;
+        let version = match apt.candidate(FIRMWARE_PACKAGE) {
+            Ok(v) => v,
+            Err(e) if !complaints.is_empty() => {
+                bail!("apt-get update could not download the package lists:\n{complaints}\n({e:#})")
+            }
+            Err(e) => return Err(e),
+        };
+        let dir = firmware_in(&version);
+        if !dir.join(UNPACKED_MARK).is_file() {
+            let deb = apt.download(FIRMWARE_PACKAGE, &version)?;
+            unpack(&deb, &dir)?;
+            let _ = std::fs::remove_file(&deb);
+        }
+        std::fs::write(
+            cache.join(SELECTED_FIRMWARE),
+            format!("{FIRMWARE_PACKAGE} {version}\n"),
+        )?;
+        Ok(dir.join(FIRMWARE_DIR))
+    };
+    let dir = fetch().map_err(|e| {
+        anyhow::Error::new(Unavailable(format!(
+            "cannot get Debian's {FIRMWARE_PACKAGE} package (the Raspberry Pi boot firmware): \
+             {e:#}\n\
+             This needs a Debian (or Debian-based) host with apt and access to a Debian 12 or \
+             later mirror (the package is in its {FIRMWARE_COMPONENT} component, which xtask \
+             adds to its private copy of the host's sources). Elsewhere, unpack \
+             {FIRMWARE_PACKAGE}_*.deb (`dpkg-deb -x`, or `ar x` then `tar xf data.tar.*`) \
+             into {}/pkg/{FIRMWARE_PACKAGE}_VERSION/, add an empty file named \
+             {UNPACKED_MARK} there and write `{FIRMWARE_PACKAGE} VERSION` into {}.",
+            cache.display(),
+            cache.join(SELECTED_FIRMWARE).display(),
+        )))
+    })?;
+    ensure!(
+        dir.join("start4.elf").is_file(),
+        "{}: no start4.elf (not the {FIRMWARE_PACKAGE} package expected)",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 /// Reads `selected` and the unpacked trees it names; `None` if anything is missing.
 fn cached(cache: &Path) -> Result<Option<Debian>> {
     let Ok(text) = std::fs::read_to_string(cache.join(SELECTED)) else {
@@ -352,9 +421,10 @@ struct Apt {
 impl Apt {
     fn new(cache: &Path) -> Result<Self> {
         let state = std::path::absolute(cache.join("apt"))?;
-        for dir in ["lists/partial", "cache/archives/partial"] {
+        for dir in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
             std::fs::create_dir_all(state.join(dir))?;
         }
+        write_private_sources(Path::new(HOST_APT_ETC), &state)?;
         // An empty dpkg status: the host's installed (amd64) packages play no part.
         let status = state.join("status");
         if !status.exists() {
@@ -366,10 +436,13 @@ impl Apt {
     }
 
     /// The options that keep apt to arm64 and to its private state. The sources are the
-    /// host's own (no edits).
+    /// host's own, copied with [`FIRMWARE_COMPONENT`] added (the host's files are not
+    /// edited).
     fn options(&self) -> Vec<String> {
         let s = self.state.display();
         vec![
+            format!("-oDir::Etc::SourceList={s}/sources.list"),
+            format!("-oDir::Etc::SourceParts={s}/sources.list.d"),
             "-oAPT::Architecture=arm64".into(),
             "-oAPT::Architectures=arm64".into(),
             format!("-oDir::State::Lists={s}/lists"),
@@ -444,30 +517,95 @@ impl Apt {
 
     /// Downloads `package` at `version` into the cache; returns the `.deb`.
     fn download(&self, package: &str, version: &str) -> Result<PathBuf> {
-        let file = self.debs.join(format!(
-            "{package}_{}_arm64.deb",
-            version.replace(':', "%3a")
-        ));
-        if !file.is_file() {
-            let started = std::time::Instant::now();
-            let mut cmd = self.command("apt-get");
-            cmd.args(["download", &format!("{package}={version}")])
-                .current_dir(&self.debs);
-            self.run(cmd)?;
-            ensure!(
-                file.is_file(),
-                "apt-get download did not write {}",
-                file.display()
-            );
-            println!(
-                "linux: downloaded {} ({} MB, {:.1}s)",
-                file.display(),
-                file.metadata()?.len() >> 20,
-                started.elapsed().as_secs_f64()
-            );
+        // `_arm64.deb`, or `_all.deb` for an architecture-independent package.
+        let named = |arch: &str| {
+            self.debs.join(format!(
+                "{package}_{}_{arch}.deb",
+                version.replace(':', "%3a")
+            ))
+        };
+        let present = || {
+            ["arm64", "all"]
+                .map(named)
+                .into_iter()
+                .find(|f| f.is_file())
+        };
+        if let Some(file) = present() {
+            return Ok(file);
         }
+        let started = std::time::Instant::now();
+        let mut cmd = self.command("apt-get");
+        cmd.args(["download", &format!("{package}={version}")])
+            .current_dir(&self.debs);
+        self.run(cmd)?;
+        let file = present().with_context(|| {
+            format!(
+                "apt-get download did not write {}",
+                named("arm64").display()
+            )
+        })?;
+        println!(
+            "linux: downloaded {} ({} MB, {:.1}s)",
+            file.display(),
+            file.metadata()?.len() >> 20,
+            started.elapsed().as_secs_f64()
+        );
         Ok(file)
     }
+}
+
+/// Where the host keeps its apt sources.
+const HOST_APT_ETC: &str = "/etc/apt";
+/// The Debian archive component holding the Raspberry Pi firmware (Debian 12 on).
+pub const FIRMWARE_COMPONENT: &str = "non-free-firmware";
+
+/// Copies the host's apt sources (`sources.list` and `sources.list.d/*.list|*.sources`
+/// under `etc`) into `state`, with [`FIRMWARE_COMPONENT`] added to every entry that has
+/// `main` (a repository without it only makes apt warn).
+fn write_private_sources(etc: &Path, state: &Path) -> Result<()> {
+    let list = std::fs::read_to_string(etc.join("sources.list")).unwrap_or_default();
+    std::fs::write(state.join("sources.list"), with_firmware_component(&list))?;
+    let parts = state.join("sources.list.d");
+    for entry in std::fs::read_dir(&parts)? {
+        std::fs::remove_file(entry?.path())?;
+    }
+    if let Ok(dir) = std::fs::read_dir(etc.join("sources.list.d")) {
+        for entry in dir {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name_text = name.to_string_lossy();
+            if !(name_text.ends_with(".list") || name_text.ends_with(".sources")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            std::fs::write(parts.join(&name), with_firmware_component(&text))?;
+        }
+    }
+    Ok(())
+}
+
+/// `text` (a one-line-style `sources.list` or a deb822 `.sources` file) with
+/// [`FIRMWARE_COMPONENT`] added where `main` is listed and it is not.
+fn with_firmware_component(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        let listed = |w: &[&str]| w.contains(&"main") && !w.contains(&FIRMWARE_COMPONENT);
+        let deb822 = trimmed.starts_with("Components:") && listed(&words[1..]);
+        let one_line = (trimmed.starts_with("deb ") || trimmed.starts_with("deb-src "))
+            && listed(&words)
+            && !trimmed.contains('#');
+        out += line;
+        if deb822 || one_line {
+            out.push(' ');
+            out += FIRMWARE_COMPONENT;
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The `linux-image-*` package named in `apt-cache depends linux-image-arm64` output.
@@ -524,6 +662,49 @@ pub fn build_initramfs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_sources_get_the_firmware_component() {
+        let deb822 = "Types: deb\nURIs: http://m/debian\nSuites: bookworm\nComponents: main\n";
+        assert_eq!(
+            with_firmware_component(deb822),
+            "Types: deb\nURIs: http://m/debian\nSuites: bookworm\n\
+             Components: main non-free-firmware\n"
+        );
+        let done = "Components: main contrib non-free-firmware\n";
+        assert_eq!(with_firmware_component(done), done);
+        let one_line = "# deb http://m/debian bookworm main\ndeb http://m/debian bookworm main\n\
+                        deb http://m/other stable contrib\n";
+        assert_eq!(
+            with_firmware_component(one_line),
+            "# deb http://m/debian bookworm main\n\
+             deb http://m/debian bookworm main non-free-firmware\n\
+             deb http://m/other stable contrib\n"
+        );
+        let etc = deb::tests::temp_dir("sources-etc");
+        let state = deb::tests::temp_dir("sources-state");
+        std::fs::create_dir_all(etc.join("sources.list.d")).unwrap();
+        std::fs::create_dir_all(state.join("sources.list.d")).unwrap();
+        std::fs::write(etc.join("sources.list.d/debian.sources"), deb822).unwrap();
+        std::fs::write(etc.join("sources.list.d/notes.txt"), "x").unwrap();
+        std::fs::write(state.join("sources.list.d/stale.list"), "x").unwrap();
+        write_private_sources(&etc, &state).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(state.join("sources.list.d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["debian.sources"]);
+        assert!(
+            std::fs::read_to_string(state.join("sources.list.d/debian.sources"))
+                .unwrap()
+                .contains("main non-free-firmware")
+        );
+        assert_eq!(
+            std::fs::read_to_string(state.join("sources.list")).unwrap(),
+            ""
+        );
+    }
 
     #[test]
     fn parses_apt_output() {
