@@ -63,3 +63,21 @@ pub unsafe fn wait_rwp(base: u64, rwp: u32) -> bool {
     }
     false
 }
+
+/// `GICD_ICPENDR<n>`, `GICD_ICACTIVER<n>`: the same offsets on GICv2 and GICv3.
+const GICD_ICPENDR: usize = 0x0280;
+const GICD_ICACTIVER: usize = 0x0380;
+
+/// Clears SPI `intid`'s pending and active states in the distributor at `gicd`.
+///
+/// # Safety
+/// `gicd` is the mapped distributor; `intid` is one of its SPIs.
+pub unsafe fn clear_spi_state(gicd: u64, intid: u32) {
+    let word = (intid / 32) as usize * 4;
+    // SAFETY: per the caller; clear-pending and clear-active bits only touch this
+    // interrupt.
+    unsafe {
+        write32(gicd, GICD_ICPENDR + word, 1 << (intid % 32));
+        write32(gicd, GICD_ICACTIVER + word, 1 << (intid % 32));
+    }
+}

@@ -422,7 +422,10 @@ pub fn clear_spi(intid: u32) -> Result<(), GicError> {
         return Err(GicError::BadIntid(intid));
     }
     check_intid(driver, intid)?;
-    dispatch!(driver, d => d.clear_spi_state(intid));
+    let gicd = dispatch!(driver, d => d.distributor());
+    // SAFETY: the driver's distributor is mapped for good, and `intid` is one of its SPIs
+    // (checked above).
+    unsafe { mmio::clear_spi_state(gicd, intid) };
     Ok(())
 }
 

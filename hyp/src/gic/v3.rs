@@ -25,8 +25,6 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
-const GICD_ICPENDR: usize = 0x0280;
-const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_ICFGR: usize = 0x0c00;
 const GICD_IGRPMODR: usize = 0x0d00;
@@ -211,6 +209,11 @@ impl GicV3 {
         }
     }
 
+    /// The distributor's base (for the code both versions share).
+    pub fn distributor(&self) -> u64 {
+        self.gicd
+    }
+
     /// Enables or disables `intid`; a disable waits until it has taken effect.
     pub fn set_enabled(&self, intid: u32, enabled: bool) {
         let (base, ctlr) = self.bank(intid);
@@ -230,17 +233,6 @@ impl GicV3 {
                 };
                 let _ = wait_rwp(ctlr, rwp);
             }
-        }
-    }
-
-    /// Clears SPI `intid`'s pending and active states in the distributor.
-    pub fn clear_spi_state(&self, intid: u32) {
-        let word = (intid / 32) as usize * 4;
-        // SAFETY: the distributor is mapped; clear-pending and clear-active registers only
-        // touch this interrupt.
-        unsafe {
-            write32(self.gicd, GICD_ICPENDR + word, 1 << (intid % 32));
-            write32(self.gicd, GICD_ICACTIVER + word, 1 << (intid % 32));
         }
     }
 

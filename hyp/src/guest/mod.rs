@@ -459,9 +459,10 @@ unsafe fn load_domain(cpu: usize, vcpu: &Vcpu) {
             domain.vtcr,
             exits::mpidr_of(vcpu.index) | (1 << 31),
             domain.cntvoff.load(Ordering::Acquire),
+            vcpu.tvm.load(Ordering::Relaxed),
+            sched::shared(cpu),
         );
     }
-    regs::set_twe(sched::shared(cpu));
     let previous = domain.last_ran[cpu].swap(vcpu.index + 1, Ordering::AcqRel);
     if previous != vcpu.index + 1 {
         // SAFETY: no guest runs here and VTTBR_EL2 holds this domain's VMID (above).
@@ -502,7 +503,6 @@ fn resume_context(cpu: usize, vcpu: &Vcpu, saved: &mut SavedState) {
     // FP/SIMD registers go first because the full SVE registers contain them.
     unsafe {
         load_domain(cpu, vcpu);
-        regs::set_tvm(vcpu.tvm.load(Ordering::Relaxed));
         saved.el1.restore();
         saved.fp.restore();
         saved.extra.restore();

@@ -124,7 +124,8 @@ pub fn resolve(
 ) -> Option<Vec<Assigned>> {
     let mut devices = Vec::new();
     for path in paths {
-        match check_one(path, dtb, reserved) {
+        let found = platforms::find_device(dtb, path).map_err(|e| alloc::format!("{e}"));
+        match found.and_then(|device| check_one(&device, reserved)) {
             Ok(device) => devices.push(device),
             Err(why) => {
                 log::error!("d{id} ({name}): device {path}: {why}; not started");
@@ -147,14 +148,13 @@ pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> V
     }
     let mut devices = Vec::new();
     for path in paths {
-        // Disabled nodes are no devices at all: not worth a line each.
-        if matches!(
-            platforms::find_device(dtb, &path),
-            Err(platforms::DeviceError::Disabled)
-        ) {
-            continue;
-        }
-        match check_one(&path, dtb, reserved) {
+        let result = match platforms::find_device(dtb, &path) {
+            // Disabled nodes are no devices at all: not worth a line each.
+            Err(platforms::DeviceError::Disabled) => continue,
+            Err(e) => Err(alloc::format!("{e}")),
+            Ok(device) => check_one(&device, reserved),
+        };
+        match result {
             Ok(device) => devices.push(device),
             Err(why) => log::info!("d{id} ({name}): host device {path} not given: {why}"),
         }
@@ -162,10 +162,9 @@ pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> V
     devices
 }
 
-/// One device looked up and checked: usable, and none of it (sharing a page counts) the
+/// A device found in the host tree, checked: none of it (sharing a page counts) the
 /// hypervisor's or another domain's. Says why not.
-fn check_one(path: &str, dtb: &[u8], reserved: &Reserved) -> Result<Assigned, String> {
-    let device = platforms::find_device(dtb, path).map_err(|e| alloc::format!("{e}"))?;
+fn check_one(device: &platforms::HostDevice<'_>, reserved: &Reserved) -> Result<Assigned, String> {
     let assigned = Assigned {
         name: device.name.into(),
         compatible: device.compatible.to_vec(),

@@ -43,17 +43,6 @@ const HCR_TVM: u64 = 1 << 26;
 /// HCR_EL2.TWE: WFE traps (a spinning vCPU gives its CPU to another).
 const HCR_TWE: u64 = 1 << 14;
 
-/// Turns trapping of WFE on or off for the vCPU about to run on this CPU: on when the
-/// CPU is shared, so a vCPU spinning on a lock held by a descheduled one yields; off
-/// when the vCPU has the CPU to itself, where a WFE exit would only cost time.
-pub fn set_twe(on: bool) {
-    let hcr = el2::read_hcr();
-    let hcr = if on { hcr | HCR_TWE } else { hcr & !HCR_TWE };
-    // SAFETY: read-modify-write of HCR_EL2's TWE bit while no guest runs on this CPU; it
-    // only changes whether the guest's WFE traps.
-    unsafe { el2::write_hcr(hcr) };
-}
-
 /// Turns trapping of the EL1 virtual-memory controls on or off for the vCPU running on
 /// this CPU (see `guest::sysreg`).
 pub fn set_tvm(on: bool) {
@@ -132,12 +121,16 @@ pub const CNTHCTL_EL2: u64 = vtimer::CNTHCTL_EL2_GUEST;
 /// SPSR for entering a vCPU: EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
 
-/// Writes the per-guest EL2 controls for a vCPU about to run on this CPU.
+/// Writes the per-guest EL2 controls for a vCPU about to run on this CPU. `tvm`: its
+/// virtual-memory controls trap (set/way emulation, `guest::sysreg`); `twe`: WFE traps,
+/// on when the CPU is shared, so a vCPU spinning on a lock held by a descheduled one
+/// yields (alone on its CPU a WFE exit would only cost time).
 ///
 /// # Safety
 /// No guest may be running on this CPU; `vttbr` must name valid stage-2 tables whose
 /// configuration matches `vtcr`.
-pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64, cntvoff: u64) {
+pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64, cntvoff: u64, tvm: bool, twe: bool) {
+    let hcr = HCR_EL2 | if tvm { HCR_TVM } else { 0 } | if twe { HCR_TWE } else { 0 };
     let vpidr = id::midr();
     let (cptr, has_sve, has_sme) = cptr_el2();
     // SAFETY: the caller guarantees no guest runs here and that `vttbr` and `vtcr`
@@ -152,7 +145,7 @@ pub unsafe fn load(vttbr: u64, vtcr: u64, vmpidr: u64, cntvoff: u64) {
             cptr,
             cnthctl: CNTHCTL_EL2,
             cntvoff,
-            hcr: HCR_EL2,
+            hcr,
         });
         load_feature_controls();
         // The largest vector lengths the CPU offers (ZCR_EL2 / SMCR_EL2 .LEN all ones);
