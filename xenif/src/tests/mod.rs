@@ -1,0 +1,3 @@
+//! Host tests.
+mod evtchn;
+mod gnttab;
