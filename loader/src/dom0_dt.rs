@@ -24,7 +24,9 @@
 //! - `/chosen` is rebuilt: `bootargs`, dom0's initrd, `stdout-path` naming the console node
 //!   (the host's `linux,initrd-*` describe the hypervisor's boot archive);
 //! - nodes the caller lists (the hypervisor's own devices) go, with the `/aliases` entries
-//!   that named them; so does overlay metadata (nodes named `__*`, e.g. `__symbols__`).
+//!   that named them; so does overlay metadata (nodes named `__*`, e.g. `__symbols__`);
+//! - nodes the caller lists as withheld (devices dom0 cannot have) stay, with
+//!   `status = "disabled"`, so phandles pointing at them still resolve.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -74,9 +76,14 @@ pub struct Dom0DtConfig<'a> {
     /// node; none may hold a node this module rewrites (`/chosen`, `/cpus`, memory, PSCI,
     /// the GIC) or the root.
     pub remove: &'a [&'a str],
-    /// The host node that becomes dom0's console, kept as is (the hypervisor emulates a
-    /// PL011 at its address); `/chosen/stdout-path` names it. `None`: no console.
+    /// The host node that becomes dom0's console, kept as is (the hypervisor emulates
+    /// that UART at its address); `/chosen/stdout-path` names it. `None`: no console.
     pub console: Option<&'a str>,
+    /// Absolute paths of host nodes kept but marked `status = "disabled"`: devices the
+    /// hypervisor could not give dom0, which would fault if a driver touched them. A path
+    /// naming no node is an error; one naming the console, a node this module rewrites
+    /// (the GIC: the hypervisor virtualises it) or a removed node is left as it is.
+    pub disable: &'a [&'a str],
 }
 
 /// Why dom0's device tree could not be built.
@@ -375,6 +382,8 @@ struct Plan<'h, 'a> {
     gone_msi: BTreeSet<u32>,
     /// Host nodes by phandle.
     by_phandle: BTreeMap<u32, &'h Node<'a>>,
+    /// Copied nodes written with `status = "disabled"` (by id).
+    disabled: Vec<bool>,
 }
 
 /// Builds dom0's flattened device tree from the host's (`host_dtb`, free of NOP tokens:
@@ -527,6 +536,20 @@ impl<'h, 'a> Plan<'h, 'a> {
             }
         };
 
+        let mut disabled = vec![false; count];
+        for &path in config.disable {
+            let chain = root
+                .resolve(path)
+                .ok_or_else(|| Dom0DtError::PathNotFound(String::from(path)))?;
+            let node = *chain.last().expect("a chain holds the root");
+            let console = console_path.as_deref().is_some_and(|c| {
+                root.resolve(c).and_then(|chain| chain.last().map(|n| n.id)) == Some(node.id)
+            });
+            if kept[node.id] && roles[node.id] == Role::Copy && !console && node.id != root.id {
+                disabled[node.id] = true;
+            }
+        }
+
         let host_cpus: Vec<&Node<'a>> = root
             .children
             .iter()
@@ -589,6 +612,7 @@ impl<'h, 'a> Plan<'h, 'a> {
             cpu_phandles,
             gone_msi,
             by_phandle,
+            disabled,
         })
     }
 
@@ -635,10 +659,17 @@ impl<'h, 'a> Plan<'h, 'a> {
             Role::Psci => self.write_psci(w, node.name),
             Role::Copy | Role::Gic | Role::ReservedMemory | Role::Aliases => {
                 let handle = w.begin_node(node.name)?;
+                let disabled = self.disabled[node.id];
                 for p in &node.props {
+                    if disabled && p.name == "status" {
+                        continue;
+                    }
                     if let Some(value) = self.property(node, p) {
                         w.property(p.name, value)?;
                     }
+                }
+                if disabled {
+                    w.property_string("status", "disabled")?;
                 }
                 if self.role(node) == Role::Gic
                     && node.prop("#redistributor-regions").is_none()

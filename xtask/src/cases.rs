@@ -438,8 +438,11 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
         "serial is 0, or 1 on raspi4b (its mini UART)"
     );
     ensure!(
-        !spec.sd_image || (spec.raspi4b_dtb.is_some() && spec.domains.is_some()),
-        "sd_image needs raspi4b_dtb (the card's device tree) and domains (its boot archive)"
+        !spec.sd_image
+            || (spec.raspi4b_dtb.is_some()
+                && (spec.domains.is_some() || spec.linux.as_ref().is_some_and(|l| l.dom0))),
+        "sd_image needs raspi4b_dtb (the card's device tree) and domains or a linux dom0 \
+         (its boot archive)"
     );
     let linux = match &spec.linux {
         Some(l) => Some(linux_of(spec, l)?),
@@ -564,11 +567,13 @@ const LINUX_BUILTIN_FAIL: &[&str] = &[".*panicked", ".*EXCEPTION", "(linux) .*Ke
 /// Checks a `linux` table against the rest of its case.
 fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
     ensure!(
-        spec.domains.is_none()
-            && spec.guest.is_none()
-            && spec.raspi4b_dts.is_none()
-            && spec.raspi4b_dtb.is_none(),
-        "linux boots its own guest on virt: no domains, guest or raspi4b_dts with it"
+        spec.domains.is_none() && spec.guest.is_none() && spec.raspi4b_dts.is_none(),
+        "linux boots its own guest: no domains, guest or raspi4b_dts with it"
+    );
+    ensure!(
+        spec.raspi4b_dtb.is_none() || (l.dom0 && !l.disk),
+        "linux on raspi4b (raspi4b_dtb) boots Linux as dom0 on the firmware's tree: set \
+         linux.dom0; no linux.disk (a virtio disk needs virt)"
     );
     let scripts: Vec<PathBuf> = match &l.script {
         OneOrMany::One(s) => vec![PathBuf::from(s)],
@@ -683,6 +688,13 @@ mod tests {
             (false, 2, 512 << 20, "x")
         );
         assert_eq!(cases[2].skip.as_deref(), Some("needs the vGIC"));
+        let pi = parse(
+            "[[case]]\nname = \"p\"\nexpect = ['x']\nraspi4b_dtb = 'b.dtb'\nserial = 1\n\
+             linux = { script = 't.sh', dom0 = true, cmdline = 'console=ttyS1' }\n",
+        )
+        .unwrap();
+        assert!(pi[0].linux.as_ref().unwrap().dom0);
+        assert!(pi[0].raspi4b_prebuilt.is_some());
         for bad in [
             "linux = { script = 't.sh', direct = true, vcpus = 2 }",
             "linux = { script = 't.sh', direct = true }\nexit_code = 0",
@@ -691,6 +703,10 @@ mod tests {
             "linux = { script = '' }",
             "linux = { script = 't.sh', bogus = 1 }",
             "linux = { script = 't.sh' }\nskip = ' '",
+            "linux = { script = 't.sh' }\nraspi4b_dtb = 'b.dtb'",
+            "linux = { script = 't.sh', dom0 = true, disk = true }\nraspi4b_dtb = 'b.dtb'",
+            "linux = { script = 't.sh' }\nraspi4b_dtb = 'b.dtb'\nsd_image = true",
+            "linux = { script = 't.sh', dom0 = true }\nraspi4b_dts = 'b.dts'",
         ] {
             let text = format!("[[case]]\nname = \"b\"\nexpect = ['x']\n{bad}\n");
             assert!(parse(&text).is_err(), "{bad:?} accepted");

@@ -13,6 +13,7 @@ mod image;
 mod linux;
 mod matcher;
 mod qemu;
+mod raspi4b;
 mod sd_image;
 mod shell;
 #[cfg(test)]
@@ -332,8 +333,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// console, owning the machine's devices (2 vCPUs, 256 MiB, 1:1), and a domU with the
 /// same kernel and shell beside it (1 vCPU, 128 MiB), reached by typing Ctrl-a three
 /// times. `poweroff -f` in dom0 ends the machine.
-fn default_system(image: &Path, initramfs: &Path, cmdline: &str) -> Vec<domains::DomainConfig> {
-    let linux = |name: &str, vcpus: u32, mem: u64| domains::DomainConfig {
+fn default_system(
+    image: &Path,
+    initramfs: &Path,
+    dom0_cmdline: &str,
+    domu_cmdline: &str,
+) -> Vec<domains::DomainConfig> {
+    let linux = |name: &str, cmdline: &str, vcpus: u32, mem: u64| domains::DomainConfig {
         name: name.into(),
         ..domains::single_guest(
             image.to_string_lossy().into_owned(),
@@ -343,9 +349,9 @@ fn default_system(image: &Path, initramfs: &Path, cmdline: &str) -> Vec<domains:
             mem,
         )
     };
-    let mut dom0 = linux("dom0", 2, 256 * qemu::MIB);
+    let mut dom0 = linux("dom0", dom0_cmdline, 2, 256 * qemu::MIB);
     dom0.privileged = true;
-    vec![dom0, linux("domu", 1, 128 * qemu::MIB)]
+    vec![dom0, linux("domu", domu_cmdline, 1, 128 * qemu::MIB)]
 }
 
 /// `cargo xtask image rpi4`: the Raspberry Pi 4 SD-card image (see [`sd_image`]).
@@ -364,7 +370,12 @@ fn image_rpi4(args: &ImageArgs, invoked_from: &Path) -> Result<ExitCode> {
             println!("linux: {}", got.origin);
             let initramfs = dir.join("shell.cpio.gz");
             linux::build_initramfs(&got, None, &[], &initramfs)?;
-            default_system(&got.image, &initramfs, RPI4_LINUX_CMDLINE)
+            default_system(
+                &got.image,
+                &initramfs,
+                RPI4_DOM0_CMDLINE,
+                DEFAULT_LINUX_CMDLINE,
+            )
         }
     };
     let test_guest = if domains::uses_test_guest(&list) {
@@ -398,9 +409,10 @@ fn image_rpi4(args: &ImageArgs, invoked_from: &Path) -> Result<ExitCode> {
 
 /// The Raspberry Pi 4 firmware's device tree, from Debian's kernel package.
 const RPI4_DTB: &str = "linux-package:broadcom/bcm2711-rpi-4-b.dtb";
-/// dom0's command line on the card: the default system's (each domain's console is the
-/// hypervisor's emulated PL011).
-const RPI4_LINUX_CMDLINE: &str = DEFAULT_LINUX_CMDLINE;
+/// dom0's command line on the card: its console is the mini UART the hypervisor emulates
+/// where the firmware's tree has it (`serial1`, Linux's `ttyS1`); the PL011 (`ttyAMA0`) is
+/// the board's, passed through to dom0. The domU keeps the default (its emulated PL011).
+const RPI4_DOM0_CMDLINE: &str = "console=ttyS1";
 
 fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
     let qemu = Qemu::find(invoked_from)?;
@@ -478,7 +490,7 @@ fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         (Some(file), _) => Some(domains::load(&from_cwd(file))?),
         (None, None) if default_system_wanted => {
             let (image, initramfs, cmdline) = linux_boot.clone().expect("default system");
-            Some(default_system(&image, &initramfs, &cmdline))
+            Some(default_system(&image, &initramfs, &cmdline, &cmdline))
         }
         (None, None) if linux_boot.is_some() => {
             let (image, initramfs, cmdline) = linux_boot.clone().expect("checked");
@@ -533,8 +545,14 @@ fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
         extra: args.qemu_args,
         initrd,
         raspi4b_dtb: match &args.raspi4b {
-            Some(dtb) if dtb.extension().is_some_and(|e| e == "dtb") => Some(from_cwd(dtb)),
-            Some(dts) => Some(build::compile_dts(&from_cwd(dts))?),
+            Some(dtb) if dtb.extension().is_some_and(|e| e == "dtb") => Some(raspi4b::for_qemu(
+                &from_cwd(dtb),
+                &raspi4b::qemu_copy_path("run"),
+            )?),
+            Some(dts) => Some(raspi4b::for_qemu(
+                &build::compile_dts(&from_cwd(dts))?,
+                &raspi4b::qemu_copy_path("run"),
+            )?),
             None => None,
         },
         serial: args.serial,
@@ -632,6 +650,14 @@ fn test(args: TestArgs, invoked_from: &Path) -> Result<ExitCode> {
         }
     }
     prepare_sd_image_cases(&mut cases, &built.bin, args.linux.refresh)?;
+    for case in cases.iter_mut().filter(|c| c.skip.is_none()) {
+        if let Some(dtb) = &case.raspi4b_dtb {
+            case.raspi4b_dtb = Some(raspi4b::for_qemu(
+                dtb,
+                &raspi4b::qemu_copy_path(&case.name),
+            )?);
+        }
+    }
     let dirs = harness::Dirs {
         logs: build::xtask_dir().join("boot-logs"),
         images: build::xtask_dir().join("boot-images"),
@@ -852,7 +878,12 @@ mod tests {
 
     #[test]
     fn the_default_system_is_a_privileged_dom0_and_a_domu() {
-        let list = default_system(Path::new("Image"), Path::new("rd.gz"), "console=ttyAMA0");
+        let list = default_system(
+            Path::new("Image"),
+            Path::new("rd.gz"),
+            "console=ttyAMA0",
+            "console=ttyAMA0",
+        );
         let summary: Vec<(&str, bool, u32, &str)> = list
             .iter()
             .map(|d| (d.name.as_str(), d.privileged, d.vcpus, d.memory.as_str()))

@@ -120,7 +120,10 @@ pub fn access(
                 }
                 result.map(|()| 0)
             } else {
-                console.uart.read(offset, access.size)
+                let loaded = console.uart.read(offset, access.size);
+                // A read may have made room for bytes waiting on the line.
+                console.refill();
+                loaded
             };
             update_console_irq(domain, console);
             result.map_err(AccessError::Console)

@@ -15,7 +15,7 @@ use loader::layout::{GICC_SIZE, RAM_BASE};
 use loader::{DomainSpec, GicVersion, GuestDtConfig, Placement};
 use spin::Mutex;
 use stage2::{Attributes, IntermPhysAddr, PageTable, PhysAddr, Stage2, Vmid};
-use vdevices::Pl011;
+use vdevices::{ConsoleUart, MiniUart, Pl011};
 
 use super::bus::Bus;
 use super::console::LineBuffer;
@@ -44,13 +44,26 @@ fn vgic_config(gic: GicVersion, vcpus: usize, spis: usize) -> vgic::Config {
     }
 }
 
+/// The UART model behind a domain's console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleModel {
+    /// A PL011 (generated guest trees; dom0 on a host with a PL011 console).
+    Pl011,
+    /// The BCM2835 auxiliary block with its mini UART (dom0 on a Raspberry Pi, whose
+    /// console node is the firmware's `brcm,bcm2835-aux-uart`); the console region is the
+    /// whole block.
+    MiniUart,
+}
+
 /// Where a domain's RAM and emulated devices are in its IPA space.
 #[derive(Clone, Debug)]
 pub struct Layout {
     /// First IPA of its RAM.
     pub ram_base: u64,
-    /// The emulated PL011: base, size, interrupt ID.
+    /// The emulated console UART: base, size, interrupt ID.
     pub console: (u64, u64, u32),
+    /// Which UART the console is (what its device tree node says).
+    pub console_model: ConsoleModel,
     /// The vGIC distributor.
     pub gicd: u64,
     /// The vGIC redistributors (GICv3).
@@ -68,6 +81,7 @@ impl Layout {
         Layout {
             ram_base: l::RAM_BASE,
             console: (l::PL011_BASE, l::PL011_SIZE, l::PL011_INTID),
+            console_model: ConsoleModel::Pl011,
             gicd: l::GICD_BASE,
             gicr: l::GICR_BASE,
             gicc: l::GICC_BASE,
@@ -146,11 +160,52 @@ pub struct Images {
 /// The emulated console and the line buffer behind it.
 pub struct Console {
     /// Register model.
-    pub uart: Pl011,
+    pub uart: ConsoleUart,
     /// Output collected into lines.
     pub output: LineBuffer,
     /// The interrupt line's level as last given to the vGIC.
     pub irq_level: bool,
+    /// Typed bytes the UART's receive FIFO had no room for yet (the line holding them,
+    /// as a terminal's flow control would): moved into the FIFO as the guest reads.
+    pub pending_input: heapless::Deque<u8, CONSOLE_INPUT_QUEUE>,
+}
+
+/// Typed bytes a console holds beyond its UART's receive FIFO (a pasted line or two).
+pub const CONSOLE_INPUT_QUEUE: usize = 256;
+
+impl Console {
+    /// A console with this UART model, idle.
+    pub fn new(model: ConsoleModel) -> Self {
+        Console {
+            uart: match model {
+                ConsoleModel::Pl011 => ConsoleUart::Pl011(Pl011::new()),
+                ConsoleModel::MiniUart => ConsoleUart::MiniUart(MiniUart::new()),
+            },
+            output: LineBuffer::default(),
+            irq_level: false,
+            pending_input: heapless::Deque::new(),
+        }
+    }
+
+    /// Hands a typed byte to the UART, or queues it behind those already waiting; a byte
+    /// finding the queue full is lost.
+    pub fn deliver(&mut self, byte: u8) {
+        self.refill();
+        if self.pending_input.is_empty() && self.uart.input_space() > 0 {
+            self.uart.push_input(byte);
+        } else {
+            let _ = self.pending_input.push_back(byte);
+        }
+    }
+
+    /// Moves queued bytes into the UART's receive FIFO while it has room.
+    pub fn refill(&mut self) {
+        while self.uart.input_space() > 0
+            && let Some(byte) = self.pending_input.pop_front()
+        {
+            self.uart.push_input(byte);
+        }
+    }
 }
 
 /// A guest.
@@ -189,6 +244,8 @@ pub struct Domain {
     pub vcpu_homes: Vec<usize>,
     /// Host devices given to it (`passthrough`).
     pub devices: Vec<super::passthrough::Assigned>,
+    /// Host devices dom0 does not get: disabled in its device tree.
+    withheld: Vec<String>,
     /// Its vCPUs, set right after it is built and cleared when it is retired (they hold
     /// the domain: this breaks the cycle).
     pub vcpus: spin::RwLock<Vec<Arc<super::Vcpu>>>,
@@ -223,8 +280,12 @@ impl Domain {
         host: &super::registry::Host,
         vmid: Vmid,
         vcpu_homes: Vec<usize>,
-        devices: Vec<super::passthrough::Assigned>,
+        devices: super::passthrough::Dom0Devices,
     ) -> Result<Self, BuildError> {
+        let super::passthrough::Dom0Devices {
+            given: devices,
+            withheld,
+        } = devices;
         let image = loader::parse_image(images.kernel).map_err(BuildError::Image)?;
         let placement = loader::plan(
             spec.memory,
@@ -261,13 +322,9 @@ impl Domain {
                 return Err(BuildError::Stage2(e));
             }
         };
-        let console = spec.console.then(|| {
-            Mutex::new(Console {
-                uart: Pl011::new(),
-                output: LineBuffer::default(),
-                irq_level: false,
-            })
-        });
+        let console = spec
+            .console
+            .then(|| Mutex::new(Console::new(layout.console_model)));
         let vcpus = spec.vcpus as usize;
         let vgic =
             Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
@@ -290,6 +347,7 @@ impl Domain {
             vgic: Mutex::new(Box::new(vgic)),
             vcpu_homes,
             devices,
+            withheld,
             vcpus: spin::RwLock::new(Vec::new()),
             queued: AtomicUsize::new(0),
             vmid,
@@ -320,6 +378,7 @@ impl Domain {
             let dom0 = host.dom0.as_ref().ok_or(BuildError::NoDom0Layout)?;
             // Without a console the host UART's node goes: nothing answers there.
             let no_console = [dom0.console_path];
+            let withheld: Vec<&str> = self.withheld.iter().map(String::as_str).collect();
             let config = loader::Dom0DtConfig {
                 ram: (self.layout.ram_base, self.spec.memory),
                 vcpus: self.spec.vcpus,
@@ -327,6 +386,7 @@ impl Domain {
                 initrd: self.placement.initrd,
                 remove: if self.spec.console { &[] } else { &no_console },
                 console: self.spec.console.then_some(dom0.console_path),
+                disable: &withheld,
             };
             return loader::build_dom0_dt(host.dtb, &config).map_err(BuildError::Dom0DeviceTree);
         }

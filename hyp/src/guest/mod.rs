@@ -322,10 +322,25 @@ fn dom0_host(platform: &Platform<'static>) -> Option<registry::Dom0Host> {
     let gic = platform.gic.as_ref()?;
     let gicr = gic.redistributors.first().map_or(0, |r| r.base);
     let gicc = gic.cpu_interface.map_or(0, |r| r.base);
+    // A mini UART is emulated with the auxiliary block around it (its clock gate is
+    // there), which starts `UART_OFFSET` bytes before the UART's own registers.
+    let (console_base, console_size, console_model) = match console.kind {
+        platforms::ConsoleKind::Pl011 => (
+            console.region.base,
+            console.region.size,
+            domain::ConsoleModel::Pl011,
+        ),
+        platforms::ConsoleKind::MiniUart => (
+            console.region.base - vdevices::mini_uart::UART_OFFSET,
+            vdevices::mini_uart::AUX_SIZE,
+            domain::ConsoleModel::MiniUart,
+        ),
+    };
     Some(registry::Dom0Host {
         layout: domain::Layout {
             ram_base: 0,
-            console: (console.region.base, console.region.size, irq),
+            console: (console_base, console_size, irq),
+            console_model,
             gicd: gic.distributor.base,
             gicr,
             gicc,
@@ -613,12 +628,12 @@ pub fn route_console_input() {
         let Some(domain) = &target else {
             continue;
         };
-        // A domain without a console, or not running, drops its input; a full receive
-        // FIFO drops the byte, as a real UART overruns.
+        // A domain without a console, or not running, drops its input; bytes its receive
+        // FIFO has no room for wait in the console's input queue.
         if let (Some(console), DomainState::Running) = (&domain.console, domain.state()) {
             let mut console = console.lock();
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
-                console.uart.push_input(b);
+                console.deliver(b);
             }
             // Its receive interrupt may now be asserted.
             bus::update_console_irq(domain, console);

@@ -136,27 +136,62 @@ pub fn resolve(
     Some(devices)
 }
 
+/// The host's devices as dom0 sees them.
+#[derive(Debug, Default)]
+pub struct Dom0Devices {
+    /// Given to it: MMIO mapped 1:1, SPIs forwarded.
+    pub given: Vec<Assigned>,
+    /// Withheld (the hypervisor's own, or not describable): their nodes are disabled in
+    /// dom0's tree, so no driver touches registers that are not there.
+    pub withheld: Vec<String>,
+}
+
 /// Every host device dom0 can have: those of the host tree (`platforms::
 /// for_each_device_path`) that [`resolve`] would accept, that is all but the hypervisor's
-/// own and another domain's, with usable regions and GIC SPIs. The others are listed at
-/// boot (not guest-caused), with the reason.
-pub fn all_for_dom0(id: usize, name: &str, dtb: &[u8], reserved: &Reserved) -> Vec<Assigned> {
+/// own and another domain's, with usable regions and GIC SPIs. Those whose registers all
+/// lie in a range in `emulated` (dom0's emulated console block) are neither given nor
+/// withheld: the emulation answers for them. The others are listed at boot (not
+/// guest-caused), with the reason.
+pub fn all_for_dom0(
+    id: usize,
+    name: &str,
+    dtb: &[u8],
+    reserved: &Reserved,
+    emulated: &[(u64, u64)],
+) -> Dom0Devices {
     let mut paths = Vec::new();
     if let Err(e) = platforms::for_each_device_path(dtb, |p| paths.push(String::from(p))) {
         warn!("d{id} ({name}): cannot list the host's devices ({e}); it gets none");
-        return Vec::new();
+        return Dom0Devices::default();
     }
-    let mut devices = Vec::new();
+    let inside = |&(base, size): &(u64, u64)| {
+        emulated
+            .iter()
+            .any(|&(e, len)| base >= e && base.saturating_add(size) <= e.saturating_add(len))
+    };
+    let mut devices = Dom0Devices::default();
     for path in paths {
         let result = match platforms::find_device(dtb, &path) {
             // Disabled nodes are no devices at all: not worth a line each.
             Err(platforms::DeviceError::Disabled) => continue,
+            Ok(device)
+                if !device.regions.is_empty()
+                    && device.regions.iter().all(|r| inside(&(r.base, r.size))) =>
+            {
+                log::info!("d{id} ({name}): host device {path} is emulated for it");
+                continue;
+            }
             Err(e) => Err(alloc::format!("{e}")),
             Ok(device) => check_one(&device, reserved),
         };
         match result {
-            Ok(device) => devices.push(device),
-            Err(why) => log::info!("d{id} ({name}): host device {path} not given: {why}"),
+            Ok(device) => devices.given.push(device),
+            Err(why) => {
+                log::info!(
+                    "d{id} ({name}): host device {path} not given ({why}): disabled in its tree"
+                );
+                devices.withheld.push(path);
+            }
         }
     }
     devices

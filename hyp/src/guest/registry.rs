@@ -129,10 +129,19 @@ pub fn create(
     }
     let allowed = allowed_cpus(id, &spec, &host.online).ok_or(CreateError::Refused)?;
     let devices = if spec.privileged {
-        super::passthrough::all_for_dom0(id, &spec.name, host.dtb, &host.reserved)
+        let emulated: &[(u64, u64)] = match &host.dom0 {
+            Some(dom0) => &[(dom0.layout.console.0, dom0.layout.console.1)],
+            None => &[],
+        };
+        super::passthrough::all_for_dom0(id, &spec.name, host.dtb, &host.reserved, emulated)
     } else {
-        super::passthrough::resolve(id, &spec.name, &spec.devices, host.dtb, &host.reserved)
-            .ok_or(CreateError::Refused)?
+        let given =
+            super::passthrough::resolve(id, &spec.name, &spec.devices, host.dtb, &host.reserved)
+                .ok_or(CreateError::Refused)?;
+        super::passthrough::Dom0Devices {
+            given,
+            withheld: Vec::new(),
+        }
     };
     let vmid = alloc_vmid().ok_or(CreateError::NoVmid)?;
     let homes = place_vcpus(vcpus, &allowed);

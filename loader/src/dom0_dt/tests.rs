@@ -27,6 +27,7 @@ fn config(vcpus: u32) -> Dom0DtConfig<'static> {
         initrd: Some(INITRD),
         remove: &[RTC],
         console: Some(UART),
+        disable: &[],
     }
 }
 
@@ -308,6 +309,7 @@ fn removed_console_without_console() {
     let c = Dom0DtConfig {
         remove: &[UART, RTC],
         console: None,
+        disable: &[],
         initrd: None,
         ..config(1)
     };
@@ -333,6 +335,7 @@ fn paths_resolve_without_unit_address() {
     let c = Dom0DtConfig {
         remove: &["/pl031"],
         console: Some("/pl011"),
+        disable: &[],
         ..config(1)
     };
     let dtb = build(VIRT_V3, &c);
@@ -353,6 +356,7 @@ fn rpi4_like_host() {
         initrd: None,
         remove: &["/soc/serial@7e201000"],
         console: None,
+        disable: &[],
     };
     let dtb = build(RPI4_LIKE, &c);
     let fdt = Fdt::new(&dtb).unwrap();
@@ -446,6 +450,7 @@ fn read_back_by_the_hypervisor_parser() {
         initrd: None,
         remove: &[],
         console: Some("/soc/serial@7e201000"),
+        disable: &[],
     };
     let dtb = build(RPI4_LIKE, &c);
     let p = platforms::Platform::parse(&dtb).unwrap();
@@ -468,6 +473,7 @@ fn real_qemu_trees() {
         initrd: None,
         remove: &[],
         console: None,
+        disable: &[],
     };
     // It holds NOP tokens, which the hypervisor strips from the boot tree first.
     assert!(matches!(
@@ -669,6 +675,7 @@ fn synthetic_config(vcpus: u32) -> Dom0DtConfig<'static> {
         initrd: None,
         remove: &[],
         console: None,
+        disable: &[],
     }
 }
 
@@ -799,6 +806,7 @@ fn errors() {
     }
     let c = Dom0DtConfig {
         console: Some("/serial@9000000"),
+        disable: &[],
         ..config(1)
     };
     assert_eq!(
@@ -849,6 +857,7 @@ fn errors() {
         let c = Dom0DtConfig {
             remove,
             console: Some(console),
+            disable: &[],
             ..config(1)
         };
         assert_eq!(
@@ -972,4 +981,46 @@ fn cell_helpers() {
     assert_eq!(read_cells(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), None);
     assert_eq!(read_cells(&[1, 2]), None);
     assert_eq!(read_cells(&[]), Some(0));
+}
+
+#[test]
+fn withheld_devices_stay_disabled_and_the_console_and_gic_are_left_alone() {
+    let disable = [
+        RTC,
+        "/pl061@9030000",
+        UART,
+        "/intc@8000000",
+        "/pl061@9030000",
+    ];
+    let c = Dom0DtConfig {
+        remove: &[],
+        disable: &disable,
+        ..config(2)
+    };
+    let dtb = build(VIRT_V2, &c);
+    let dom0 = Fdt::new(&dtb).unwrap();
+    let host = Fdt::new(VIRT_V2).unwrap();
+    for path in [RTC, "/pl061@9030000"] {
+        let node = dom0.find_node(path).expect(path);
+        assert_eq!(strings(&node, "status"), ["disabled"], "{path}");
+        // Everything else is the host's, byte for byte.
+        let host_node = host.find_node(path).unwrap();
+        let mut want = props(&host_node);
+        want.retain(|(n, _)| *n != "status");
+        let mut got = props(&node);
+        got.retain(|(n, _)| *n != "status");
+        assert_eq!(got, want, "{path}");
+    }
+    for path in [UART, "/intc@8000000"] {
+        let node = dom0.find_node(path).expect(path);
+        assert!(node.property("status").is_none(), "{path} untouched");
+    }
+    let missing = Dom0DtConfig {
+        disable: &["/nowhere@1"],
+        ..config(1)
+    };
+    assert_eq!(
+        build_dom0_dt(VIRT_V2, &missing),
+        Err(Dom0DtError::PathNotFound("/nowhere@1".into()))
+    );
 }

@@ -15,9 +15,9 @@ use heapless::Vec;
 use super::{Bus, Cells, GIC_COMPATIBLES, MAX_DEPTH, ParseError, Region, open};
 
 /// MMIO regions kept per device.
-pub const MAX_DEVICE_REGIONS: usize = 8;
+pub const MAX_DEVICE_REGIONS: usize = 12;
 /// SPIs kept per device.
-pub const MAX_DEVICE_SPIS: usize = 8;
+pub const MAX_DEVICE_SPIS: usize = 16;
 
 /// Highest SPI number: SPI `n` is interrupt ID `32 + n`, and IDs stop at 1019.
 const MAX_SPI: u32 = 1019 - 32;
