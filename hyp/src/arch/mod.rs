@@ -6,6 +6,7 @@
 //! `xtask/src/source_rules.rs` keeps it so): the rest of `hyp` calls these wrappers, safe
 //! where any argument is sound and `unsafe fn` where the caller must uphold something.
 
+pub mod at;
 pub mod barrier;
 pub mod cache;
 pub mod el1;

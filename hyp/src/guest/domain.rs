@@ -72,6 +72,9 @@ pub struct Layout {
     pub gicc: u64,
     /// SPIs its vGIC has.
     pub spis: usize,
+    /// The regions its `/hypervisor` node lists (Xen-aware domains): where the Xen pages
+    /// (grant table) may be mapped besides its RAM.
+    pub xen_regions: Vec<(u64, u64)>,
 }
 
 impl Layout {
@@ -86,6 +89,10 @@ impl Layout {
             gicr: l::GICR_BASE,
             gicc: l::GICC_BASE,
             spis: DOMAIN_SPIS,
+            xen_regions: alloc::vec![(
+                xen_abi::arch::GUEST_GNTTAB_BASE,
+                xen_abi::arch::GUEST_GNTTAB_SIZE
+            )],
         }
     }
 }
@@ -246,6 +253,8 @@ pub struct Domain {
     pub devices: Vec<super::passthrough::Assigned>,
     /// Host devices dom0 does not get: disabled in its device tree.
     withheld: Vec<String>,
+    /// Its Xen interface state, if it is Xen-aware (`xen = true`).
+    pub xen: Option<super::xen::XenState>,
     /// Its vCPUs, set right after it is built and cleared when it is retired (they hold
     /// the domain: this breaks the cycle).
     pub vcpus: spin::RwLock<Vec<Arc<super::Vcpu>>>,
@@ -328,6 +337,18 @@ impl Domain {
         let vcpus = spec.vcpus as usize;
         let vgic =
             Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
+        let xen = match spec.xen {
+            false => None,
+            true => Some(
+                super::xen::XenState::new(
+                    id,
+                    spec.vcpus,
+                    spec.privileged,
+                    layout.xen_regions.clone(),
+                )
+                .ok_or(BuildError::OutOfMemory("the Xen interface state"))?,
+            ),
+        };
         let bus = Bus::new(host.gic, spec.vcpus, spec.console, &layout);
         let mut domain = Domain {
             id,
@@ -348,6 +369,7 @@ impl Domain {
             vcpu_homes,
             devices,
             withheld,
+            xen,
             vcpus: spin::RwLock::new(Vec::new()),
             queued: AtomicUsize::new(0),
             vmid,
@@ -466,6 +488,23 @@ impl Domain {
                 self.spec.memory as usize,
             )
         }
+    }
+
+    /// The host physical address of `ipa` if it is in the domain's RAM (which is
+    /// contiguous and still allocated).
+    pub fn ram_host_address(&self, ipa: IntermPhysAddr) -> Option<u64> {
+        let ipa = ipa.as_u64();
+        let ram = self.ram_ipa();
+        (ram.contains(&ipa) && !self.ram_released.load(Ordering::Acquire))
+            .then(|| self.ram_pa.as_u64() + (ipa - ram.start))
+    }
+
+    /// Whether host physical `pa` is memory of this domain's own: its RAM, or a page the
+    /// hypervisor gave it for the Xen interface. Hypercall buffers must be.
+    pub fn owns_memory(&self, pa: u64) -> bool {
+        let ram = self.ram_pa.as_u64()..self.ram_pa.as_u64() + self.spec.memory;
+        (ram.contains(&pa) && !self.ram_released.load(Ordering::Acquire))
+            || self.xen.as_ref().is_some_and(|x| x.owns_page(pa))
     }
 
     /// The domain's RAM as a range of IPAs.
@@ -602,6 +641,11 @@ impl Domain {
             let mut tlb = Stage2Tlb { vttbr: self.vttbr };
             s2.destroy(&mut tables, &mut tlb);
         }
+        if let Some(xen) = &self.xen {
+            // After the stage-2 tables (which map its pages) are gone, before the RAM
+            // (which may hold its vcpu_info areas) goes back.
+            xen.release();
+        }
         if !self.ram_released.swap(true, Ordering::AcqRel) {
             // SAFETY: the domain's own RAM, given back once: its stage-2 tables were
             // destroyed above (TLB entries invalidated), no vCPU of it runs (retired or
@@ -619,10 +663,13 @@ impl Domain {
         }
     }
 
-    /// Prints what is left in the console's line buffer.
+    /// Prints what is left in the console's line buffer (and in its `hvc0`'s).
     pub fn flush_console(&self) {
         if let Some(console) = &self.console {
             console.lock().output.flush_partial(&self.name);
+        }
+        if let Some(xen) = &self.xen {
+            xen.flush_console(&self.name);
         }
     }
 }

@@ -25,6 +25,7 @@ mod sysreg;
 mod timers;
 mod trap;
 mod vcpuif;
+mod xen;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -345,6 +346,8 @@ fn dom0_host(platform: &Platform<'static>) -> Option<registry::Dom0Host> {
             gicr,
             gicc,
             spis: vgic::MAX_SPIS,
+            // Chosen from the host's free address space when dom0 is built.
+            xen_regions: Vec::new(),
         },
         console_path: platform.console_path,
     })
@@ -633,7 +636,10 @@ pub fn route_console_input() {
         if let (Some(console), DomainState::Running) = (&domain.console, domain.state()) {
             let mut console = console.lock();
             for b in core::iter::repeat_n(CTRL_A, held).chain(core::iter::once(byte)) {
-                console.deliver(b);
+                // A Xen-aware control domain reads its console through console_io.
+                if !xen::console_input(domain, b) {
+                    console.deliver(b);
+                }
             }
             // Its receive interrupt may now be asserted.
             bus::update_console_irq(domain, console);

@@ -109,7 +109,7 @@ fn synchronous(vcpu: &Vcpu, frame: &mut TrapFrame) -> Action {
 /// Alone on its CPU it sleeps in place: its timers keep running in the hardware and their
 /// interrupts wake the CPU. On a shared CPU it blocks and another vCPU runs meanwhile
 /// (the scheduler wakes it when an interrupt is pending or one of its timers is due).
-fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
+pub(super) fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
     let domain = &*vcpu.domain;
     let cpu = vcpu.sched.home;
     if super::sched::shared(cpu) {
@@ -227,6 +227,9 @@ fn system_register(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
 
 /// An SMCCC call on either conduit. The result goes to `x0`.
 fn call(vcpu: &Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
+    if imm == xen_abi::HYPERCALL_IMM && vcpu.domain.xen.is_some() {
+        return super::xen::hypercall(vcpu, frame);
+    }
     if imm != 0 {
         frame.x[0] = NOT_SUPPORTED as u64;
         return Action::Resume;

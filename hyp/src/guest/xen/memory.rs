@@ -1,0 +1,172 @@
+//! `memory_op`: `XENMEM_add_to_physmap` for the shared-info page and grant-table frames
+//! (the hypervisor's own pages, mapped into the guest's IPA space where it asks), and
+//! `XENMEM_remove_from_physmap` of them.
+//!
+//! Such a page may go at a page of the guest's RAM (Linux puts the shared-info page at
+//! one of its own pages, as on Xen: that RAM page is then no longer mapped) or inside the
+//! regions its `/hypervisor` node lists; nowhere else (not over an emulated or
+//! passed-through device). Not implemented, `-ENOSYS`: moving the guest's own frames
+//! (`gmfn`, `gmfn_range`), foreign mappings (`gmfn_foreign`, `add_to_physmap_range`),
+//! reservations (ballooning) and the other `XENMEM_*` queries.
+
+use alloc::vec::Vec;
+
+use stage2::{Attributes, IntermPhysAddr, MapError, PhysAddr};
+use xen_abi::memory::{
+    MapSpace, XENMAPIDX_GRANT_TABLE_STATUS, XenAddToPhysmap, XenMem, XenRemoveFromPhysmap,
+};
+use xen_abi::{Errno, domid};
+
+use super::super::Domain;
+use super::super::s2tables::Stage2Tlb;
+use super::{XenState, mem};
+use crate::mm::PAGE_SIZE;
+
+/// Where the Xen pages are in a domain's IPA space.
+#[derive(Debug, Default)]
+pub struct Physmap {
+    /// The shared-info page's IPA.
+    shared_info: Option<u64>,
+    /// Each grant-table frame's IPA, by index.
+    grant_frames: Vec<Option<u64>>,
+}
+
+impl Physmap {
+    /// Forgets whatever was mapped at `ipa` (it is being replaced or removed).
+    fn forget(&mut self, ipa: u64) {
+        if self.shared_info == Some(ipa) {
+            self.shared_info = None;
+        }
+        for slot in &mut self.grant_frames {
+            if *slot == Some(ipa) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Whether a Xen page may be mapped at `ipa` of `domain`: in its RAM or in its
+/// `/hypervisor` regions.
+fn placeable(domain: &Domain, xen: &XenState, ipa: u64) -> bool {
+    let inside = |(base, size): (u64, u64)| ipa >= base && ipa - base < size;
+    let ram = domain.ram_ipa();
+    inside((ram.start, ram.end - ram.start)) || xen.regions.iter().copied().any(inside)
+}
+
+/// Maps host page `pa` at `ipa` of `domain` (replacing what was there).
+fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
+    let mut guard = domain.stage2.lock();
+    let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
+    let mut tlb = Stage2Tlb {
+        vttbr: domain.vttbr,
+    };
+    let at = IntermPhysAddr::new(ipa);
+    match s2.unmap(at, PAGE_SIZE, tables, &mut tlb) {
+        Ok(()) | Err(MapError::NotMapped) => {}
+        Err(MapError::OutOfMemory) => return Err(Errno::ENOMEM),
+        Err(_) => return Err(Errno::EINVAL),
+    }
+    s2.map(at, pa, PAGE_SIZE, Attributes::NORMAL_RW, tables, &mut tlb)
+        .map_err(|e| match e {
+            MapError::OutOfMemory => Errno::ENOMEM,
+            _ => Errno::EINVAL,
+        })
+}
+
+/// Unmaps the page at `ipa` of `domain`.
+fn unmap_page(domain: &Domain, ipa: u64) -> Result<(), Errno> {
+    let mut guard = domain.stage2.lock();
+    let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
+    let mut tlb = Stage2Tlb {
+        vttbr: domain.vttbr,
+    };
+    s2.unmap(IntermPhysAddr::new(ipa), PAGE_SIZE, tables, &mut tlb)
+        .map_err(|e| match e {
+            MapError::OutOfMemory => Errno::ENOMEM,
+            _ => Errno::EINVAL,
+        })
+}
+
+/// Puts the Xen page `pa` at guest frame `gpfn`, recording it with `record`.
+fn add(
+    domain: &Domain,
+    xen: &XenState,
+    gpfn: u64,
+    pa: PhysAddr,
+    record: impl FnOnce(&mut Physmap, u64) -> Option<u64>,
+) -> Result<(), Errno> {
+    let ipa = gpfn.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+    if !placeable(domain, xen, ipa) {
+        return Err(Errno::EINVAL);
+    }
+    let mut physmap = xen.physmap.lock();
+    map_page(domain, ipa, pa)?;
+    physmap.forget(ipa);
+    // The page leaves the place it had before, as on Xen.
+    if let Some(old) = record(&mut physmap, ipa)
+        && old != ipa
+    {
+        unmap_page(domain, old)?;
+    }
+    Ok(())
+}
+
+/// `memory_op(cmd, arg)`.
+pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
+    let (cmd, arg) = (args[0], args[1]);
+    match XenMem::from_raw(cmd).ok_or(Errno::ENOSYS)? {
+        XenMem::AddToPhysmap => {
+            let req: XenAddToPhysmap = mem::read_struct(domain, arg)?;
+            if domid::resolve(req.domid, xen.domid) != xen.domid {
+                // Changing another domain's physmap is a toolstack's job: not yet.
+                return Err(Errno::ENOSYS);
+            }
+            match MapSpace::from_raw(u64::from(req.space)) {
+                Some(MapSpace::SharedInfo) => {
+                    if req.idx != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    add(domain, xen, req.gpfn, xen.shared_info, |map, ipa| {
+                        map.shared_info.replace(ipa)
+                    })?;
+                    Ok(0)
+                }
+                Some(MapSpace::GrantTable) => {
+                    if req.idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 {
+                        // Status frames exist only in grant-table version 2.
+                        return Err(Errno::EINVAL);
+                    }
+                    let index = u32::try_from(req.idx).map_err(|_| Errno::EINVAL)?;
+                    let pa = xen.grants.lock().frame_for_physmap(index)?;
+                    add(domain, xen, req.gpfn, pa, |map, ipa| {
+                        let i = index as usize;
+                        if map.grant_frames.len() <= i {
+                            map.grant_frames.resize(i + 1, None);
+                        }
+                        map.grant_frames[i].replace(ipa)
+                    })?;
+                    Ok(0)
+                }
+                _ => Err(Errno::ENOSYS),
+            }
+        }
+        XenMem::RemoveFromPhysmap => {
+            let req: XenRemoveFromPhysmap = mem::read_struct(domain, arg)?;
+            if domid::resolve(req.domid, xen.domid) != xen.domid {
+                return Err(Errno::ENOSYS);
+            }
+            let ipa = req.gpfn.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+            let mut physmap = xen.physmap.lock();
+            let is_xen_page =
+                physmap.shared_info == Some(ipa) || physmap.grant_frames.contains(&Some(ipa));
+            if !is_xen_page {
+                // Removing the guest's own RAM (ballooning) is not implemented.
+                return Err(Errno::ENOSYS);
+            }
+            unmap_page(domain, ipa)?;
+            physmap.forget(ipa);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
