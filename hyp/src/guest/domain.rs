@@ -388,7 +388,13 @@ impl Domain {
             .load(host)
             .and_then(|()| domain.map_ram())
             .and_then(|()| domain.map_cpu_interface())
-            .and_then(|()| domain.map_devices())?;
+            .and_then(|()| domain.map_devices())
+            .and_then(|()| match &domain.xen {
+                Some(xen) => xen
+                    .map_initial_pages(&domain)
+                    .map_err(|_| BuildError::OutOfMemory("the Xen console ring's mapping")),
+                None => Ok(()),
+            })?;
         Ok(domain)
     }
 

@@ -32,6 +32,13 @@ pub struct Events {
 }
 
 impl Events {
+    /// A port for the hypervisor's end of a channel (the console ring's): unbound, for
+    /// the domain itself.
+    pub fn alloc_backend_port(&mut self) -> Option<u32> {
+        let domid = self.ports.domid();
+        self.ports.alloc_unbound(domid, domid).ok()
+    }
+
     /// The empty tables of Xen domain `domid` with `vcpus` vCPUs; the control domain
     /// handles the global VIRQs (the console's).
     pub fn new(domid: DomId, vcpus: u32, privileged: bool) -> Option<Self> {
@@ -121,6 +128,15 @@ pub fn raise_virq(domain: &Domain, virq: u32, vcpu: u32) {
     let events = xen.events.lock();
     if let Some(target) = events.ports.virq_target(virq, vcpu) {
         deliver(domain, xen, &events, target.port, target.vcpu);
+    }
+}
+
+/// Sends an event to `domain`'s own `port` (the hypervisor as the other end: its
+/// console backend).
+pub fn notify_port(domain: &Domain, xen: &XenState, port: u32) {
+    let events = xen.events.lock();
+    if let Ok(vcpu) = events.ports.notify_vcpu(port) {
+        deliver(domain, xen, &events, port, vcpu);
     }
 }
 
@@ -226,6 +242,11 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
         }
         EvtchnOp::Send => {
             let s: EvtchnSend = mem::read_struct(domain, arg)?;
+            if xen.console_ring.as_ref().is_some_and(|r| r.port == s.port) {
+                // The hypervisor is the console's backend.
+                super::console::service_ring(domain, xen);
+                return Ok(0);
+            }
             let notify = {
                 let events = xen.events.lock();
                 let notify = events.ports.send(s.port)?;

@@ -73,6 +73,12 @@ fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
         })
 }
 
+/// Maps one of the hypervisor's pages at a fixed `ipa` outside the domain's RAM when it
+/// is built (its console ring).
+pub fn map_fixed_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
+    map_page(domain, ipa, pa)
+}
+
 /// Unmaps the page at `ipa` of `domain`.
 fn unmap_page(domain: &Domain, ipa: u64) -> Result<(), Errno> {
     let mut guard = domain.stage2.lock();

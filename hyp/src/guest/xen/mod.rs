@@ -71,6 +71,8 @@ pub struct XenState {
     console_out: Mutex<LineBuffer>,
     /// Typed bytes for `CONSOLEIO_read`.
     console_in: Mutex<heapless::Deque<u8, 512>>,
+    /// A domU's console ring (not the control domain's: it uses `console_io`).
+    pub console_ring: Option<console::Ring>,
     /// `VMASST_TYPE_runstate_update_flag` is on.
     runstate_update_flag: AtomicBool,
     /// Guest regions the Xen pages may be mapped into besides its RAM: the `/hypervisor`
@@ -83,7 +85,17 @@ impl XenState {
     /// whose `/hypervisor` node describes `regions`. `None` without memory for it.
     pub fn new(id: usize, vcpus: u32, privileged: bool, regions: Vec<(u64, u64)>) -> Option<Self> {
         let domid = domid_of(id);
-        let events = Events::new(domid, vcpus, privileged)?;
+        let mut events = Events::new(domid, vcpus, privileged)?;
+        let mut params = [0; NR_PARAMS];
+        let console_ring = match privileged {
+            true => None,
+            false => {
+                let ring = console::Ring::new(events.alloc_backend_port()?)?;
+                params[xen_abi::hvm::param::CONSOLE_PFN as usize] = console::RING_IPA / PAGE_SIZE;
+                params[xen_abi::hvm::param::CONSOLE_EVTCHN as usize] = u64::from(ring.port);
+                Some(ring)
+            }
+        };
         let shared_info = frames::alloc(1)?;
         // SAFETY: a fresh frame of the hypervisor's, identity-mapped read-write, not yet
         // reachable by anyone else.
@@ -94,9 +106,10 @@ impl XenState {
             events: Mutex::new(events),
             grants: Mutex::new(grants::Grants::new()),
             physmap: Mutex::new(memory::Physmap::default()),
-            params: Mutex::new([0; NR_PARAMS]),
+            params: Mutex::new(params),
             console_out: Mutex::new(LineBuffer::default()),
             console_in: Mutex::new(heapless::Deque::new()),
+            console_ring,
             runstate_update_flag: AtomicBool::new(false),
             regions,
         })
@@ -114,7 +127,17 @@ impl XenState {
     /// Whether host physical `pa` is one of the pages this state gave the guest.
     pub fn owns_page(&self, pa: u64) -> bool {
         let page = pa & !(PAGE_SIZE - 1);
-        page == self.shared_info.as_u64() || self.grants.lock().owns_page(page)
+        page == self.shared_info.as_u64()
+            || self.console_ring.as_ref().is_some_and(|r| r.frame.as_u64() == page)
+            || self.grants.lock().owns_page(page)
+    }
+
+    /// Maps the pages the domain has from the start (its console ring) into its stage 2.
+    pub fn map_initial_pages(&self, domain: &Domain) -> Result<(), Errno> {
+        if let Some(ring) = &self.console_ring {
+            memory::map_fixed_page(domain, console::RING_IPA, ring.frame)?;
+        }
+        Ok(())
     }
 
     /// Gives back its frames. Called when the domain's resources go, after its stage-2
@@ -132,10 +155,15 @@ impl XenState {
 
 impl Drop for XenState {
     fn drop(&mut self) {
-        // SAFETY: the frame was allocated for this state alone; it is dropped with its
-        // domain, after the domain's stage-2 tables (the only mapping of it for the guest)
-        // are gone, and `shared()` borrows end with `&self`.
+        // SAFETY: the frames were allocated for this state alone; it is dropped with its
+        // domain, after the domain's stage-2 tables (the only mapping of them for the
+        // guest) are gone, and the borrows `shared()` and `Ring::interface` give end with
+        // `&self`.
         unsafe { frames::free(self.shared_info, 1) };
+        if let Some(ring) = &self.console_ring {
+            // SAFETY: as above.
+            unsafe { frames::free(ring.frame, 1) };
+        }
     }
 }
 
