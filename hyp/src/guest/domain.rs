@@ -496,6 +496,16 @@ impl Domain {
         }
     }
 
+    /// Its vGIC's architecture version.
+    pub fn gic_version(&self) -> GicVersion {
+        self.gic
+    }
+
+    /// Bits of its IPA space (`64 - VTCR_EL2.T0SZ`).
+    pub fn ipa_bits(&self) -> u8 {
+        64 - (self.vtcr & 0x3f) as u8
+    }
+
     /// The host physical address of `ipa` if it is in the domain's RAM (which is
     /// contiguous and still allocated).
     pub fn ram_host_address(&self, ipa: IntermPhysAddr) -> Option<u64> {

@@ -55,7 +55,9 @@ impl Ring {
 /// bytes that fit, and signals it if either moved. Called when the guest sends on the
 /// ring's port and when input arrives.
 pub fn service_ring(domain: &Domain, xen: &XenState) {
-    let Some(ring) = &xen.console_ring else { return };
+    let Some(ring) = &xen.console_ring else {
+        return;
+    };
     let iface = ring.interface();
     let mut moved = false;
     {
@@ -69,7 +71,9 @@ pub fn service_ring(domain: &Domain, xen: &XenState) {
             out.put(&domain.name, iface.out[at].load(Ordering::Relaxed));
         }
         if pending > 0 {
-            iface.out_cons.store(cons.wrapping_add(pending), Ordering::Release);
+            iface
+                .out_cons
+                .store(cons.wrapping_add(pending), Ordering::Release);
             moved = true;
         }
     }

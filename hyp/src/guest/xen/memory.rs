@@ -32,6 +32,11 @@ pub struct Physmap {
 }
 
 impl Physmap {
+    /// Where the shared-info page is.
+    pub fn shared_info_ipa(&self) -> Option<u64> {
+        self.shared_info
+    }
+
     /// Forgets whatever was mapped at `ipa` (it is being replaced or removed).
     fn forget(&mut self, ipa: u64) {
         if self.shared_info == Some(ipa) {

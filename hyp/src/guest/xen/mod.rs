@@ -17,6 +17,7 @@ mod grants;
 mod mem;
 mod memory;
 mod misc;
+mod sysctl;
 mod vcpu;
 mod version;
 
@@ -128,8 +129,19 @@ impl XenState {
     pub fn owns_page(&self, pa: u64) -> bool {
         let page = pa & !(PAGE_SIZE - 1);
         page == self.shared_info.as_u64()
-            || self.console_ring.as_ref().is_some_and(|r| r.frame.as_u64() == page)
+            || self
+                .console_ring
+                .as_ref()
+                .is_some_and(|r| r.frame.as_u64() == page)
             || self.grants.lock().owns_page(page)
+    }
+
+    /// The guest frame the shared-info page is mapped at, 0 if it is not.
+    pub fn shared_info_gfn(&self) -> u64 {
+        self.physmap
+            .lock()
+            .shared_info_ipa()
+            .map_or(0, |ipa| ipa / PAGE_SIZE)
     }
 
     /// Maps the pages the domain has from the start (its console ring) into its stage 2.
@@ -201,12 +213,9 @@ pub fn hypercall(vcpu: &Vcpu, frame: &mut TrapFrame) -> Action {
         Some(Hypercall::SchedOp) => misc::sched_op(vcpu, args),
         Some(Hypercall::HvmOp) => misc::hvm_op(domain, xen, args).into(),
         Some(Hypercall::VmAssist) => misc::vm_assist(xen, args).into(),
+        Some(Hypercall::Sysctl) => sysctl::call(domain, xen, args).into(),
         Some(
-            Hypercall::PlatformOp
-            | Hypercall::Multicall
-            | Hypercall::PhysdevOp
-            | Hypercall::Sysctl
-            | Hypercall::Domctl,
+            Hypercall::PlatformOp | Hypercall::Multicall | Hypercall::PhysdevOp | Hypercall::Domctl,
         )
         | None => Outcome::Return(Err(Errno::ENOSYS)),
     };
