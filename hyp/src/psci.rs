@@ -13,6 +13,8 @@ const PSCI_VERSION: u32 = 0x8400_0000;
 const CPU_ON: u32 = 0xc400_0003;
 /// `SYSTEM_OFF`.
 const SYSTEM_OFF: u32 = 0x8400_0008;
+/// `SYSTEM_RESET`.
+const SYSTEM_RESET: u32 = 0x8400_0009;
 /// `PSCI_FEATURES`.
 const PSCI_FEATURES: u32 = 0x8400_000a;
 /// `SMCCC_VERSION`.
@@ -121,4 +123,13 @@ pub fn power_off_machine(status: u32) -> ! {
     crate::console::write_fmt_final(format_args!("\nhyp: power off, exit status {status}\n"));
     let _ = call(SYSTEM_OFF, 0, 0, 0);
     arch::halt()
+}
+
+/// Restarts the whole machine (PSCI `SYSTEM_RESET`), after printing
+/// `hyp: machine reset` as the last console line. Returns only if the firmware has no
+/// PSCI or refuses (a Raspberry Pi's spin-table firmware has none), so the caller can do
+/// the next best thing.
+pub fn reset_machine() {
+    crate::console::write_fmt_final(format_args!("\nhyp: machine reset\n"));
+    let _ = call(SYSTEM_RESET, 0, 0, 0);
 }

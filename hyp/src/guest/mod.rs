@@ -591,8 +591,17 @@ fn power_off(domain: &Domain, status: u32, why: &str) {
 /// Resets `domain` (PSCI `SYSTEM_RESET`): like a power-off, but once its last vCPU has
 /// left its run queue the domain is built anew from its configuration (new memory,
 /// zeroed, images loaded again; the same number and name) and booted
-/// (`registry::retire`). The calling vCPU stops.
+/// (`registry::retire`). The calling vCPU stops. dom0's reset is the machine's (PSCI
+/// `SYSTEM_RESET`), or dom0's alone where the firmware cannot reset the machine.
 fn reset(domain: &Domain) {
+    if domain.spec.privileged && domain.state() == DomainState::Running {
+        // dom0 owns the machine's devices: its reboot is the machine's.
+        info!("dom0 asked for a reboot: resetting the machine");
+        domain.flush_console();
+        psci::reset_machine();
+        // No firmware to reset the machine with: rebuild dom0 alone.
+        warn!("the firmware cannot reset the machine: rebuilding dom0 only");
+    }
     if domain.transition(DomainState::Running, DomainState::Resetting) {
         domain.flush_console();
         if may_report(domain) {
