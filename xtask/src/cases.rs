@@ -72,6 +72,8 @@ struct Spec {
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
     exit_code: Option<u32>,
+    #[serde(default)]
+    machine_reset: bool,
     settle_secs: Option<f64>,
     host_file_absent: Option<String>,
     fill_ram: Option<OneOrMany<FillSpec>>,
@@ -291,6 +293,10 @@ pub struct Case {
     /// If set: after every expectation QEMU must exit by itself with status 0, and the
     /// hypervisor's `hyp: power off, exit status N` line must give this `N`.
     pub exit_code: Option<u32>,
+    /// After every expectation QEMU must exit by itself with status 0 (it runs with
+    /// `-no-reboot`, so the machine's reset ends it) and no exit line may have appeared:
+    /// the case expects `hyp: machine reset` itself.
+    pub machine_reset: bool,
     /// Without `exit_code`: how long to keep watching after the last expectation, during
     /// which a fail pattern or QEMU exiting fails the case.
     pub settle: Duration,
@@ -394,6 +400,10 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
     ensure!(
         !spec.expect.is_empty() || !spec.expect_any_order.is_empty() || spec.exit_code.is_some(),
         "give `expect` patterns or an `exit_code`, or the case proves nothing"
+    );
+    ensure!(
+        !spec.machine_reset || (spec.exit_code.is_none() && spec.settle_secs.is_none()),
+        "machine_reset ends the case when QEMU exits after the reset: no exit_code or settle_secs"
     );
     let settle = match (spec.settle_secs, spec.exit_code) {
         (Some(_), Some(_)) => anyhow::bail!(
@@ -511,6 +521,7 @@ fn expand(spec: &Spec) -> Result<Vec<Case>> {
                     fail,
                     timeout: Duration::from_secs(spec.timeout_secs),
                     exit_code: spec.exit_code,
+                    machine_reset: spec.machine_reset,
                     settle: Duration::from_secs_f64(settle),
                     host_file_absent: host_file_absent.clone(),
                     fill_ram: fill_ram.clone(),

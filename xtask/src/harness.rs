@@ -149,7 +149,7 @@ fn watch(
     let next_phase = |matcher: &Matcher| match (matcher.done(), case.exit_code) {
         (false, _) => Phase::Expecting,
         (true, Some(_)) => Phase::AwaitingExit,
-        (true, None) if direct => Phase::AwaitingExit,
+        (true, None) if direct || case.machine_reset => Phase::AwaitingExit,
         (true, None) => Phase::Settling {
             until: Instant::now() + case.settle,
         },
@@ -258,6 +258,9 @@ fn timeout_reason(case: &Case, matcher: &Matcher) -> String {
             "timed out after {secs}s waiting for QEMU to exit after `{}{code}`",
             exit_line::PREFIX
         ),
+        (None, None) if case.machine_reset => {
+            format!("timed out after {secs}s waiting for QEMU to exit after the machine reset")
+        }
         (None, None) if case.linux.as_ref().is_some_and(|l| l.direct) => {
             format!("timed out after {secs}s waiting for QEMU to exit (the script's `poweroff -f`)")
         }
@@ -308,6 +311,17 @@ fn after_output_closed(
             describe(status),
             case.settle.as_secs_f64()
         )),
+        Phase::AwaitingExit if case.machine_reset => match (status.success(), exit_status) {
+            (true, None) => Ok(()),
+            (true, Some(n)) => Err(format!(
+                "the machine powered off (`{}{n}`) instead of resetting",
+                exit_line::PREFIX
+            )),
+            (false, _) => Err(format!(
+                "QEMU failed ({}) after the machine reset; with -no-reboot it exits 0",
+                describe(status)
+            )),
+        },
         Phase::AwaitingExit if case.exit_code.is_none() => {
             // A direct Linux boot: powered off by its script.
             if status.success() {
@@ -548,6 +562,44 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
         run_case(&case, cmd)
+    }
+
+    #[test]
+    fn machine_reset_cases_want_qemu_to_end_without_an_exit_line() {
+        let spec = "expect = ['hyp: machine reset']\nmachine_reset = true\ntimeout_secs = 5";
+        assert_eq!(
+            sh_case(spec, "echo 'hyp: machine reset'; exit 0").result,
+            Ok(())
+        );
+        assert_eq!(
+            sh_case(
+                spec,
+                "echo 'hyp: machine reset'; echo 'hyp: power off, exit status 0'"
+            )
+            .result,
+            Err(
+                "the machine powered off (`hyp: power off, exit status 0`) instead of resetting"
+                    .into()
+            )
+        );
+        assert!(
+            sh_case(spec, "echo 'hyp: machine reset'; exit 3")
+                .result
+                .unwrap_err()
+                .starts_with("QEMU failed")
+        );
+        assert!(
+            sh_case(spec, "echo 'hyp: machine reset'; exec sleep 30")
+                .result
+                .unwrap_err()
+                .contains("waiting for QEMU to exit after the machine reset")
+        );
+        assert!(
+            cases::parse(
+                "[[case]]\nname = \"t\"\nexpect = ['x']\nmachine_reset = true\nexit_code = 0\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]
