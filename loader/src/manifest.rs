@@ -23,6 +23,9 @@
 //!                                            //   domain, by device-tree path; absent = none
 //!             privileged;                    // optional, empty: this is dom0 (first
 //!                                            //   domain only)
+//!             xen;                           // optional, empty: the domain sees Xen's
+//!                                            //   guest interface (a /hypervisor node,
+//!                                            //   Xen hypercalls)
 //!         };
 //!     };
 //! };
@@ -105,6 +108,11 @@ pub struct DomainSpec {
     /// (every one the hypervisor does not keep), its RAM is mapped 1:1 and its device tree
     /// is derived from the host's. Only the first domain of a configuration may be.
     pub privileged: bool,
+    /// Whether the domain is Xen-aware: its device tree gets a `/hypervisor` node (Xen's
+    /// grant-table region and event-channel interrupt) and it may use Xen's hypercalls, so
+    /// a stock Linux runs as a Xen dom0 or domU. Without it the domain sees the plain
+    /// virtual machine.
+    pub xen: bool,
     /// How the domain calls PSCI.
     pub psci_conduit: PsciConduit,
     /// The physical CPUs (the hypervisor's CPU numbers: the position of the CPU node in the
@@ -120,7 +128,7 @@ pub struct DomainSpec {
 
 impl DomainSpec {
     /// A domain with no initrd, an empty command line, a console, the HVC conduit, no
-    /// CPU affinity (any online CPU) and no host devices.
+    /// CPU affinity (any online CPU), no host devices, not privileged and not Xen-aware.
     pub fn new(name: &str, kernel: &str, memory: u64, vcpus: u32) -> Self {
         Self {
             name: name.to_string(),
@@ -131,6 +139,7 @@ impl DomainSpec {
             vcpus,
             console: true,
             privileged: false,
+            xen: false,
             psci_conduit: PsciConduit::Hvc,
             cpus: Vec::new(),
             devices: Vec::new(),
@@ -460,6 +469,9 @@ pub fn write_manifest(domains: &[DomainSpec]) -> Result<Vec<u8>, ManifestError> 
         if d.privileged {
             w.property_null("privileged")?;
         }
+        if d.xen {
+            w.property_null("xen")?;
+        }
         w.property_string("psci-conduit", d.psci_conduit.as_str())?;
         if !d.cpus.is_empty() {
             w.property_array_u32("cpus", &d.cpus)?;
@@ -563,6 +575,11 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         Some([]) => true,
         Some(_) => return Err(d.bad("privileged", "not empty")),
     };
+    let xen = match d.raw("xen") {
+        None => false,
+        Some([]) => true,
+        Some(_) => return Err(d.bad("xen", "not empty")),
+    };
     let psci_conduit = match d.string("psci-conduit")? {
         None => PsciConduit::default(),
         Some(s) => PsciConduit::from_name(s)
@@ -598,6 +615,7 @@ fn read_domain(node: FdtNode<'_, '_>) -> Result<DomainSpec, ManifestError> {
         vcpus,
         console,
         privileged,
+        xen,
         psci_conduit,
         cpus,
         devices,
@@ -1099,6 +1117,44 @@ mod tests {
             ManifestError::PrivilegedNotFirst("domu".into()).to_string(),
             "domain domu: only the first domain may be privileged (dom0)"
         );
+    }
+
+    #[test]
+    fn xen_round_trips_on_any_domain() {
+        let mut dom0 = DomainSpec::new("dom0", "Image", 64 * MIB, 1);
+        dom0.privileged = true;
+        dom0.xen = true;
+        let plain = DomainSpec::new("plain", "Image", 64 * MIB, 1);
+        let mut domu = DomainSpec::new("domu", "Image", 64 * MIB, 1);
+        domu.xen = true;
+        let list = [dom0, plain, domu];
+        let dtb = write_manifest(&list).unwrap();
+        assert_eq!(read_manifest(&dtb).unwrap(), list);
+        // Written as an empty property, and only when set.
+        let fdt = Fdt::new(&dtb).unwrap();
+        let xen = |name: &str| {
+            fdt.find_node(&alloc::format!("/domains/{name}"))
+                .unwrap()
+                .property("xen")
+                .map(|p| p.value.len())
+        };
+        assert_eq!(
+            (xen("dom0"), xen("plain"), xen("domu")),
+            (Some(0), None, Some(0))
+        );
+
+        let read = |value: &[u8]| {
+            read_manifest(&hand_written(
+                Some(1),
+                &[KERNEL, MEMORY, VCPUS, ("xen", value)],
+            ))
+        };
+        assert!(read(b"").unwrap()[0].xen);
+        assert_eq!(
+            read(&[0, 0, 0, 1]).unwrap_err().to_string(),
+            "domain x: property `xen`: not empty"
+        );
+        assert!(!read_manifest(&hand_written(Some(1), &[KERNEL, MEMORY, VCPUS])).unwrap()[0].xen);
     }
 
     #[test]

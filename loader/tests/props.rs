@@ -52,10 +52,10 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
         1..=MAX_VCPUS,
         any::<bool>(),
         any::<bool>(),
-        (cpu_list(), device_list()),
+        (cpu_list(), device_list(), any::<bool>()),
     )
         .prop_map(
-            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc, (cpus, devices))| {
+            |(name, kernel, initrd, cmdline, blocks, vcpus, console, smc, (cpus, devices, xen))| {
                 DomainSpec {
                     name,
                     kernel,
@@ -65,6 +65,7 @@ fn domain() -> impl Strategy<Value = DomainSpec> {
                     vcpus,
                     console,
                     privileged: false,
+                    xen,
                     psci_conduit: if smc {
                         PsciConduit::Smc
                     } else {

@@ -15,6 +15,7 @@
 //! cpus = [0, 2]             # physical CPUs the vCPUs run on [all online CPUs]
 //! devices = ["/pl031@9010000"] # host devices given to the domain, by DT path [none]
 //! privileged = false        # dom0: owns the host's devices, RAM mapped 1:1 (first only)
+//! xen = false               # Xen-aware: a /hypervisor node and Xen hypercalls [false]
 //! ```
 //!
 //! vCPUs share physical CPUs: each is placed on the least-loaded CPU of its domain's `cpus`
@@ -81,6 +82,10 @@ pub struct DomainConfig {
     /// dom0: the privileged control domain (the first domain only).
     #[serde(default)]
     pub privileged: bool,
+    /// Xen-aware: the domain's device tree gets a `/hypervisor` node and it may use Xen's
+    /// hypercalls (a stock Linux then runs as a Xen dom0 or domU).
+    #[serde(default)]
+    pub xen: bool,
 }
 
 fn default_memory() -> String {
@@ -144,6 +149,7 @@ pub fn single_guest(
         cpus: Vec::new(),
         devices: Vec::new(),
         privileged: false,
+        xen: false,
     }
 }
 
@@ -169,6 +175,7 @@ impl DomainConfig {
         spec.cpus = self.cpus.clone();
         spec.devices = self.devices.clone();
         spec.privileged = self.privileged;
+        spec.xen = self.xen;
         spec.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(spec)
     }
@@ -240,6 +247,8 @@ mod tests {
         );
         assert!(d[0].cpus.is_empty());
         assert!(d[0].devices.is_empty());
+        assert!(!d[0].privileged && !d[0].xen);
+        assert!(!d[0].spec().unwrap().xen);
         assert!(parse("[[domain]]\nname = \"a\"\nkernel = \"k\"\nbogus = 1\n").is_err());
         assert!(parse("").is_err());
     }
@@ -338,5 +347,26 @@ mod tests {
         );
         assert!(spec(r#""/pl031@9010000""#).is_err(), "a list, not a string");
         assert!(spec("[1]").is_err());
+    }
+
+    #[test]
+    fn xen_reaches_the_manifest() {
+        let d = parse(
+            "[[domain]]\nname = \"dom0\"\nkernel = \"@test-guest\"\nprivileged = true\nxen = true\n\
+             [[domain]]\nname = \"plain\"\nkernel = \"@test-guest\"\n\
+             [[domain]]\nname = \"domu\"\nkernel = \"@test-guest\"\nxen = true\n",
+        )
+        .unwrap();
+        let specs: Vec<DomainSpec> = d.iter().map(|d| d.spec().unwrap()).collect();
+        assert_eq!(
+            specs
+                .iter()
+                .map(|s| (s.privileged, s.xen))
+                .collect::<Vec<_>>(),
+            [(true, true), (false, false), (false, true)]
+        );
+        let manifest = loader::write_manifest(&specs).unwrap();
+        assert_eq!(loader::read_manifest(&manifest).unwrap(), specs);
+        assert!(parse("[[domain]]\nname = \"a\"\nkernel = \"k\"\nxen = \"yes\"\n").is_err());
     }
 }
