@@ -410,6 +410,7 @@ impl Domain {
             initrd: self.placement.initrd,
             console: self.spec.console,
             devices: &devices,
+            hypervisor: None,
         };
         loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)
     }
