@@ -30,7 +30,9 @@ pub mod placement;
 pub mod xen;
 
 pub use archive::{ArchiveError, BootArchive, MANIFEST_FILE};
-pub use dom0_dt::{Dom0DtConfig, Dom0DtError, build_dom0_dt};
+pub use dom0_dt::{
+    Dom0DtConfig, Dom0DtError, Dom0XenRegions, build_dom0_dt, dom0_xen_regions, unused_regions,
+};
 pub use guest_dt::{DtError, GuestDtConfig, PassthroughDevice, PsciConduit, build_guest_dt};
 pub use image::{ImageError, ImageFormat, ImageInfo, PageSize, parse_image};
 pub use layout::GicVersion;

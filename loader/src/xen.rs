@@ -15,7 +15,7 @@
 //! their configuration has one. A domU uses Xen's toolstack layout
 //! ([`XenNode::domu`]: grant table at [`DOMU_GRANT_TABLE_BASE`]); dom0, whose RAM and
 //! devices sit at their host addresses, gets ranges the host tree leaves unused
-//! (chosen by `dom0_dt`).
+//! ([`crate::dom0_dt::dom0_xen_regions`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
