@@ -26,7 +26,12 @@
 //! - nodes the caller lists (the hypervisor's own devices) go, with the `/aliases` entries
 //!   that named them; so does overlay metadata (nodes named `__*`, e.g. `__symbols__`);
 //! - nodes the caller lists as withheld (devices dom0 cannot have) stay, with
-//!   `status = "disabled"`, so phandles pointing at them still resolve.
+//!   `status = "disabled"`, so phandles pointing at them still resolve;
+//! - a host `/hypervisor` node (the host itself runs on Xen) goes: it describes what the
+//!   host's firmware or hypervisor offers, not what dom0 gets; a Xen-aware dom0
+//!   ([`Dom0DtConfig::hypervisor`]) gets its own instead, with the regions
+//!   [`dom0_xen_regions`] chose and `interrupt-parent` naming the GIC (given a phandle,
+//!   one above the highest in the tree, if it has none).
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
@@ -42,6 +47,13 @@ use vm_fdt::FdtWriter;
 use crate::fdt_check;
 use crate::layout::{GICR_STRIDE, GicVersion, vcpu_mpidr};
 use crate::placement::IpaRegion;
+use crate::xen::{XenNode, XenNodeError};
+
+mod regions;
+
+pub use regions::{
+    Dom0XenRegions, MAX_EXTENDED_REGIONS, MIN_EXTENDED_REGION, dom0_xen_regions, unused_regions,
+};
 
 /// The PSCI node's `compatible`: the PSCI 1.0 interface the hypervisor implements.
 pub const PSCI_COMPATIBLE: &[u8] = b"arm,psci-1.0\0arm,psci-0.2\0";
@@ -84,6 +96,11 @@ pub struct Dom0DtConfig<'a> {
     /// naming no node is an error; one naming the console, a node this module rewrites
     /// (the GIC: the hypervisor virtualises it) or a removed node is left as it is.
     pub disable: &'a [&'a str],
+    /// The `/hypervisor` node of a Xen-aware dom0, usually [`Dom0XenRegions::node`] of
+    /// [`dom0_xen_regions`]: its regions must be clear of everything the host tree
+    /// describes and of dom0's RAM (what [`unused_regions`] leaves), and fit the root's
+    /// cells. `None`: no such node (a host one is dropped either way).
+    pub hypervisor: Option<XenNode<'a>>,
 }
 
 /// Why dom0's device tree could not be built.
@@ -120,6 +137,15 @@ pub enum Dom0DtError {
     },
     /// The initrd is empty or not inside dom0's RAM.
     BadInitrd(IpaRegion),
+    /// The `/hypervisor` node is malformed, or one of its regions overlaps dom0's RAM,
+    /// something the host tree describes, or another of its regions.
+    Hypervisor(XenNodeError),
+    /// No unused range of the host's address space holds a grant-table region of this
+    /// size (or the size is zero or not a multiple of 2 MiB).
+    NoGrantRegion {
+        /// The size asked for.
+        size: u64,
+    },
     /// The writer refused something (a NUL byte in the command line, an invalid name).
     Fdt(vm_fdt::Error),
 }
@@ -155,6 +181,12 @@ impl fmt::Display for Dom0DtError {
                 f,
                 "initrd at {:#x} of size {:#x} is empty or outside dom0's RAM",
                 r.start, r.size
+            ),
+            Self::Hypervisor(e) => write!(f, "dom0's /hypervisor node: {e}"),
+            Self::NoGrantRegion { size } => write!(
+                f,
+                "no unused range of the host's address space holds a grant-table region of \
+                 {size:#x} bytes (a non-zero multiple of 2 MiB)"
             ),
             Self::Fdt(e) => write!(f, "device-tree writer: {e}"),
         }
@@ -384,6 +416,13 @@ struct Plan<'h, 'a> {
     by_phandle: BTreeMap<u32, &'h Node<'a>>,
     /// Copied nodes written with `status = "disabled"` (by id).
     disabled: Vec<bool>,
+    /// The GIC's version.
+    gic_version: GicVersion,
+    /// The GIC's phandle, for the `/hypervisor` node's `interrupt-parent` (`None`
+    /// without that node).
+    gic_phandle: Option<u32>,
+    /// A phandle the GIC is given because it has none and `/hypervisor` needs one.
+    new_gic_phandle: Option<u32>,
 }
 
 /// Builds dom0's flattened device tree from the host's (`host_dtb`, free of NOP tokens:
@@ -397,6 +436,13 @@ pub fn build_dom0_dt(host_dtb: &[u8], config: &Dom0DtConfig<'_>) -> Result<Vec<u
     let root = Node::load(host_root, &mut count);
 
     check_config(config, &root)?;
+    if let Some(node) = config.hypervisor {
+        node.check(root.child_cells())
+            .map_err(Dom0DtError::Hypervisor)?;
+        let used = regions::used_ranges(&root, config.ram)?;
+        node.check_clear_of(used.iter().map(|u| (u.range, u.what.as_str())))
+            .map_err(Dom0DtError::Hypervisor)?;
+    }
     let plan = Plan::new(config, &root, count)?;
     plan.write()
 }
@@ -452,6 +498,8 @@ impl<'h, 'a> Plan<'h, 'a> {
                 Role::ReservedMemory
             } else if child.name == "aliases" {
                 Role::Aliases
+            } else if child.name == "hypervisor" {
+                Role::Drop
             } else {
                 continue;
             };
@@ -566,6 +614,21 @@ impl<'h, 'a> Plan<'h, 'a> {
 
         let gic_reg = gic_reg(gic, gic_parent, version, config.vcpus)?;
 
+        // The GIC's phandle for `/hypervisor`: its own, or a new one above every other.
+        let (gic_phandle, new_gic_phandle) = match (config.hypervisor, gic.phandle()) {
+            (None, _) => (None, None),
+            (Some(_), Some(phandle)) => (Some(phandle), None),
+            (Some(_), None) => {
+                let mut highest = 0;
+                root.walk(&mut |n| highest = highest.max(n.phandle().unwrap_or(0)));
+                let new = highest
+                    .checked_add(1)
+                    .filter(|&p| p != u32::MAX)
+                    .ok_or_else(|| bad_tree("no phandle left to give the GIC"))?;
+                (Some(new), Some(new))
+            }
+        };
+
         // The phandles dom0's tree still has: those of the nodes copied with their
         // properties, and of the host CPU nodes the vCPUs take over.
         let mut by_phandle = BTreeMap::new();
@@ -613,6 +676,9 @@ impl<'h, 'a> Plan<'h, 'a> {
             gone_msi,
             by_phandle,
             disabled,
+            gic_version: version,
+            gic_phandle,
+            new_gic_phandle,
         })
     }
 
@@ -646,6 +712,11 @@ impl<'h, 'a> Plan<'h, 'a> {
         if !psci {
             self.write_psci(&mut w, "psci")?;
         }
+        if let Some(node) = self.config.hypervisor {
+            // Checked by build_dom0_dt.
+            let interrupt = node.interrupt(self.gic_version, self.config.vcpus);
+            node.write(&mut w, self.root.child_cells(), interrupt, self.gic_phandle)?;
+        }
         w.end_node(root)?;
         Ok(w.finish()?)
     }
@@ -670,6 +741,11 @@ impl<'h, 'a> Plan<'h, 'a> {
                 }
                 if disabled {
                     w.property_string("status", "disabled")?;
+                }
+                if self.role(node) == Role::Gic
+                    && let Some(phandle) = self.new_gic_phandle
+                {
+                    w.property_u32("phandle", phandle)?;
                 }
                 if self.role(node) == Role::Gic
                     && node.prop("#redistributor-regions").is_none()

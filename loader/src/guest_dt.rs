@@ -16,6 +16,9 @@
 //!        (GICD, GICC); interrupt-controller; #interrupt-cells = <3>; #address-cells = <0>; };
 //!   clk: apb-pclk { fixed-clock, 24 MHz };            (only with a console)
 //!   pl011@22000000 { arm,pl011, arm,primecell; ... }; (only with a console)
+//!   hypervisor { compatible = "xen,xen-4.17", "xen,xen"; reg = <grant table, extended
+//!                regions...>; interrupts = <PPI 15 (ID 31), level low>; };
+//!                                                   (only for a Xen-aware guest)
 //!   NAME@BASE { compatible; reg; interrupts; status = "okay"; };  (each host device given
 //!                                                                   to the guest)
 //! };
@@ -24,7 +27,14 @@
 //! The root is `linux,dummy-virt`, the string QEMU's `virt` machine uses: Linux needs no
 //! board code for it and treats it as a generic virtual platform. Interrupt specifiers use
 //! three cells (type, number, flags); every interrupt is level triggered, active high (flags
-//! 4), as on QEMU `virt`; on GICv2 the timer PPIs also carry the CPU mask in bits 15:8.
+//! 4), as on QEMU `virt`, except Xen's event-channel upcall, active low (flags 8) as Xen
+//! writes it; on GICv2 the PPIs (timer, upcall) also carry the CPU mask in bits 15:8.
+//!
+//! A Xen-aware guest ([`GuestDtConfig::hypervisor`], usually [`XenNode::domu`]) gets the
+//! `/hypervisor` node Linux looks for (`crate::xen`): its grant-table region and extended
+//! regions must be clear of the guest's RAM, its virtual GIC and console and its host
+//! devices. Xen's toolstack layout puts the grant table at 0x3800_0000 (16 MiB), between
+//! the console (0x2200_0000) and RAM (0x4000_0000).
 //!
 //! Host devices given to the guest ([`PassthroughDevice`]) appear at their IPAs with their
 //! host `compatible` and SPIs (the flags as the host tree gives them). The node is named by
@@ -46,6 +56,7 @@ use crate::layout::{
     TIMER_PHYS_PPI, TIMER_SEC_PHYS_PPI, TIMER_VIRT_PPI, gicr_size, vcpu_mpidr,
 };
 use crate::placement::IpaRegion;
+use crate::xen::{XenNode, XenNodeError, overlaps};
 
 /// The root node's `compatible`.
 pub const ROOT_COMPATIBLE: &str = "linux,dummy-virt";
@@ -119,6 +130,9 @@ pub struct GuestDtConfig<'a> {
     pub console: bool,
     /// Host devices given to the guest, each a node of the root (empty: none).
     pub devices: &'a [PassthroughDevice<'a>],
+    /// The `/hypervisor` node of a Xen-aware guest ([`XenNode::domu`] for Xen's domU
+    /// layout); `None`: a plain guest, no such node.
+    pub hypervisor: Option<XenNode<'a>>,
 }
 
 /// A host device given to a guest, as its device tree describes it.
@@ -225,6 +239,9 @@ pub enum DtError {
         /// Who else uses it.
         with: String,
     },
+    /// The `/hypervisor` node is malformed, or one of its regions overlaps RAM, a
+    /// virtual device, a host device or another of its regions.
+    Hypervisor(XenNodeError),
     /// The writer refused something (for instance a NUL byte in the command line).
     Fdt(vm_fdt::Error),
 }
@@ -280,6 +297,7 @@ impl fmt::Display for DtError {
             Self::DeviceSpiInUse { device, spi, with } => {
                 write!(f, "device {device}: SPI {spi} is already used by {with}")
             }
+            Self::Hypervisor(e) => write!(f, "the guest's /hypervisor node: {e}"),
             Self::Fdt(e) => write!(f, "device-tree writer: {e}"),
         }
     }
@@ -330,25 +348,12 @@ fn check(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
             return Err(DtError::BadInitrd(initrd));
         }
     }
-    check_devices(config)
+    check_devices(config)?;
+    check_hypervisor(config)
 }
 
-/// The first and one-past-last byte of the 4 KiB pages `base..base + size` touches.
-fn pages(base: u64, size: u64) -> (u64, u64) {
-    let end = base.saturating_add(size);
-    (
-        base & !(PAGE_SIZE - 1),
-        end.checked_next_multiple_of(PAGE_SIZE).unwrap_or(u64::MAX),
-    )
-}
-
-fn overlaps((a, a_size): (u64, u64), (b, b_size): (u64, u64)) -> bool {
-    a < b.saturating_add(b_size) && b < a.saturating_add(a_size)
-}
-
-/// Checks the host devices: names, regions clear of the guest's own address map and of
-/// each other, SPIs inside the virtual GIC and not shared.
-fn check_devices(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
+/// The guest's own address map: RAM, the virtual GIC, the console when there is one.
+fn fixed_regions(config: &GuestDtConfig<'_>) -> Vec<((u64, u64), &'static str)> {
     let mut fixed = vec![
         ((RAM_BASE, config.ram_size), "guest RAM"),
         (
@@ -366,6 +371,46 @@ fn check_devices(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
     if config.console {
         fixed.push(((PL011_BASE, PL011_SIZE), "the emulated PL011 console"));
     }
+    fixed
+}
+
+/// Checks the `/hypervisor` node: well formed, its regions clear of the guest's address
+/// map and of every host device region.
+fn check_hypervisor(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
+    let Some(node) = config.hypervisor else {
+        return Ok(());
+    };
+    node.check((2, 2)).map_err(DtError::Hypervisor)?;
+    node.check_clear_of(fixed_regions(config))
+        .map_err(DtError::Hypervisor)?;
+    let names: Vec<String> = config
+        .devices
+        .iter()
+        .map(|d| format!("device {}", d.name))
+        .collect();
+    node.check_clear_of(
+        config
+            .devices
+            .iter()
+            .zip(&names)
+            .flat_map(|(d, name)| d.regions.iter().map(move |&r| (r, name.as_str()))),
+    )
+    .map_err(DtError::Hypervisor)
+}
+
+/// The first and one-past-last byte of the 4 KiB pages `base..base + size` touches.
+fn pages(base: u64, size: u64) -> (u64, u64) {
+    let end = base.saturating_add(size);
+    (
+        base & !(PAGE_SIZE - 1),
+        end.checked_next_multiple_of(PAGE_SIZE).unwrap_or(u64::MAX),
+    )
+}
+
+/// Checks the host devices: names, regions clear of the guest's own address map and of
+/// each other, SPIs inside the virtual GIC and not shared.
+fn check_devices(config: &GuestDtConfig<'_>) -> Result<(), DtError> {
+    let fixed = fixed_regions(config);
 
     for (i, device) in config.devices.iter().enumerate() {
         let name = || String::from(device.name);
@@ -562,6 +607,16 @@ pub fn build_guest_dt(config: &GuestDtConfig<'_>) -> Result<Vec<u8>, DtError> {
         fdt.end_node(uart)?;
     }
 
+    if let Some(node) = config.hypervisor {
+        // The root's interrupt parent is the GIC.
+        node.write(
+            &mut fdt,
+            (2, 2),
+            node.interrupt(config.gic, config.vcpus),
+            None,
+        )?;
+    }
+
     for device in config.devices {
         // `check` made sure the name is valid and there is a region.
         let name = device
@@ -637,6 +692,7 @@ mod tests {
             initrd,
             console: true,
             devices: &[],
+            hypervisor: None,
         }
     }
 
@@ -671,6 +727,9 @@ mod tests {
             .map(|d| d.node_name().unwrap())
             .collect();
         expected.extend(device_nodes.iter().map(String::as_str));
+        if config.hypervisor.is_some() {
+            expected.push("hypervisor");
+        }
         expected.sort_unstable();
         assert_eq!(top, expected);
 
@@ -802,6 +861,33 @@ mod tests {
         } else {
             assert!(fdt.find_node("/apb-pclk").is_none());
             assert!(fdt.find_compatible(&["arm,pl011"]).is_none());
+        }
+
+        // /hypervisor
+        if let Some(xen) = config.hypervisor {
+            let node = fdt.find_node("/hypervisor").unwrap();
+            assert_eq!(node.name, "hypervisor");
+            assert_eq!(
+                strings(&node, "compatible"),
+                [format!("xen,xen-{}", xen.version).as_str(), "xen,xen"]
+            );
+            let reg: Vec<u64> = core::iter::once(xen.grant_table)
+                .chain(xen.extended.iter().copied())
+                .flat_map(|(b, s)| [b, s])
+                .collect();
+            assert_eq!(u64s(&node, "reg"), reg);
+            let mask = match config.gic {
+                GicVersion::V2 => ((1 << config.vcpus) - 1) << 8,
+                GicVersion::V3 => 0,
+            };
+            assert_eq!(
+                u32s(&node, "interrupts"),
+                [GIC_PPI, xen.event_ppi, mask | 8]
+            );
+            // The interrupt parent is the root's: the GIC.
+            assert_eq!(property_names(&node), ["compatible", "reg", "interrupts"]);
+        } else {
+            assert!(fdt.find_node("/hypervisor").is_none());
         }
 
         // Host devices, in order after everything else.
@@ -999,6 +1085,147 @@ mod tests {
                 .to_string(),
             "device quiet: region 0x40000000..0x40001000 overlaps guest RAM in the guest's address space"
         );
+    }
+
+    #[test]
+    fn xen_guest_gets_the_hypervisor_node() {
+        let devices = [PL031, ON_BUS, QUIET];
+        for gic in [GicVersion::V2, GicVersion::V3] {
+            for vcpus in [1, 4] {
+                let mut c = config(gic, vcpus, Some(INITRD));
+                c.hypervisor = Some(XenNode::domu());
+                check_round_trip(&c);
+                c.devices = &devices;
+                check_round_trip(&c);
+                c.hypervisor = Some(XenNode {
+                    extended: &[(0x2_0000_0000, 0x4000_0000), (0x8000_0000, 0x1000_0000)],
+                    ..XenNode::domu()
+                });
+                check_round_trip(&c);
+            }
+        }
+
+        // Linux's view: a depth-1 node named exactly "hypervisor", first compatible
+        // "xen,xen-<version>", reg[0] the grant table, a PPI.
+        let mut c = config(GicVersion::V3, 2, None);
+        c.hypervisor = Some(XenNode::domu());
+        let dtb = build_guest_dt(&c).unwrap();
+        let fdt = Fdt::new(&dtb).unwrap();
+        let root = fdt.find_node("/").unwrap();
+        let node = root.children().find(|n| n.name == "hypervisor").unwrap();
+        assert_eq!(node.compatible().unwrap().first(), "xen,xen-4.17");
+        assert!(node.compatible().unwrap().all().any(|c| c == "xen,xen"));
+        let reg = node.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as u64, reg.size.map(|s| s as u64)),
+            (0x3800_0000, Some(16 * MIB))
+        );
+        assert_eq!(u32s(&node, "interrupts"), [1, 15, 8]);
+
+        // The hypervisor's own reader still takes the tree, and a device next to the
+        // grant table is still found.
+        for gic in [GicVersion::V2, GicVersion::V3] {
+            let mut c = config(gic, 2, None);
+            c.hypervisor = Some(XenNode::domu());
+            c.devices = &devices;
+            let dtb = build_guest_dt(&c).unwrap();
+            let p = platforms::Platform::parse(&dtb).unwrap();
+            assert_eq!(p.cpus.len(), 2);
+            assert!(platforms::find_device(&dtb, "/pl031@9010000").is_ok());
+        }
+    }
+
+    #[test]
+    fn hypervisor_regions_must_be_clear_of_the_guest() {
+        let build = |node: XenNode<'static>, devices: &'static [PassthroughDevice<'static>]| {
+            let mut c = config(GicVersion::V3, 2, None);
+            c.hypervisor = Some(node);
+            c.devices = devices;
+            build_guest_dt(&c)
+        };
+        let overlap = |node, devices| match build(node, devices) {
+            Err(DtError::Hypervisor(XenNodeError::Overlap { region, with, .. })) => (region, with),
+            other => panic!("{other:?}"),
+        };
+        let at = |grant_table| XenNode {
+            grant_table,
+            ..XenNode::domu()
+        };
+        use crate::xen::XenRegion::{Extended, GrantTable};
+        assert_eq!(
+            overlap(at((RAM_BASE + 255 * MIB, 16 * MIB)), &[]),
+            (GrantTable, String::from("guest RAM"))
+        );
+        assert_eq!(
+            overlap(at((GICD_BASE & !0xfff, 0x1000)), &[]),
+            (GrantTable, String::from("the virtual GIC distributor"))
+        );
+        assert_eq!(
+            overlap(at((GICR_BASE + GICR_STRIDE, 0x1000)), &[]),
+            (GrantTable, String::from("the virtual GIC redistributors"))
+        );
+        assert_eq!(
+            overlap(at((PL011_BASE, 0x1000)), &[]),
+            (GrantTable, String::from("the emulated PL011 console"))
+        );
+        let in_the_hole = PassthroughDevice {
+            name: "hole@38ff0000",
+            regions: &[(0x38ff_0000, 0x1000)],
+            ..QUIET
+        };
+        assert_eq!(
+            overlap(
+                XenNode::domu(),
+                core::slice::from_ref(&in_the_hole).to_vec().leak()
+            ),
+            (GrantTable, String::from("device hole@38ff0000"))
+        );
+        let extended = XenNode {
+            extended: &[(0x0900_0000, 0x1000_0000)],
+            ..XenNode::domu()
+        };
+        assert_eq!(
+            overlap(extended, &[PL031]),
+            (Extended, String::from("device pl031@9010000"))
+        );
+        // Just below RAM and right after the grant table are fine.
+        build(at((RAM_BASE - 16 * MIB, 16 * MIB)), &[]).unwrap();
+        let after = PassthroughDevice {
+            regions: &[(0x3900_0000, 0x1000)],
+            ..QUIET
+        };
+        build(XenNode::domu(), vec![after].leak()).unwrap();
+        assert_eq!(
+            build(at((0x3800_0800, 0x1000)), &[])
+                .unwrap_err()
+                .to_string(),
+            "the guest's /hypervisor node: grant-table region at 0x38000800 of size 0x1000 is \
+             empty, not 4 KiB aligned, wraps, or does not fit the root's \
+             #address-cells/#size-cells"
+        );
+        assert_eq!(
+            build(at((RAM_BASE, 0x1000)), &[]).unwrap_err().to_string(),
+            "the guest's /hypervisor node: grant-table region 0x40000000..0x40001000 overlaps \
+             guest RAM"
+        );
+    }
+
+    #[test]
+    fn domu_grant_table_is_clear_of_the_guest_layout() {
+        use crate::layout::{GICD_SIZE_V3, MAX_VCPUS, RAM_MAX_SIZE};
+        let grant = (
+            crate::xen::DOMU_GRANT_TABLE_BASE,
+            crate::xen::GRANT_TABLE_SIZE,
+        );
+        for (range, what) in [
+            ((RAM_BASE, RAM_MAX_SIZE), "RAM"),
+            ((GICD_BASE, GICD_SIZE_V3), "GICD"),
+            ((GICC_BASE, GICC_SIZE), "GICC"),
+            ((GICR_BASE, gicr_size(MAX_VCPUS)), "GICR"),
+            ((PL011_BASE, PL011_SIZE), "PL011"),
+        ] {
+            assert!(!overlaps(grant, range), "{what}");
+        }
     }
 
     fn config_with<'a>(devices: &'a [PassthroughDevice<'a>]) -> GuestDtConfig<'a> {

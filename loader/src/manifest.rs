@@ -1177,6 +1177,7 @@ mod tests {
             initrd: None,
             console: true,
             devices: &[],
+            hypervisor: None,
         })
         .unwrap();
         assert_eq!(read_manifest(&guest), Err(ManifestError::NotAManifest));

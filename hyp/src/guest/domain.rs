@@ -415,6 +415,7 @@ impl Domain {
                 remove: if self.spec.console { &[] } else { &no_console },
                 console: self.spec.console.then_some(dom0.console_path),
                 disable: &withheld,
+                hypervisor: None,
             };
             return loader::build_dom0_dt(host.dtb, &config).map_err(BuildError::Dom0DeviceTree);
         }
@@ -438,6 +439,7 @@ impl Domain {
             initrd: self.placement.initrd,
             console: self.spec.console,
             devices: &devices,
+            hypervisor: None,
         };
         loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)
     }

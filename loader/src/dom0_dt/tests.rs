@@ -28,6 +28,7 @@ fn config(vcpus: u32) -> Dom0DtConfig<'static> {
         remove: &[RTC],
         console: Some(UART),
         disable: &[],
+        hypervisor: None,
     }
 }
 
@@ -357,6 +358,7 @@ fn rpi4_like_host() {
         remove: &["/soc/serial@7e201000"],
         console: None,
         disable: &[],
+        hypervisor: None,
     };
     let dtb = build(RPI4_LIKE, &c);
     let fdt = Fdt::new(&dtb).unwrap();
@@ -451,6 +453,7 @@ fn read_back_by_the_hypervisor_parser() {
         remove: &[],
         console: Some("/soc/serial@7e201000"),
         disable: &[],
+        hypervisor: None,
     };
     let dtb = build(RPI4_LIKE, &c);
     let p = platforms::Platform::parse(&dtb).unwrap();
@@ -474,6 +477,7 @@ fn real_qemu_trees() {
         remove: &[],
         console: None,
         disable: &[],
+        hypervisor: None,
     };
     // It holds NOP tokens, which the hypervisor strips from the boot tree first.
     assert!(matches!(
@@ -676,6 +680,7 @@ fn synthetic_config(vcpus: u32) -> Dom0DtConfig<'static> {
         remove: &[],
         console: None,
         disable: &[],
+        hypervisor: None,
     }
 }
 
