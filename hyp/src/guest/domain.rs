@@ -310,10 +310,36 @@ impl Domain {
         // dom0's RAM is mapped 1:1 (its devices do DMA with physical addresses), in the
         // host's layout; other domains get the generated one.
         let layout = match (spec.privileged, &host.dom0) {
-            (true, Some(dom0)) => Layout {
-                ram_base: ram_pa.as_u64(),
-                ..dom0.layout.clone()
-            },
+            (true, Some(dom0)) => {
+                let mut layout = Layout {
+                    ram_base: ram_pa.as_u64(),
+                    ..dom0.layout.clone()
+                };
+                if spec.xen {
+                    // dom0's grant-table and extended regions: IPA ranges of the host's
+                    // map that nothing uses (not RAM, no device, no bus window).
+                    let ipa_limit = 1u64 << (64 - (host.s2_config.vtcr_el2() & 0x3f));
+                    match loader::dom0_xen_regions(
+                        host.dtb,
+                        (layout.ram_base, spec.memory),
+                        ipa_limit,
+                        loader::xen::GRANT_TABLE_SIZE,
+                    ) {
+                        Ok(regions) => {
+                            layout.xen_regions = core::iter::once(regions.grant_table)
+                                .chain(regions.extended)
+                                .collect();
+                        }
+                        Err(e) => {
+                            // SAFETY: allocated just above for this domain; nothing maps
+                            // it yet.
+                            unsafe { frames::free(ram_pa, pages) };
+                            return Err(BuildError::Dom0DeviceTree(e));
+                        }
+                    }
+                }
+                layout
+            }
             (true, None) => {
                 // SAFETY: allocated just above for this domain; nothing maps it yet.
                 unsafe { frames::free(ram_pa, pages) };
@@ -415,7 +441,7 @@ impl Domain {
                 remove: if self.spec.console { &[] } else { &no_console },
                 console: self.spec.console.then_some(dom0.console_path),
                 disable: &withheld,
-                hypervisor: None,
+                hypervisor: self.xen_node(),
             };
             return loader::build_dom0_dt(host.dtb, &config).map_err(BuildError::Dom0DeviceTree);
         }
@@ -439,7 +465,7 @@ impl Domain {
             initrd: self.placement.initrd,
             console: self.spec.console,
             devices: &devices,
-            hypervisor: None,
+            hypervisor: self.xen_node(),
         };
         loader::build_guest_dt(&config).map_err(BuildError::DeviceTree)
     }
@@ -496,6 +522,21 @@ impl Domain {
                 self.spec.memory as usize,
             )
         }
+    }
+
+    /// The `/hypervisor` node of a Xen-aware domain: its grant-table region (the first of
+    /// its Xen regions) and extended regions (the others), the upcall PPI.
+    fn xen_node(&self) -> Option<loader::XenNode<'_>> {
+        if !self.spec.xen {
+            return None;
+        }
+        let (grant_table, extended) = self.layout.xen_regions.split_first()?;
+        Some(loader::XenNode {
+            version: loader::xen::XEN_VERSION,
+            grant_table: *grant_table,
+            extended,
+            event_ppi: loader::xen::EVENT_PPI,
+        })
     }
 
     /// Its vGIC's architecture version.
