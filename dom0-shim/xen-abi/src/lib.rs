@@ -20,6 +20,7 @@
 //! | [`hvm`] | `hvm/hvm_op.h`, `hvm/params.h` |
 //! | [`console`] | `io/console.h` |
 //! | [`platform`] | `platform.h` |
+//! | [`sysctl`] (`XEN_SYSCTL_getdomaininfolist`, `xen_domctl_getdomaininfo`) | `sysctl.h`, `domctl.h` (Xen 4.17) |
 //! | [`shared`] (`shared_info`, `vcpu_info`, `vcpu_time_info`) | `xen.h`, `arch-arm.h` |
 //! | [`linux`] (`/dev/xen/privcmd`, `/dev/xen/evtchn` ioctls) | Linux `include/uapi/xen/{privcmd,evtchn}.h` |
 //!
@@ -59,6 +60,7 @@ pub mod memory;
 pub mod platform;
 pub mod sched;
 pub mod shared;
+pub mod sysctl;
 pub mod vcpu;
 pub mod version;
 
@@ -68,6 +70,9 @@ mod tests;
 pub use errno::Errno;
 pub use grant_table::GrantEntryV1;
 pub use shared::{SharedInfo, VcpuInfo, VcpuTimeInfo};
+pub use sysctl::{
+    XEN_SYSCTL_INTERFACE_VERSION, XenDomctlGetdomaininfo, XenSysctl, XenSysctlGetdomaininfolist,
+};
 pub use wire::Wire;
 
 /// The `HVC` immediate that marks a Xen hypercall (`XEN_HYPERCALL_TAG`, `arch-arm.h`).

@@ -16,6 +16,7 @@ use crate::memory::*;
 use crate::platform::*;
 use crate::sched::*;
 use crate::shared::*;
+use crate::sysctl::*;
 use crate::vcpu::*;
 use crate::version::*;
 use crate::*;
@@ -104,6 +105,113 @@ fn other_header_layouts() {
         in_prod @ 3076, out_cons @ 3080, out_prod @ 3084);
     layout!(XenPlatformOp, size 136; cmd @ 0, interface_version @ 4, u @ 8);
     layout!(XenpfSettime64, size 24; secs @ 0, nsecs @ 8, mbz @ 12, system_time @ 16);
+}
+
+#[test]
+fn sysctl_h_layouts() {
+    // struct xen_sysctl: two u32, then a union of 8-aligned members padded to 128 bytes.
+    layout!(XenSysctl, size 136, align 8; cmd @ 0, interface_version @ 4, u @ 8);
+    // domid_t first_domain; (2 bytes padding) uint32_t max_domains; a 64-bit handle at
+    // 8; uint32_t num_domains at 16; tail padding to the handle's alignment.
+    layout!(XenSysctlGetdomaininfolist, size 24, align 8; first_domain @ 0, max_domains @ 4,
+        buffer @ 8, num_domains @ 16);
+    // arch-arm.h: uint8_t gic_version; uint16_t tee_type (at 2); two uint32_t.
+    layout!(XenArchDomainconfig, size 12, align 4; gic_version @ 0, tee_type @ 2,
+        nr_spis @ 4, clock_frequency @ 8);
+    // domctl.h: domid_t, pad, flags; seven uint64_aligned_t from 8 to 64; three
+    // uint32_t; the 16-byte handle at 76; cpupool at 92; gpaddr_bits at 96, pad2[7];
+    // arch_config (4-aligned, 12 bytes) at 104; 116 rounded up to 8.
+    layout!(XenDomctlGetdomaininfo, size 120, align 8; domain @ 0, pad1 @ 2, flags @ 4,
+        tot_pages @ 8, max_pages @ 16, outstanding_pages @ 24, shr_pages @ 32,
+        paged_pages @ 40, shared_info_frame @ 48, cpu_time @ 56, nr_online_vcpus @ 64,
+        max_vcpu_id @ 68, ssidref @ 72, handle @ 76, cpupool @ 92, gpaddr_bits @ 96,
+        pad2 @ 97, arch_config @ 104);
+    assert_eq!(XEN_SYSCTL_INTERFACE_VERSION, 0x15);
+    assert_eq!(XEN_DOMCTL_INTERFACE_VERSION, 0x15);
+    assert_eq!(cmd::GETDOMAININFOLIST, 6);
+    assert_eq!(cmd::PHYSINFO, 3);
+    assert_eq!(
+        [
+            dominf::DYING,
+            dominf::HVM_GUEST,
+            dominf::SHUTDOWN,
+            dominf::PAUSED
+        ],
+        [1, 2, 4, 8]
+    );
+    assert_eq!(
+        [
+            dominf::BLOCKED,
+            dominf::RUNNING,
+            dominf::DEBUGGED,
+            dominf::XS_DOMAIN,
+            dominf::HAP
+        ],
+        [0x10, 0x20, 0x40, 0x80, 0x100]
+    );
+    assert_eq!(dominf::shutdown_code(dominf::SHUTDOWN | (3 << 16)), 3);
+    assert_eq!(XEN_INVALID_MAX_VCPU_ID, 0xFFFF_FFFF);
+    assert_eq!(Hypercall::Sysctl.raw(), 35);
+}
+
+#[test]
+fn sysctl_union_round_trip() {
+    let list = XenSysctlGetdomaininfolist {
+        first_domain: 0x1234,
+        max_domains: 34,
+        buffer: 0xFFFF_8000_0012_3000,
+        num_domains: 0,
+    };
+    let call = XenSysctl::new(cmd::GETDOMAININFOLIST, &list);
+    assert_eq!(call.interface_version, XEN_SYSCTL_INTERFACE_VERSION);
+    let bytes = call.to_bytes();
+    // In guest memory: cmd, version, then the payload at offset 8 as C lays it out.
+    assert_eq!(&bytes[0..4], &6u32.to_le_bytes());
+    assert_eq!(&bytes[4..8], &0x15u32.to_le_bytes());
+    assert_eq!(&bytes[8..10], &0x1234u16.to_le_bytes());
+    assert_eq!(&bytes[10..12], &[0, 0]);
+    assert_eq!(&bytes[12..16], &34u32.to_le_bytes());
+    assert_eq!(&bytes[16..24], &0xFFFF_8000_0012_3000u64.to_le_bytes());
+    assert!(bytes[32..].iter().all(|&b| b == 0));
+    let back = XenSysctl::from_bytes(&bytes).unwrap();
+    assert_eq!(back.payload::<XenSysctlGetdomaininfolist>(), Some(list));
+    // The hypervisor's answer: num_domains written back into the union.
+    let mut answered = list;
+    answered.num_domains = 2;
+    let reply = XenSysctl::new(cmd::GETDOMAININFOLIST, &answered);
+    assert_eq!(
+        reply
+            .payload::<XenSysctlGetdomaininfolist>()
+            .unwrap()
+            .num_domains,
+        2
+    );
+    // A record at a known offset pattern.
+    let info = XenDomctlGetdomaininfo {
+        domain: 1,
+        flags: dominf::RUNNING | dominf::HVM_GUEST,
+        tot_pages: 0x8000,
+        nr_online_vcpus: 2,
+        max_vcpu_id: 1,
+        handle: [0xAB; 16],
+        gpaddr_bits: 40,
+        arch_config: XenArchDomainconfig {
+            gic_version: gic_version::V3,
+            nr_spis: 32,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let b = info.to_bytes();
+    assert_eq!(&b[0..2], &1u16.to_le_bytes());
+    assert_eq!(&b[4..8], &0x22u32.to_le_bytes());
+    assert_eq!(&b[8..16], &0x8000u64.to_le_bytes());
+    assert_eq!(&b[64..68], &2u32.to_le_bytes());
+    assert_eq!(&b[76..92], &[0xAB; 16]);
+    assert_eq!(b[96], 40);
+    assert_eq!(b[104], 2);
+    assert_eq!(&b[108..112], &32u32.to_le_bytes());
+    assert_eq!(XenDomctlGetdomaininfo::from_bytes(&b), Some(info));
 }
 
 #[test]
@@ -445,6 +553,10 @@ fn byte_round_trips() {
     pattern::<SchedPoll>();
     pattern::<XenHvmParam>();
     pattern::<PrivcmdMmapbatchV2>();
+    pattern::<XenSysctl>();
+    pattern::<XenSysctlGetdomaininfolist>();
+    pattern::<XenArchDomainconfig>();
+    pattern::<XenDomctlGetdomaininfo>();
 }
 
 #[test]
