@@ -75,7 +75,6 @@ pub fn domains() -> Result<(), Failure> {
     let records_at = page;
     let room = u32::try_from((buf.len() - records_at) / XenDomctlGetdomaininfo::SIZE)
         .expect("a few pages");
-    println!("{}", xenctl::DOMAINS_HEADER);
     let mut first: DomId = 0;
     loop {
         let request = XenSysctlGetdomaininfolist {
@@ -114,6 +113,10 @@ pub fn domains() -> Result<(), Failure> {
                     .expect("read exactly SIZE bytes")
             })
             .collect();
+        if first == 0 {
+            // After the first call: a refused call prints only the error.
+            println!("{}", xenctl::DOMAINS_HEADER);
+        }
         for r in &records {
             println!("{}", xenctl::format_domain(r));
         }

@@ -34,13 +34,10 @@ impl SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} ({})",
-            self.what,
-            errno_name(self.errno),
-            std::io::Error::from_raw_os_error(self.errno)
-        )
+        let text = std::io::Error::from_raw_os_error(self.errno).to_string();
+        // Without std's " (os error N)": the name says it.
+        let text = text.split(" (os error").next().unwrap_or_default();
+        write!(f, "{}: {} ({text})", self.what, errno_name(self.errno))
     }
 }
 
