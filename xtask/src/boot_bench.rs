@@ -89,7 +89,7 @@ pub fn run(opts: &Options, sources: &linux::Sources, invoked_from: &Path) -> Res
     println!("linux: {}", got.origin);
     let dir = build::xtask_dir().join("bench-boot");
     let initramfs = dir.join("initramfs.cpio.gz");
-    linux::build_initramfs(&got, Some(SCRIPT.into()), &[], &initramfs)?;
+    linux::build_initramfs(&got, Some(SCRIPT.into()), &[], None, &initramfs)?;
     let hyp = build::build(false)?;
     let mut guest = domains::single_guest(
         got.image.to_string_lossy().into_owned(),

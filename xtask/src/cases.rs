@@ -182,6 +182,8 @@ struct LinuxSpec {
     dom0: bool,
     domu: Option<String>,
     peek: Option<u64>,
+    #[serde(default)]
+    xen_tools: bool,
 }
 
 fn default_linux_cmdline() -> String {
@@ -217,6 +219,10 @@ pub struct LinuxCase {
     /// With `dom0`: a test-guest domain `peeker` that reads this address (dom0's RAM) and
     /// must get a data abort.
     pub peek: Option<u64>,
+    /// Put the Xen tools in the initramfs (and in the domU's): `/bin/xenctl` (built once
+    /// per run for `aarch64-unknown-linux-musl`), the Xen device modules
+    /// (`crate::linux::XEN_MODULES`) loaded by `/init`, and xenfs mounted at `/proc/xen`.
+    pub xen_tools: bool,
 }
 
 /// A table, or an array of them.
@@ -619,6 +625,10 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         l.dom0 || (l.domu.is_none() && l.peek.is_none()),
         "linux.domu and linux.peek go beside a dom0: set linux.dom0"
     );
+    ensure!(
+        !(l.direct && l.xen_tools),
+        "linux.xen_tools talks to the hypervisor through Linux's Xen drivers: not with direct"
+    );
     let vcpus = l.vcpus.unwrap_or(1);
     ensure!((1..=64).contains(&vcpus), "linux.vcpus must be 1 to 64");
     Ok(LinuxCase {
@@ -632,6 +642,7 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         dom0: l.dom0,
         domu: l.domu.as_ref().map(PathBuf::from),
         peek: l.peek,
+        xen_tools: l.xen_tools,
     })
 }
 
@@ -706,6 +717,19 @@ mod tests {
         .unwrap();
         assert!(pi[0].linux.as_ref().unwrap().dom0);
         assert!(pi[0].raspi4b_prebuilt.is_some());
+        assert!(
+            !pi[0].linux.as_ref().unwrap().xen_tools,
+            "off unless asked for"
+        );
+        assert!(!cases[0].linux.as_ref().unwrap().xen_tools);
+        let xen = parse(
+            "[[case]]\nname = \"x\"\nexpect = ['x']\n\
+             linux = { script = 't.sh', dom0 = true, domu = 'u.sh', xen_tools = true }\n",
+        )
+        .unwrap();
+        let x = xen[0].linux.as_ref().unwrap();
+        assert!(x.xen_tools && x.dom0);
+        assert_eq!(x.domu.as_deref(), Some(Path::new("u.sh")));
         for bad in [
             "linux = { script = 't.sh', direct = true, vcpus = 2 }",
             "linux = { script = 't.sh', direct = true }\nexit_code = 0",
@@ -718,6 +742,8 @@ mod tests {
             "linux = { script = 't.sh', dom0 = true, disk = true }\nraspi4b_dtb = 'b.dtb'",
             "linux = { script = 't.sh' }\nraspi4b_dtb = 'b.dtb'\nsd_image = true",
             "linux = { script = 't.sh', dom0 = true }\nraspi4b_dts = 'b.dts'",
+            "linux = { script = 't.sh', direct = true, xen_tools = true }",
+            "linux = { script = 't.sh', xen_tools = 'yes' }",
         ] {
             let text = format!("[[case]]\nname = \"b\"\nexpect = ['x']\n{bad}\n");
             assert!(parse(&text).is_err(), "{bad:?} accepted");

@@ -26,6 +26,43 @@ pub struct ImageHeader {
     pub flags: u64,
 }
 
+/// Checks that `data` is a statically linked AArch64 ELF executable, as a program in a
+/// busybox initramfs must be (there is no dynamic loader there): type `ET_EXEC` or
+/// `ET_DYN` (a static PIE), machine AArch64, no `PT_INTERP` program header.
+pub fn check_static_aarch64_executable(data: &[u8]) -> Result<()> {
+    let header = FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| anyhow::anyhow!("not a 64-bit ELF file: {e}"))?;
+    let endian = header
+        .endian()
+        .map_err(|e| anyhow::anyhow!("bad ELF header: {e}"))?;
+    let machine = header.e_machine(endian);
+    ensure!(
+        machine == elf::EM_AARCH64,
+        "ELF machine is {machine}, not AArch64 ({})",
+        elf::EM_AARCH64
+    );
+    let kind = header.e_type(endian);
+    ensure!(
+        kind == elf::ET_EXEC || kind == elf::ET_DYN,
+        "ELF type {kind} is not an executable"
+    );
+    let phdrs = header
+        .program_headers(endian, data)
+        .map_err(|e| anyhow::anyhow!("bad ELF program headers: {e}"))?;
+    ensure!(
+        phdrs.iter().any(|ph| ph.p_type(endian) == elf::PT_LOAD),
+        "ELF file has no PT_LOAD segment"
+    );
+    if let Some(interp) = phdrs.iter().find(|ph| ph.p_type(endian) == elf::PT_INTERP) {
+        let path = interp.data(endian, data).unwrap_or_default();
+        bail!(
+            "dynamically linked (PT_INTERP {:?}): not a static executable",
+            String::from_utf8_lossy(path).trim_end_matches('\0')
+        );
+    }
+    Ok(())
+}
+
 /// Builds the flat image of an ELF file: each non-empty `PT_LOAD` segment's file bytes at its
 /// offset from the lowest such segment's physical address, gaps zero-filled, bss not appended.
 pub fn elf_to_flat(data: &[u8]) -> Result<Vec<u8>> {
@@ -184,7 +221,40 @@ mod tests {
 
     const PT_LOAD: u32 = 1;
     const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
     const EM_AARCH64: u16 = 183;
+
+    #[test]
+    fn static_executables_are_told_from_dynamic_ones() {
+        let code: &[u8] = &[0x1f, 0x20, 0x03, 0xd5];
+        let static_pie = make_elf(
+            EM_AARCH64,
+            &[(PT_LOAD, 0x1000, code, 4), (PT_DYNAMIC, 0, &[], 0)],
+        );
+        check_static_aarch64_executable(&static_pie).unwrap();
+        let mut exec = static_pie.clone();
+        exec[16] = 2; // ET_EXEC
+        check_static_aarch64_executable(&exec).unwrap();
+        let dynamic = make_elf(
+            EM_AARCH64,
+            &[
+                (PT_INTERP, 0, b"/lib/ld-linux-aarch64.so.1\0", 27),
+                (PT_LOAD, 0x1000, code, 4),
+            ],
+        );
+        let err = check_static_aarch64_executable(&dynamic).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("/lib/ld-linux-aarch64.so.1"),
+            "{err:#}"
+        );
+        let x86 = make_elf(62, &[(PT_LOAD, 0x1000, code, 4)]);
+        assert!(check_static_aarch64_executable(&x86).is_err());
+        let mut relocatable = static_pie.clone();
+        relocatable[16] = 1; // ET_REL
+        assert!(check_static_aarch64_executable(&relocatable).is_err());
+        assert!(check_static_aarch64_executable(&make_elf(EM_AARCH64, &[])).is_err());
+        assert!(check_static_aarch64_executable(b"#!/bin/sh\n").is_err());
+    }
 
     #[test]
     fn flattens_segments_with_gaps_and_without_bss() {

@@ -369,7 +369,7 @@ fn image_rpi4(args: &ImageArgs, invoked_from: &Path) -> Result<ExitCode> {
             let got = linux::obtain(&args.linux.sources(invoked_from))?;
             println!("linux: {}", got.origin);
             let initramfs = dir.join("shell.cpio.gz");
-            linux::build_initramfs(&got, None, &[], &initramfs)?;
+            linux::build_initramfs(&got, None, &[], None, &initramfs)?;
             default_system(
                 &got.image,
                 &initramfs,
@@ -444,7 +444,22 @@ fn run_qemu(mut args: RunArgs, invoked_from: &Path) -> Result<ExitCode> {
                 }
             }
         }
-        linux::build_initramfs(&got, None, &modules, &initramfs)?;
+        // The default system is where a toolstack grows: its shell has the Xen tools.
+        let xen = if default_system_wanted {
+            if got.modules.is_none() {
+                println!(
+                    "linux: no modules directory for this kernel (--modules DIR): xenctl \
+                     without the Xen modules"
+                );
+            }
+            Some(linux::XenTools {
+                xenctl: build::build_xenctl()?,
+                modules: got.modules.is_some(),
+            })
+        } else {
+            None
+        };
+        linux::build_initramfs(&got, None, &modules, xen.as_ref(), &initramfs)?;
         let cmdline = if args.cmdline.is_empty() {
             DEFAULT_LINUX_CMDLINE.to_owned()
         } else {
@@ -753,8 +768,22 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
     };
     println!("linux: {}", got.origin);
     let dir = build::xtask_dir().join("linux");
+    // xenctl is built once for every case that carries the Xen tools.
+    let xen = if cases
+        .iter()
+        .filter(|c| wants(c))
+        .any(|c| c.linux.as_ref().is_some_and(|l| l.xen_tools))
+    {
+        Some(linux::XenTools {
+            xenctl: build::build_xenctl()?,
+            modules: true,
+        })
+    } else {
+        None
+    };
     for case in cases.iter_mut().filter(|c| wants(c)) {
         let l = case.linux.clone().expect("wanted");
+        let xen = xen.as_ref().filter(|_| l.xen_tools);
         let mut script = String::new();
         for path in &l.scripts {
             script += &std::fs::read_to_string(path)
@@ -762,7 +791,7 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
             script.push('\n');
         }
         let initramfs = dir.join(format!("{}.cpio.gz", case.name));
-        linux::build_initramfs(&got, Some(script), &l.modules, &initramfs)
+        linux::build_initramfs(&got, Some(script), &l.modules, xen, &initramfs)
             .with_context(|| format!("case {}: initramfs", case.name))?;
         if l.disk {
             // Fresh for every run, and one per case: cases run side by side.
@@ -792,7 +821,7 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
                     format!("case {}: cannot read {}", case.name, domu_script.display())
                 })?;
                 let initramfs = dir.join(format!("{}-domu.cpio.gz", case.name));
-                linux::build_initramfs(&got, Some(script), &[], &initramfs)
+                linux::build_initramfs(&got, Some(script), &[], xen, &initramfs)
                     .with_context(|| format!("case {}: domU initramfs", case.name))?;
                 let mut domu = domains::single_guest(
                     got.image.to_string_lossy().into_owned(),

@@ -22,8 +22,10 @@ pub const TEST_SCRIPT: &str = "test/run.sh";
 pub const MODULE_LIST: &str = "etc/modules";
 
 /// The `/init` script: mount the pseudo file systems, make the applet links, load the
-/// modules of `/etc/modules`, then run the test script and power off, or start a shell.
-const INIT: &str = r#"#!/bin/busybox sh
+/// modules of `/etc/modules`, (with the Xen tools) mount xenfs, then run the test script
+/// and power off, or start a shell. [`INIT_HEAD`], then [`INIT_XENFS`] if wanted, then
+/// [`INIT_TAIL`].
+const INIT_HEAD: &str = r#"#!/bin/busybox sh
 # /init of an initramfs made by `cargo xtask` (xtask/src/linux/initramfs.rs).
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s
@@ -37,7 +39,16 @@ if [ -s /etc/modules ]; then
         modprobe "$m" || echo "init: modprobe $m failed"
     done < /etc/modules
 fi
-if [ -f /test/run.sh ]; then
+"#;
+
+/// The part of `/init` an initramfs with the Xen tools adds: xenfs at `/proc/xen` (the
+/// module makes that mount point itself, when the kernel runs under Xen).
+const INIT_XENFS: &str = r#"if [ -d /sys/module/xenfs ] && [ -d /proc/xen ]; then
+    mount -t xenfs xenfs /proc/xen || echo "init: mount xenfs failed"
+fi
+"#;
+
+const INIT_TAIL: &str = r#"if [ -f /test/run.sh ]; then
     echo "init: running the test script"
     sh /test/run.sh
     echo "init: test script exit status $?"
@@ -49,6 +60,15 @@ echo "init: busybox shell on the console; 'poweroff -f' powers the machine off"
 exec setsid cttyhack sh -l
 "#;
 
+/// The `/init` script, with the xenfs mount or without.
+pub fn init_script(xenfs: bool) -> String {
+    let mut text = String::from(INIT_HEAD);
+    if xenfs {
+        text += INIT_XENFS;
+    }
+    text + INIT_TAIL
+}
+
 /// What goes into an initramfs besides the fixed layout.
 #[derive(Debug, Default)]
 pub struct Spec<'a> {
@@ -59,6 +79,11 @@ pub struct Spec<'a> {
     /// Modules to include and load at boot, with the tree they come from and the kernel
     /// release (`uname -r`, the directory name under `/lib/modules`).
     pub modules: Option<(&'a Tree, &'a str, Vec<String>)>,
+    /// More programs, mode 0755: path in the archive (no leading `/`, e.g.
+    /// `bin/xenctl`) and contents.
+    pub executables: Vec<(String, Vec<u8>)>,
+    /// Mount xenfs at `/proc/xen` in `/init` (with the Xen modules loaded).
+    pub xenfs: bool,
 }
 
 /// One archive member: path, mode (type and permissions), contents, and for a device
@@ -147,7 +172,7 @@ pub fn build(spec: &Spec<'_>, out: &Path) -> Result<()> {
     a.char_dev("dev/null", 0o666, 1, 3);
     a.file("bin/busybox", 0o755, spec.busybox.clone());
     a.symlink("bin/sh", "busybox");
-    a.file("init", 0o755, INIT.as_bytes().to_vec());
+    a.file("init", 0o755, init_script(spec.xenfs).into_bytes());
     a.file(
         "etc/passwd",
         0o644,
@@ -156,6 +181,21 @@ pub fn build(spec: &Spec<'_>, out: &Path) -> Result<()> {
     a.file("etc/group", 0o644, b"root:x:0:\n".to_vec());
     if let Some(script) = &spec.script {
         a.file(TEST_SCRIPT, 0o755, script.as_bytes().to_vec());
+    }
+    for (path, data) in &spec.executables {
+        ensure!(
+            !path.is_empty()
+                && !path.starts_with('/')
+                && path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".."),
+            "bad executable path {path:?} for the initramfs"
+        );
+        ensure!(
+            !a.entries.iter().any(|e| e.0 == *path),
+            "{path} is already in the initramfs"
+        );
+        a.file(path, 0o755, data.clone());
     }
     if let Some((tree, release, wanted)) = &spec.modules {
         ensure!(
@@ -245,6 +285,7 @@ mod tests {
             busybox: b"\x7fELF busybox".to_vec(),
             script: Some("echo hello\n".into()),
             modules: Some((&tree, "6.1.0-test", vec!["virtio-blk".into()])),
+            ..Spec::default()
         };
         build(&spec, &out).unwrap();
         let files = read_back(&out);
@@ -289,6 +330,47 @@ mod tests {
         .unwrap();
         let files = read_back(&bare);
         assert!(!files.contains_key(TEST_SCRIPT) && !files.contains_key(MODULE_LIST));
+        assert!(!files.contains_key("bin/xenctl"));
+        let init = String::from_utf8(files["init"].1.clone()).unwrap();
+        assert!(!init.contains("xenfs"), "no Xen tools, no xenfs:\n{init}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn extra_executables_and_xenfs() {
+        let dir = crate::linux::deb::tests::temp_dir("initramfs-xen");
+        let out = dir.join("xen.cpio.gz");
+        let spec = Spec {
+            busybox: b"bb".to_vec(),
+            executables: vec![("bin/xenctl".into(), b"\x7fELF xenctl".to_vec())],
+            xenfs: true,
+            ..Spec::default()
+        };
+        build(&spec, &out).unwrap();
+        let files = read_back(&out);
+        assert_eq!(
+            files["bin/xenctl"],
+            (0o100_755, b"\x7fELF xenctl".to_vec(), (0, 0))
+        );
+        let init = String::from_utf8(files["init"].1.clone()).unwrap();
+        let mount = "mount -t xenfs xenfs /proc/xen";
+        assert!(init.contains(mount), "{init}");
+        // After the modules are loaded, before the test script runs.
+        let at = |needle: &str| init.find(needle).unwrap();
+        assert!(at("done < /etc/modules") < at(mount));
+        assert!(at(mount) < at("if [ -f /test/run.sh ]"));
+        assert_eq!(init_script(false), init.replace(INIT_XENFS, ""));
+        for bad in ["/bin/x", "bin/../x", "", "bin//x", "bin/busybox", "init"] {
+            let spec = Spec {
+                busybox: b"bb".to_vec(),
+                executables: vec![(bad.into(), b"x".to_vec())],
+                ..Spec::default()
+            };
+            assert!(
+                build(&spec, &dir.join("bad.gz")).is_err(),
+                "{bad:?} accepted"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -626,16 +626,53 @@ fn parse_version(text: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The kernel modules of Linux's Xen device interface, as `modprobe` names them. In
+/// Debian's 6.1 arm64 kernel they are modules (`kernel/drivers/xen/xen-evtchn.ko`,
+/// `xen-privcmd.ko`, `xen-gntdev.ko`, `xenfs/xenfs.ko`; none is in `modules.builtin`);
+/// `xenfs` depends on `xen-privcmd`. Each refuses to load (`ENODEV`) outside Xen.
+pub const XEN_MODULES: &[&str] = &["xen_evtchn", "xen_privcmd", "xen_gntdev", "xenfs"];
+
+/// Where the Xen tools go in an initramfs.
+pub const XENCTL_PATH: &str = "bin/xenctl";
+
+/// The Xen tools an initramfs carries (a case's `linux.xen_tools`, the default system of
+/// `cargo xtask run`): `xenctl` at `/bin/xenctl`, and with `modules` the [`XEN_MODULES`]
+/// loaded at boot and xenfs mounted at `/proc/xen`.
+#[derive(Debug, Clone)]
+pub struct XenTools {
+    /// The static arm64 `xenctl` ([`crate::build::build_xenctl`]).
+    pub xenctl: PathBuf,
+    /// Load the Xen modules and mount xenfs (needs the kernel's modules directory).
+    pub modules: bool,
+}
+
+/// The modules an initramfs loads: `wanted`, then those the Xen tools need that are not
+/// already there (names compared the way `modprobe` compares them).
+pub fn with_xen_modules(wanted: &[String], xen: Option<&XenTools>) -> Vec<String> {
+    let mut list = wanted.to_vec();
+    if xen.is_some_and(|x| x.modules) {
+        for m in XEN_MODULES {
+            if !list.iter().any(|have| modules::canonical(have) == *m) {
+                list.push((*m).to_owned());
+            }
+        }
+    }
+    list
+}
+
 /// Builds the initramfs for a case or `run --linux`: busybox, `/init`, the test script if
-/// any, and `modules` with their dependencies (needs the kernel's modules directory).
+/// any, `modules` with their dependencies (needs the kernel's modules directory), and the
+/// Xen tools if given.
 pub fn build_initramfs(
     linux: &Linux,
     script: Option<String>,
     wanted_modules: &[String],
+    xen: Option<&XenTools>,
     out: &Path,
 ) -> Result<()> {
     let busybox = std::fs::read(&linux.busybox)
         .with_context(|| format!("cannot read {}", linux.busybox.display()))?;
+    let wanted_modules = with_xen_modules(wanted_modules, xen);
     let tree;
     let modules = if wanted_modules.is_empty() {
         None
@@ -647,13 +684,21 @@ pub fn build_initramfs(
             );
         };
         tree = modules::Tree::open(dir)?;
-        Some((&tree, release.as_str(), wanted_modules.to_vec()))
+        Some((&tree, release.as_str(), wanted_modules.clone()))
     };
+    let mut executables = Vec::new();
+    if let Some(x) = xen {
+        let data = std::fs::read(&x.xenctl)
+            .with_context(|| format!("cannot read {}", x.xenctl.display()))?;
+        executables.push((XENCTL_PATH.to_owned(), data));
+    }
     initramfs::build(
         &initramfs::Spec {
             busybox,
             script,
             modules,
+            executables,
+            xenfs: xen.is_some_and(|x| x.modules),
         },
         out,
     )
@@ -704,6 +749,63 @@ mod tests {
             std::fs::read_to_string(state.join("sources.list")).unwrap(),
             ""
         );
+    }
+
+    #[test]
+    fn xen_tools_add_their_modules_once() {
+        let xen = XenTools {
+            xenctl: PathBuf::from("xenctl"),
+            modules: true,
+        };
+        assert_eq!(
+            with_xen_modules(&["virtio_blk".into(), "xen-evtchn".into()], Some(&xen)),
+            [
+                "virtio_blk",
+                "xen-evtchn",
+                "xen_privcmd",
+                "xen_gntdev",
+                "xenfs"
+            ]
+        );
+        assert_eq!(
+            with_xen_modules(&[], Some(&xen)),
+            ["xen_evtchn", "xen_privcmd", "xen_gntdev", "xenfs"]
+        );
+        let no_modules = XenTools {
+            modules: false,
+            ..xen
+        };
+        assert!(with_xen_modules(&[], Some(&no_modules)).is_empty());
+        assert_eq!(with_xen_modules(&["a".into()], None), ["a"]);
+    }
+
+    /// The Xen modules are in Debian's kernel package as modules (not built in), under
+    /// the names `modprobe` is given. Checked against the cached package when there is
+    /// one (`cargo xtask linux` fetches it); skipped otherwise.
+    #[test]
+    fn xen_modules_are_in_the_cached_kernel() {
+        let Ok(Some(debian)) =
+            cached(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/linux"))
+        else {
+            eprintln!("no cached Debian kernel: skipped");
+            return;
+        };
+        let tree = modules::Tree::open(&debian.modules).unwrap();
+        let wanted: Vec<String> = XEN_MODULES.iter().map(|m| (*m).to_owned()).collect();
+        let closure = tree.closure(&wanted).unwrap();
+        let names: Vec<&str> = closure.iter().map(|(n, _)| n.as_str()).collect();
+        for m in XEN_MODULES {
+            assert!(names.contains(m), "{m} not in {names:?}");
+        }
+        assert_eq!(
+            closure.len(),
+            XEN_MODULES.len(),
+            "no other dependencies: {names:?}"
+        );
+        let builtin = std::fs::read_to_string(debian.modules.join("modules.builtin")).unwrap();
+        for m in ["xen-evtchn", "xen-privcmd", "xen-gntdev", "xenfs"] {
+            assert!(!builtin.contains(&format!("/{m}.ko")), "{m} is built in");
+        }
     }
 
     #[test]
@@ -778,8 +880,14 @@ mod tests {
         assert_eq!(linux.image, dir.join("Image"));
         assert!(linux.modules.is_none() && linux.release.is_none());
         // Modules wanted without a modules directory: a clear error.
-        let err =
-            build_initramfs(&linux, None, &["virtio_blk".into()], &dir.join("i.gz")).unwrap_err();
+        let err = build_initramfs(
+            &linux,
+            None,
+            &["virtio_blk".into()],
+            None,
+            &dir.join("i.gz"),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("--modules DIR"));
         elf[18] = 62; // x86-64
         std::fs::write(dir.join("busybox"), &elf).unwrap();
