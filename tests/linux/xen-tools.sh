@@ -1,7 +1,7 @@
 # Run by a Linux dom0 with the Xen tools (linux.xen_tools): the Xen devices its modules
 # make, xenfs, what xenctl sees of the hypervisor, and an event-channel ping-pong inside
 # dom0 (`self`: a loopback channel): pong in the background prints its port, ping binds
-# to it. Between domains the port would be passed the same way, out of band.
+# to it; then one with the domU (domain 1), whose port dom0 finds with EVTCHNOP_status.
 for d in /dev/xen/privcmd /dev/xen/hypercall /dev/xen/evtchn /dev/xen/gntdev; do
     if [ -c "$d" ]; then echo "PASS device: $d"; else echo "FAIL device: $d missing"; fi
 done
@@ -31,3 +31,11 @@ else
 fi
 wait "$pong"
 cat /tmp/pong.out
+caps=$(cat /proc/xen/capabilities 2>&1)
+if [ "$caps" = control_d ]; then echo "PASS capabilities: $caps"; else echo "FAIL capabilities: '$caps'"; fi
+# Between domains: the domU's evtchn-pong leaves a port unbound for dom0; find it, ping it.
+if xenctl evtchn-ping 1 find 100; then
+    echo "PASS evtchn: 100 round trips with domain 1"
+else
+    echo "FAIL evtchn: evtchn-ping with domain 1: exit status $?"
+fi

@@ -184,6 +184,8 @@ struct LinuxSpec {
     peek: Option<u64>,
     #[serde(default)]
     xen_tools: bool,
+    #[serde(default)]
+    xen: bool,
 }
 
 fn default_linux_cmdline() -> String {
@@ -223,6 +225,9 @@ pub struct LinuxCase {
     /// per run for `aarch64-unknown-linux-musl`), the Xen device modules
     /// (`crate::linux::XEN_MODULES`) loaded by `/init`, and xenfs mounted at `/proc/xen`.
     pub xen_tools: bool,
+    /// As a guest: the Linux domains are Xen-aware (`xen = true`: a `/hypervisor` node and
+    /// the Xen hypercalls); the domU's console is then `hvc0`.
+    pub xen: bool,
 }
 
 /// A table, or an array of them.
@@ -626,6 +631,10 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         "linux.domu and linux.peek go beside a dom0: set linux.dom0"
     );
     ensure!(
+        !(l.direct && l.xen),
+        "linux.xen makes the Linux domains Xen-aware under the hypervisor: not with direct"
+    );
+    ensure!(
         !(l.direct && l.xen_tools),
         "linux.xen_tools talks to the hypervisor through Linux's Xen drivers: not with direct"
     );
@@ -643,6 +652,7 @@ fn linux_of(spec: &Spec, l: &LinuxSpec) -> Result<LinuxCase> {
         domu: l.domu.as_ref().map(PathBuf::from),
         peek: l.peek,
         xen_tools: l.xen_tools,
+        xen: l.xen,
     })
 }
 
@@ -743,6 +753,7 @@ mod tests {
             "linux = { script = 't.sh' }\nraspi4b_dtb = 'b.dtb'\nsd_image = true",
             "linux = { script = 't.sh', dom0 = true }\nraspi4b_dts = 'b.dts'",
             "linux = { script = 't.sh', direct = true, xen_tools = true }",
+            "linux = { script = 't.sh', direct = true, xen = true }",
             "linux = { script = 't.sh', xen_tools = 'yes' }",
         ] {
             let text = format!("[[case]]\nname = \"b\"\nexpect = ['x']\n{bad}\n");

@@ -815,6 +815,7 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
             );
             guest.name = linux::DOMAIN.into();
             guest.privileged = l.dom0;
+            guest.xen = l.xen;
             case.guest = Some(guest);
             if let Some(domu_script) = &l.domu {
                 let script = std::fs::read_to_string(domu_script).with_context(|| {
@@ -823,14 +824,21 @@ fn prepare_linux_cases(cases: &mut [cases::Case], sources: &linux::Sources) -> R
                 let initramfs = dir.join(format!("{}-domu.cpio.gz", case.name));
                 linux::build_initramfs(&got, Some(script), &[], xen, &initramfs)
                     .with_context(|| format!("case {}: domU initramfs", case.name))?;
+                // A Xen-aware domU's console is the Xen console ring (`hvc0`).
+                let console = if l.xen {
+                    "console=hvc0"
+                } else {
+                    "console=ttyAMA0"
+                };
                 let mut domu = domains::single_guest(
                     got.image.to_string_lossy().into_owned(),
                     Some(initramfs.to_string_lossy().into_owned()),
-                    "console=ttyAMA0".into(),
+                    console.into(),
                     1,
                     128 << 20,
                 );
                 domu.name = "domu".into();
+                domu.xen = l.xen;
                 case.more_guests.push(domu);
             }
             if let Some(address) = l.peek {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use xen_abi::event_channel::{EvtchnOp, EvtchnStatus, stat};
 use xen_abi::sysctl::{XenSysctl, XenSysctlGetdomaininfolist, cmd as sysctl_cmd};
 use xen_abi::version::{EXTRAVERSION_LEN, XenFeatureInfo, XenVer};
 use xen_abi::{DomId, EvtchnPort, Hypercall, XenDomctlGetdomaininfo};
@@ -154,8 +155,63 @@ pub fn pong(remote: DomId, count: Option<u64>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Binds `remote`'s `port` and makes `count` timed round trips.
-pub fn ping(remote: DomId, port: EvtchnPort, count: u64) -> Result<(), Failure> {
+/// How long `evtchn-ping <domid> find` looks for the port.
+const FIND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ports `find` looks at (the first ones: a guest allocates its ports lowest first).
+const FIND_PORTS: EvtchnPort = 256;
+
+/// The first port of `remote` that is unbound and reserved for the caller (the control
+/// domain, id 0), found with `EVTCHNOP_status` over privcmd; retried until one appears.
+fn find_port(remote: DomId) -> Result<EvtchnPort, Failure> {
+    let privcmd = Privcmd::open()?;
+    let mut buf = HypercallBuffer::new(1)?;
+    let started = Instant::now();
+    loop {
+        for port in 1..FIND_PORTS {
+            let query = EvtchnStatus {
+                dom: remote,
+                port,
+                ..EvtchnStatus::default()
+            };
+            buf.write(0, &query.to_bytes());
+            let answer = privcmd.hypercall(
+                Hypercall::EventChannelOp.raw(),
+                [EvtchnOp::Status.raw().into(), buf.addr(0), 0, 0, 0],
+                "event_channel_op(EVTCHNOP_status)",
+            );
+            match answer {
+                Ok(_) => {}
+                // Past the end of its port table: nothing further.
+                Err(_) => break,
+            }
+            let status = EvtchnStatus::from_bytes(&buf.read(0, EvtchnStatus::SIZE))
+                .expect("read exactly SIZE bytes");
+            if status.status == stat::UNBOUND && status.remote_dom() == 0 {
+                println!(
+                    "ping: found port {port} of domain {} unbound for this domain",
+                    show_domid(remote)
+                );
+                return Ok(port);
+            }
+        }
+        if started.elapsed() > FIND_TIMEOUT {
+            return Err(Failure::Other(format!(
+                "ping: no port of domain {} was left unbound for this domain within {} s",
+                show_domid(remote),
+                FIND_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Binds `remote`'s `port` (found with [`find_port`] if `None`) and makes `count` timed
+/// round trips.
+pub fn ping(remote: DomId, port: Option<EvtchnPort>, count: u64) -> Result<(), Failure> {
+    let port = match port {
+        Some(port) => port,
+        None => find_port(remote)?,
+    };
     let evtchn = Evtchn::open()?;
     let local = evtchn.bind_interdomain(remote, port)?;
     println!(

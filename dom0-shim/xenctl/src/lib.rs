@@ -26,10 +26,13 @@ commands:
                                bind, print `pong: port N for domain D`, then answer each
                                event with one back; stop after <count> events (default:
                                never; 0 too)
-  evtchn-ping <domid> <port> <count>
+  evtchn-ping <domid> <port|find> <count>
                                bind to <port> of domain <domid> (as printed by
                                evtchn-pong), send <count> events, each answered before the
-                               next, and print the average round trip
+                               next, and print the average round trip; `find` (control
+                               domain only) looks for the port: the first of <domid>'s
+                               ports left unbound for this domain (EVTCHNOP_status),
+                               waiting up to 30 s for one to appear
   help                         this text
 
 <domid> is a number (decimal or 0x...) or `self` (DOMID_SELF: a channel within this
@@ -50,12 +53,12 @@ pub enum Command {
         /// Events to answer before exiting; `None`: until killed.
         count: Option<u64>,
     },
-    /// `xenctl evtchn-ping <domid> <port> <count>`.
+    /// `xenctl evtchn-ping <domid> <port|find> <count>`.
     Ping {
         /// The domain holding the unbound port.
         remote: DomId,
-        /// Its port.
-        port: EvtchnPort,
+        /// Its port; `None`: find it.
+        port: Option<EvtchnPort>,
         /// Round trips to make.
         count: u64,
     },
@@ -99,7 +102,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         "evtchn-ping" => {
             want(3..=3)?;
             let remote = parse_domid(rest[0])?;
-            let port = parse_port(rest[1])?;
+            let port = match rest[1] {
+                "find" => None,
+                p => Some(parse_port(p)?),
+            };
             let count = parse_number(rest[2], "count")?;
             if !(1..=MAX_PING_COUNT).contains(&count) {
                 return Err(format!("count must be 1 to {MAX_PING_COUNT}"));
@@ -117,7 +123,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
 fn describe_arity(command: &str) -> &'static str {
     match command {
         "evtchn-pong" => "<domid> [count]",
-        "evtchn-ping" => "<domid> <port> <count>",
+        "evtchn-ping" => "<domid> <port|find> <count>",
         _ => "no arguments",
     }
 }
@@ -493,8 +499,16 @@ mod tests {
             parse(&["evtchn-ping", "0", "7", "1000"]),
             Ok(Command::Ping {
                 remote: 0,
-                port: 7,
+                port: Some(7),
                 count: 1000
+            })
+        );
+        assert_eq!(
+            parse(&["evtchn-ping", "1", "find", "10"]),
+            Ok(Command::Ping {
+                remote: 1,
+                port: None,
+                count: 10
             })
         );
     }
@@ -524,7 +538,7 @@ mod tests {
         }
         assert_eq!(
             parse(&["evtchn-ping", "1"]),
-            Err("`evtchn-ping` takes <domid> <port> <count>".into())
+            Err("`evtchn-ping` takes <domid> <port|find> <count>".into())
         );
         assert!(
             parse(&["evtchn-pong", "0x7ff1"])
@@ -534,7 +548,7 @@ mod tests {
         assert_eq!(parse_domid("0x7fef"), Ok(0x7FEF));
         assert_eq!(show_domid(domid::SELF), "self");
         assert_eq!(show_domid(3), "3");
-        assert!(USAGE.contains("evtchn-ping <domid> <port> <count>"));
+        assert!(USAGE.contains("evtchn-ping <domid> <port|find> <count>"));
     }
 
     #[test]
