@@ -606,11 +606,9 @@ impl Xen<'_, '_> {
 
     /// A call that must return `want`.
     fn expect(&mut self, what: impl fmt::Display, ret: Ret, want: Result<u64, Errno>) -> bool {
-        self.ctx.report.check(
-            ret.is(want),
-            format_args!("{what}: {}", Want(want)),
-            ret,
-        )
+        self.ctx
+            .report
+            .check(ret.is(want), format_args!("{what}: {}", Want(want)), ret)
     }
 }
 
@@ -733,11 +731,7 @@ fn xen_version(x: &mut Xen<'_, '_>) {
         "XENVER_get_features submap 1 is 0",
         format_args!("{ret}, submap {:#x}", fi.submap),
     );
-    x.expect(
-        "XENVER_pagesize",
-        version(XenVer::Pagesize, 0),
-        Ok(4096),
-    );
+    x.expect("XENVER_pagesize", version(XenVer::Pagesize, 0), Ok(4096));
     x.expect(
         "XENVER_commandline (not provided)",
         version(XenVer::Commandline, 0),
@@ -758,7 +752,10 @@ fn physmap(x: &mut Xen<'_, '_>) {
         Ok(0),
     );
     let s = shared();
-    let pending = s.evtchn_pending.iter().any(|w| w.load(Ordering::SeqCst) != 0);
+    let pending = s
+        .evtchn_pending
+        .iter()
+        .any(|w| w.load(Ordering::SeqCst) != 0);
     let masked = s.evtchn_mask.iter().any(|w| w.load(Ordering::SeqCst) != 0);
     let legacy = s.vcpu_info[0].evtchn_upcall_pending.load(Ordering::SeqCst);
     x.check(
@@ -933,7 +930,12 @@ fn events(x: &mut Xen<'_, '_>) {
         format_args!("EVTCHNOP_bind_interdomain(DOMID_SELF, port {a}): loopback"),
         format_args!("{ret}, port {b}"),
     );
-    expect_delivery(x, "the bind (marks the new port pending, as Xen does)", b, before);
+    expect_delivery(
+        x,
+        "the bind (marks the new port pending, as Xen does)",
+        b,
+        before,
+    );
     LOOP[0].store(a.into(), Ordering::SeqCst);
     LOOP[1].store(b.into(), Ordering::SeqCst);
 
@@ -1005,7 +1007,8 @@ fn secondary() -> ! {
     let ret = match irq::gic() {
         Some(gic) if gic::init_cpu(gic).is_ok() => {
             gic::configure(gic, EVTCHN_INTID, 0x80);
-            let ret = register_vcpu_info(me as u64, VCPU_INFO_PAGE.addr() >> 12, VCPU1_OFFSET as u32);
+            let ret =
+                register_vcpu_info(me as u64, VCPU_INFO_PAGE.addr() >> 12, VCPU1_OFFSET as u32);
             REGISTERED[me].store(ret.ok(), Ordering::SeqCst);
             irq::unmask();
             Some((gic, ret.x0))
@@ -1044,7 +1047,10 @@ fn other_vcpu(x: &mut Xen<'_, '_>) {
             "send on IPI port {k} of a vCPU without vcpu_info marks it pending; \
              EVTCHNOP_unmask clears its mask bit"
         ),
-        format_args!("send {sent}, pending {pending}, unmask {ret}, masked {}", is_masked(k)),
+        format_args!(
+            "send {sent}, pending {pending}, unmask {ret}, masked {}",
+            is_masked(k)
+        ),
     );
     let ret = close(k);
     x.check(
@@ -1056,7 +1062,9 @@ fn other_vcpu(x: &mut Xen<'_, '_>) {
 
     let platform = x.ctx.platform;
     let Some(mpidr) = platform.cpus.get(1) else {
-        x.ctx.report.skip("one vCPU only: the vCPU 1 event checks are left out");
+        x.ctx
+            .report
+            .skip("one vCPU only: the vCPU 1 event checks are left out");
         return;
     };
     smp::set_task(Some(secondary));
@@ -1069,7 +1077,10 @@ fn other_vcpu(x: &mut Xen<'_, '_>) {
     x.check(
         ready && reg == 0 && took,
         "vCPU 1 started, registered its own vcpu_info and took the upcall that raises",
-        format_args!("CPU_ON {on}, ready {ready}, register {reg:#x}, upcalls {}", upcalls(1)),
+        format_args!(
+            "CPU_ON {on}, ready {ready}, register {reg:#x}, upcalls {}",
+            upcalls(1)
+        ),
     );
     if !ready {
         return;
@@ -1251,7 +1262,11 @@ fn closing(x: &mut Xen<'_, '_>) {
         format_args!("{ret}, port {v}"),
     );
     let (again, _) = bind_virq(virq::TIMER, 0);
-    x.expect("EVTCHNOP_bind_virq(VIRQ_TIMER, vCPU 0) again", again, Err(Errno::EEXIST));
+    x.expect(
+        "EVTCHNOP_bind_virq(VIRQ_TIMER, vCPU 0) again",
+        again,
+        Err(Errno::EEXIST),
+    );
     let (sret, s) = status(domid::SELF, v);
     x.check(
         sret.ok() && s.status == stat::VIRQ && s.irq() == virq::TIMER,
@@ -1278,7 +1293,10 @@ fn grants(x: &mut Xen<'_, '_>) {
     x.check(
         ret.ok() && q.max_nr_frames == 64 && q.nr_frames == 1 && q.status == 0,
         "GNTTABOP_query_size: 1 frame (mapped above), at most 64",
-        format_args!("{ret}, {} of {}, status {}", q.nr_frames, q.max_nr_frames, q.status),
+        format_args!(
+            "{ret}, {} of {}, status {}",
+            q.nr_frames, q.max_nr_frames, q.status
+        ),
     );
     let mut v = GnttabSetVersion { version: 1 };
     x.expect(
@@ -1322,9 +1340,17 @@ fn hvm_and_sched(x: &mut Xen<'_, '_>) {
         format_args!("{ret}, {got}, {value:#x}"),
     );
     let (ret, _) = hvm_param(HvmOp::SetParam, domid::SELF, param::STORE_PFN, 0x1234);
-    x.expect("HVMOP_set_param(STORE_PFN) by a domU", ret, Err(Errno::EPERM));
+    x.expect(
+        "HVMOP_set_param(STORE_PFN) by a domU",
+        ret,
+        Err(Errno::EPERM),
+    );
     let (_, value) = hvm_param(HvmOp::GetParam, domid::SELF, param::STORE_PFN, 99);
-    x.check(value == 0, "... and STORE_PFN stays 0", format_args!("{value:#x}"));
+    x.check(
+        value == 0,
+        "... and STORE_PFN stays 0",
+        format_args!("{value:#x}"),
+    );
     x.expect("SCHEDOP_yield", sched_op(SchedOp::Yield, 0), Ok(0));
 
     let on = hypercall(
@@ -1352,7 +1378,10 @@ fn hvm_and_sched(x: &mut Xen<'_, '_>) {
             && info.state_entry_time & RUNSTATE_UPDATE == 0
             && info.state_entry_time != 0,
         "VCPUOP_register_runstate_memory_area: running, update flag clear afterwards",
-        format_args!("{ret}, state {}, entry {:#x}", info.state, info.state_entry_time),
+        format_args!(
+            "{ret}, state {}, entry {:#x}",
+            info.state, info.state_entry_time
+        ),
     );
 }
 
@@ -1384,13 +1413,21 @@ fn registers(x: &mut Xen<'_, '_>) {
     check_preserved(
         x.ctx,
         "EVTCHNOP_send with a null pointer",
-        (u64::from(EvtchnOp::Send.raw()), 0, nr(Hypercall::EventChannelOp)),
+        (
+            u64::from(EvtchnOp::Send.raw()),
+            0,
+            nr(Hypercall::EventChannelOp),
+        ),
         Err(Errno::EFAULT),
     );
     check_preserved(
         x.ctx,
         "SCHEDOP_yield (the vCPU is switched out and back)",
-        (u64::from(SchedOp::Yield.raw()), pattern(1), nr(Hypercall::SchedOp)),
+        (
+            u64::from(SchedOp::Yield.raw()),
+            pattern(1),
+            nr(Hypercall::SchedOp),
+        ),
         Ok(0),
     );
 }

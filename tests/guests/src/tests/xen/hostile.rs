@@ -18,9 +18,9 @@ use xen_abi::version::{XenFeatureInfo, XenVer};
 use xen_abi::{DomId, Errno, Hypercall, domid, virq, vmassist};
 
 use super::{
-    HOLE, Page, Ret, Want, add_to_physmap, alloc_unbound, bind_interdomain, bind_ipi,
-    bind_vcpu, bind_virq, call_with, close, evtchn, grant_op, hypercall, hvm_param,
-    register_vcpu_info, sched_op, send, status, unmask, vcpu_op, version,
+    HOLE, Page, Ret, Want, add_to_physmap, alloc_unbound, bind_interdomain, bind_ipi, bind_vcpu,
+    bind_virq, call_with, close, evtchn, grant_op, hvm_param, hypercall, register_vcpu_info,
+    sched_op, send, status, unmask, vcpu_op, version,
 };
 use crate::dt::Gic;
 use crate::exception::capture;
@@ -127,26 +127,86 @@ const CALLS: &[Call] = &[
     c("XENVER_compile_info", Hypercall::XenVersion, 2, Layout::Ptr),
     c("XENVER_capabilities", Hypercall::XenVersion, 3, Layout::Ptr),
     c("XENVER_changeset", Hypercall::XenVersion, 4, Layout::Ptr),
-    c("XENVER_platform_parameters", Hypercall::XenVersion, 5, Layout::Ptr),
+    c(
+        "XENVER_platform_parameters",
+        Hypercall::XenVersion,
+        5,
+        Layout::Ptr,
+    ),
     c("XENVER_get_features", Hypercall::XenVersion, 6, Layout::Ptr),
     c("XENVER_guest_handle", Hypercall::XenVersion, 8, Layout::Ptr),
     c("XENMEM_add_to_physmap", Hypercall::MemoryOp, 7, Layout::Ptr),
-    c("XENMEM_remove_from_physmap", Hypercall::MemoryOp, 15, Layout::Ptr),
-    c("GNTTABOP_query_size", Hypercall::GrantTableOp, 6, Layout::PtrCount),
-    c("GNTTABOP_set_version", Hypercall::GrantTableOp, 8, Layout::PtrCount),
-    c("GNTTABOP_get_version", Hypercall::GrantTableOp, 10, Layout::PtrCount),
-    c("EVTCHNOP_bind_interdomain", Hypercall::EventChannelOp, 0, Layout::Ptr),
-    c("EVTCHNOP_bind_virq", Hypercall::EventChannelOp, 1, Layout::Ptr),
+    c(
+        "XENMEM_remove_from_physmap",
+        Hypercall::MemoryOp,
+        15,
+        Layout::Ptr,
+    ),
+    c(
+        "GNTTABOP_query_size",
+        Hypercall::GrantTableOp,
+        6,
+        Layout::PtrCount,
+    ),
+    c(
+        "GNTTABOP_set_version",
+        Hypercall::GrantTableOp,
+        8,
+        Layout::PtrCount,
+    ),
+    c(
+        "GNTTABOP_get_version",
+        Hypercall::GrantTableOp,
+        10,
+        Layout::PtrCount,
+    ),
+    c(
+        "EVTCHNOP_bind_interdomain",
+        Hypercall::EventChannelOp,
+        0,
+        Layout::Ptr,
+    ),
+    c(
+        "EVTCHNOP_bind_virq",
+        Hypercall::EventChannelOp,
+        1,
+        Layout::Ptr,
+    ),
     c("EVTCHNOP_close", Hypercall::EventChannelOp, 3, Layout::Ptr),
     c("EVTCHNOP_send", Hypercall::EventChannelOp, 4, Layout::Ptr),
     c("EVTCHNOP_status", Hypercall::EventChannelOp, 5, Layout::Ptr),
-    c("EVTCHNOP_alloc_unbound", Hypercall::EventChannelOp, 6, Layout::Ptr),
-    c("EVTCHNOP_bind_ipi", Hypercall::EventChannelOp, 7, Layout::Ptr),
-    c("EVTCHNOP_bind_vcpu", Hypercall::EventChannelOp, 8, Layout::Ptr),
+    c(
+        "EVTCHNOP_alloc_unbound",
+        Hypercall::EventChannelOp,
+        6,
+        Layout::Ptr,
+    ),
+    c(
+        "EVTCHNOP_bind_ipi",
+        Hypercall::EventChannelOp,
+        7,
+        Layout::Ptr,
+    ),
+    c(
+        "EVTCHNOP_bind_vcpu",
+        Hypercall::EventChannelOp,
+        8,
+        Layout::Ptr,
+    ),
     c("EVTCHNOP_unmask", Hypercall::EventChannelOp, 9, Layout::Ptr),
     c("EVTCHNOP_reset", Hypercall::EventChannelOp, 10, Layout::Ptr),
-    c("VCPUOP_register_vcpu_info", Hypercall::VcpuOp, 10, Layout::VcpuPtr),
-    c("VCPUOP_register_runstate_memory_area", Hypercall::VcpuOp, 5, Layout::VcpuPtr),
+    c(
+        "VCPUOP_register_vcpu_info",
+        Hypercall::VcpuOp,
+        10,
+        Layout::VcpuPtr,
+    ),
+    c(
+        "VCPUOP_register_runstate_memory_area",
+        Hypercall::VcpuOp,
+        5,
+        Layout::VcpuPtr,
+    ),
     c("SCHEDOP_shutdown", Hypercall::SchedOp, 2, Layout::Ptr),
     c("HVMOP_set_param", Hypercall::HvmOp, 0, Layout::Ptr),
     c("HVMOP_get_param", Hypercall::HvmOp, 1, Layout::Ptr),
@@ -219,7 +279,10 @@ fn wild_pointers(h: &mut Hostile<'_, '_>, hole: bool) {
     add("null", 0);
     add("the top page (0xfffffffffffff000)", 0xffff_ffff_ffff_f000);
     add("beyond the 39-bit address space (1 << 40)", 1 << 40);
-    add("an IPA hole (0x10000000: stage 1 maps it, stage 2 does not)", HOLE);
+    add(
+        "an IPA hole (0x10000000: stage 1 maps it, stage 2 does not)",
+        HOLE,
+    );
     match h.ctx.platform.gic {
         Some(Gic::V2 { gicd, gicc }) => {
             add("the GIC distributor", gicd);
@@ -256,7 +319,10 @@ fn wild_pointers(h: &mut Hostile<'_, '_>, hole: bool) {
         "VCPUOP_register_runstate_memory_area of a wild area",
         wild.iter().map(|&(_, addr)| {
             let mut area = VcpuRegisterRunstateMemoryArea { addr };
-            (addr, vcpu_op(VcpuOp::RegisterRunstateMemoryArea, 0, &mut area))
+            (
+                addr,
+                vcpu_op(VcpuOp::RegisterRunstateMemoryArea, 0, &mut area),
+            )
         }),
         Err(Errno::EFAULT),
     );
@@ -284,67 +350,158 @@ fn read_only(h: &mut Hostile<'_, '_>) {
     let mut bytes = [0u8; 64];
     type Fill = fn(&mut [u8; 64], u32);
     let cases: [(&str, Hypercall, u32, Layout, Fill); 15] = [
-        ("XENVER_extraversion", Hypercall::XenVersion, 1, Layout::Ptr, |_, _| {}),
-        ("XENVER_compile_info", Hypercall::XenVersion, 2, Layout::Ptr, |_, _| {}),
-        ("XENVER_capabilities", Hypercall::XenVersion, 3, Layout::Ptr, |_, _| {}),
-        ("XENVER_changeset", Hypercall::XenVersion, 4, Layout::Ptr, |_, _| {}),
-        ("XENVER_platform_parameters", Hypercall::XenVersion, 5, Layout::Ptr, |_, _| {}),
-        ("XENVER_guest_handle", Hypercall::XenVersion, 8, Layout::Ptr, |_, _| {}),
-        ("XENVER_get_features", Hypercall::XenVersion, 6, Layout::Ptr, |b, _| {
-            b[..8].copy_from_slice(&XenFeatureInfo::default().to_bytes());
-        }),
-        ("GNTTABOP_query_size", Hypercall::GrantTableOp, 6, Layout::PtrCount, |b, _| {
-            let q = GnttabQuerySize {
-                dom: domid::SELF,
-                ..Default::default()
-            };
-            b[..GnttabQuerySize::SIZE].copy_from_slice(&q.to_bytes());
-        }),
-        ("GNTTABOP_set_version", Hypercall::GrantTableOp, 8, Layout::PtrCount, |b, _| {
-            b[..4].copy_from_slice(&GnttabSetVersion { version: 1 }.to_bytes());
-        }),
-        ("GNTTABOP_get_version", Hypercall::GrantTableOp, 10, Layout::PtrCount, |b, _| {
-            let g = GnttabGetVersion {
-                dom: domid::SELF,
-                ..Default::default()
-            };
-            b[..GnttabGetVersion::SIZE].copy_from_slice(&g.to_bytes());
-        }),
-        ("EVTCHNOP_alloc_unbound", Hypercall::EventChannelOp, 6, Layout::Ptr, |b, _| {
-            let a = EvtchnAllocUnbound {
-                dom: domid::SELF,
-                remote_dom: domid::SELF,
-                port: 0,
-            };
-            b[..EvtchnAllocUnbound::SIZE].copy_from_slice(&a.to_bytes());
-        }),
-        ("EVTCHNOP_bind_interdomain (to an unbound port of its own)", Hypercall::EventChannelOp, 0, Layout::Ptr, |b, port| {
-            let i = EvtchnBindInterdomain {
-                remote_dom: domid::SELF,
-                remote_port: port,
-                local_port: 0,
-            };
-            b[..EvtchnBindInterdomain::SIZE].copy_from_slice(&i.to_bytes());
-        }),
-        ("EVTCHNOP_bind_ipi", Hypercall::EventChannelOp, 7, Layout::Ptr, |b, _| {
-            b[..EvtchnBindIpi::SIZE].copy_from_slice(&EvtchnBindIpi { vcpu: 0, port: 0 }.to_bytes());
-        }),
-        ("EVTCHNOP_status (port 0)", Hypercall::EventChannelOp, 5, Layout::Ptr, |b, _| {
-            let s = EvtchnStatus {
-                dom: domid::SELF,
-                ..Default::default()
-            };
-            b[..EvtchnStatus::SIZE].copy_from_slice(&s.to_bytes());
-        }),
-        ("HVMOP_get_param (STORE_PFN)", Hypercall::HvmOp, 1, Layout::Ptr, |b, _| {
-            let p = XenHvmParam {
-                domid: domid::SELF,
-                pad: 0,
-                index: param::STORE_PFN,
-                value: 0x5a5a,
-            };
-            b[..XenHvmParam::SIZE].copy_from_slice(&p.to_bytes());
-        }),
+        (
+            "XENVER_extraversion",
+            Hypercall::XenVersion,
+            1,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_compile_info",
+            Hypercall::XenVersion,
+            2,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_capabilities",
+            Hypercall::XenVersion,
+            3,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_changeset",
+            Hypercall::XenVersion,
+            4,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_platform_parameters",
+            Hypercall::XenVersion,
+            5,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_guest_handle",
+            Hypercall::XenVersion,
+            8,
+            Layout::Ptr,
+            |_, _| {},
+        ),
+        (
+            "XENVER_get_features",
+            Hypercall::XenVersion,
+            6,
+            Layout::Ptr,
+            |b, _| {
+                b[..8].copy_from_slice(&XenFeatureInfo::default().to_bytes());
+            },
+        ),
+        (
+            "GNTTABOP_query_size",
+            Hypercall::GrantTableOp,
+            6,
+            Layout::PtrCount,
+            |b, _| {
+                let q = GnttabQuerySize {
+                    dom: domid::SELF,
+                    ..Default::default()
+                };
+                b[..GnttabQuerySize::SIZE].copy_from_slice(&q.to_bytes());
+            },
+        ),
+        (
+            "GNTTABOP_set_version",
+            Hypercall::GrantTableOp,
+            8,
+            Layout::PtrCount,
+            |b, _| {
+                b[..4].copy_from_slice(&GnttabSetVersion { version: 1 }.to_bytes());
+            },
+        ),
+        (
+            "GNTTABOP_get_version",
+            Hypercall::GrantTableOp,
+            10,
+            Layout::PtrCount,
+            |b, _| {
+                let g = GnttabGetVersion {
+                    dom: domid::SELF,
+                    ..Default::default()
+                };
+                b[..GnttabGetVersion::SIZE].copy_from_slice(&g.to_bytes());
+            },
+        ),
+        (
+            "EVTCHNOP_alloc_unbound",
+            Hypercall::EventChannelOp,
+            6,
+            Layout::Ptr,
+            |b, _| {
+                let a = EvtchnAllocUnbound {
+                    dom: domid::SELF,
+                    remote_dom: domid::SELF,
+                    port: 0,
+                };
+                b[..EvtchnAllocUnbound::SIZE].copy_from_slice(&a.to_bytes());
+            },
+        ),
+        (
+            "EVTCHNOP_bind_interdomain (to an unbound port of its own)",
+            Hypercall::EventChannelOp,
+            0,
+            Layout::Ptr,
+            |b, port| {
+                let i = EvtchnBindInterdomain {
+                    remote_dom: domid::SELF,
+                    remote_port: port,
+                    local_port: 0,
+                };
+                b[..EvtchnBindInterdomain::SIZE].copy_from_slice(&i.to_bytes());
+            },
+        ),
+        (
+            "EVTCHNOP_bind_ipi",
+            Hypercall::EventChannelOp,
+            7,
+            Layout::Ptr,
+            |b, _| {
+                b[..EvtchnBindIpi::SIZE]
+                    .copy_from_slice(&EvtchnBindIpi { vcpu: 0, port: 0 }.to_bytes());
+            },
+        ),
+        (
+            "EVTCHNOP_status (port 0)",
+            Hypercall::EventChannelOp,
+            5,
+            Layout::Ptr,
+            |b, _| {
+                let s = EvtchnStatus {
+                    dom: domid::SELF,
+                    ..Default::default()
+                };
+                b[..EvtchnStatus::SIZE].copy_from_slice(&s.to_bytes());
+            },
+        ),
+        (
+            "HVMOP_get_param (STORE_PFN)",
+            Hypercall::HvmOp,
+            1,
+            Layout::Ptr,
+            |b, _| {
+                let p = XenHvmParam {
+                    domid: domid::SELF,
+                    pad: 0,
+                    index: param::STORE_PFN,
+                    value: 0x5a5a,
+                };
+                b[..XenHvmParam::SIZE].copy_from_slice(&p.to_bytes());
+            },
+        ),
     ];
     let alias = ALIAS_VA + (RO_PAGE.addr() - gib);
     let done = mmu::with_readonly_alias(ALIAS_VA, gib, |_| {
@@ -472,7 +629,10 @@ fn ports(h: &mut Hostile<'_, '_>) {
         [11u64, 14, 0xffff_ffff].iter().map(|&cmd| {
             (
                 cmd,
-                hypercall(u64::from(Hypercall::EventChannelOp.raw()), [cmd, 0, 0, 0, 0]),
+                hypercall(
+                    u64::from(Hypercall::EventChannelOp.raw()),
+                    [cmd, 0, 0, 0, 0],
+                ),
             )
         }),
         Err(Errno::ENOSYS),
@@ -534,7 +694,10 @@ fn vcpus(h: &mut Hostile<'_, '_>) {
     );
     h.expect_all(
         "vcpu_op sub-op 99 for vCPU 64",
-        [(64u64, hypercall(u64::from(Hypercall::VcpuOp.raw()), [99, 64, 0, 0, 0]))],
+        [(
+            64u64,
+            hypercall(u64::from(Hypercall::VcpuOp.raw()), [99, 64, 0, 0, 0]),
+        )],
         Err(Errno::ENOENT),
     );
     h.expect(
@@ -638,8 +801,14 @@ fn domains(h: &mut Hostile<'_, '_>) {
         "HVMOP_get_param and set_param(CALLBACK_IRQ) of domains 0, 12345, 0x7FF1-0x7FFF",
         other_domains().flat_map(|d| {
             [
-                (u64::from(d), hvm_param(HvmOp::GetParam, d, param::CALLBACK_IRQ, 0).0),
-                (u64::from(d), hvm_param(HvmOp::SetParam, d, param::CALLBACK_IRQ, 0).0),
+                (
+                    u64::from(d),
+                    hvm_param(HvmOp::GetParam, d, param::CALLBACK_IRQ, 0).0,
+                ),
+                (
+                    u64::from(d),
+                    hvm_param(HvmOp::SetParam, d, param::CALLBACK_IRQ, 0).0,
+                ),
             ]
         }),
         Err(Errno::EPERM),
@@ -700,9 +869,12 @@ fn domains(h: &mut Hostile<'_, '_>) {
     }
     h.expect_all(
         "HVMOP_get_param of parameters 39 (HVM_NR_PARAMS), 1000, 0xffffffff",
-        [39u32, 1000, u32::MAX]
-            .iter()
-            .map(|&i| (u64::from(i), hvm_param(HvmOp::GetParam, domid::SELF, i, 0).0)),
+        [39u32, 1000, u32::MAX].iter().map(|&i| {
+            (
+                u64::from(i),
+                hvm_param(HvmOp::GetParam, domid::SELF, i, 0).0,
+            )
+        }),
         Err(Errno::EINVAL),
     );
     h.expect_all(
@@ -878,7 +1050,11 @@ fn refused(h: &mut Hostile<'_, '_>) {
             let mut s = SchedShutdown { reason };
             (
                 u64::from(reason),
-                call_with(Hypercall::SchedOp, u64::from(SchedOp::Shutdown.raw()), &mut s),
+                call_with(
+                    Hypercall::SchedOp,
+                    u64::from(SchedOp::Shutdown.raw()),
+                    &mut s,
+                ),
             )
         }),
         Err(Errno::EINVAL),
@@ -914,10 +1090,7 @@ fn refused(h: &mut Hostile<'_, '_>) {
     );
     h.expect(
         "vm_assist(enable, type 99)",
-        hypercall(
-            u64::from(Hypercall::VmAssist.raw()),
-            [0, 99, 0, 0, 0],
-        ),
+        hypercall(u64::from(Hypercall::VmAssist.raw()), [0, 99, 0, 0, 0]),
         Err(Errno::EINVAL),
     );
     h.expect(
@@ -972,12 +1145,12 @@ fn storm(h: &mut Hostile<'_, '_>) {
     for i in 0..STORM {
         let (ret, want) = match i % 5 {
             0 => (hypercall(99 + i as u64, [0; 5]), Err(Errno::ENOSYS)),
-            1 => (version(XenVer::Extraversion, HOLE + i as u64), Err(Errno::EFAULT)),
+            1 => (
+                version(XenVer::Extraversion, HOLE + i as u64),
+                Err(Errno::EFAULT),
+            ),
             2 => (
-                hypercall(
-                    u64::from(Hypercall::ConsoleIo.raw()),
-                    [0, 16, HOLE, 0, 0],
-                ),
+                hypercall(u64::from(Hypercall::ConsoleIo.raw()), [0, 16, HOLE, 0, 0]),
                 Err(Errno::EPERM),
             ),
             3 => (send(4096 + i as u32), Err(Errno::EINVAL)),
