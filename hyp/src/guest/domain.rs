@@ -682,12 +682,35 @@ impl Domain {
             return;
         };
         let mut tlb = Stage2Tlb { vttbr: self.vttbr };
-        if let Err(e) = s2.unmap(
-            IntermPhysAddr::new(self.layout.ram_base),
-            self.spec.memory,
-            tables,
-            &mut tlb,
-        ) {
+        let (base, end) = (
+            self.layout.ram_base,
+            self.layout.ram_base + self.spec.memory,
+        );
+        let mut result = s2.unmap(IntermPhysAddr::new(base), end - base, tables, &mut tlb);
+        if result == Err(stage2::MapError::NotMapped) {
+            // A Xen-aware domain may have left holes in its RAM (a Xen page mapped over a
+            // page of it, then removed with XENMEM_remove_from_physmap, as on Xen): unmap
+            // what is there, 2 MiB at a time, a page at a time where a stretch has a hole.
+            const BLOCK_2M: u64 = 2 << 20;
+            result = Ok(());
+            let mut chunk = base;
+            while chunk < end && result.is_ok() {
+                let next = ((chunk | (BLOCK_2M - 1)) + 1).min(end);
+                let whole = s2.unmap(IntermPhysAddr::new(chunk), next - chunk, tables, &mut tlb);
+                if whole == Err(stage2::MapError::NotMapped) {
+                    for page in (chunk..next).step_by(PAGE_SIZE as usize) {
+                        match s2.unmap(IntermPhysAddr::new(page), PAGE_SIZE, tables, &mut tlb) {
+                            Ok(()) | Err(stage2::MapError::NotMapped) => {}
+                            Err(e) => result = Err(e),
+                        }
+                    }
+                } else {
+                    result = whole;
+                }
+                chunk = next;
+            }
+        }
+        if let Err(e) = result {
             log::warn!("d{}: unmapping its RAM failed: {e}", self.id);
         }
     }

@@ -363,6 +363,20 @@ unsafe fn replace_l1_entry(va: u64, entry: u64) -> u64 {
 /// a GiB of this map that holds only a Device block (RAM and the image are never aliased
 /// over), or `pa` is not GiB aligned.
 pub fn with_normal_alias<R>(va: u64, pa: u64, f: impl FnOnce(u64) -> R) -> Option<R> {
+    with_alias(va, pa, NORMAL_BLOCK | PXN, f)
+}
+
+/// AP[2]: read-only at EL1.
+const AP_READ_ONLY: u64 = 1 << 7;
+
+/// Like [`with_normal_alias`], but the alias is read-only (stage 1 `AP[2]` set): how a
+/// test hands the hypervisor a buffer the guest itself may not write. `pa` may be a GiB
+/// of RAM: the alias has the same attributes as the identity map of RAM.
+pub fn with_readonly_alias<R>(va: u64, pa: u64, f: impl FnOnce(u64) -> R) -> Option<R> {
+    with_alias(va, pa, NORMAL_BLOCK | PXN | AP_READ_ONLY, f)
+}
+
+fn with_alias<R>(va: u64, pa: u64, attributes: u64, f: impl FnOnce(u64) -> R) -> Option<R> {
     if !va.is_multiple_of(GIB) || !pa.is_multiple_of(GIB) || va >= pa_range().1 {
         return None;
     }
@@ -372,9 +386,11 @@ pub fn with_normal_alias<R>(va: u64, pa: u64, f: impl FnOnce(u64) -> R) -> Optio
     if current != va | DEVICE_BLOCK {
         return None;
     }
-    let alias = pa | NORMAL_BLOCK | PXN;
+    let alias = pa | attributes;
     // SAFETY: the GiB at `va` is a Device block of nothing this program uses (checked:
-    // not RAM, not the image); the alias maps device space, which no Rust object lives in.
+    // not RAM, not the image); the alias maps device space, which no Rust object lives
+    // in, or RAM read-only with the attributes of its identity map (no write through it
+    // can change a Rust object behind the compiler's back).
     let old = unsafe { replace_l1_entry(va, alias) };
     let result = f(va);
     // SAFETY: as above; the alias is no longer used once `f` returned.

@@ -279,10 +279,20 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
             let events = xen.events.lock();
             let vcpu = events.ports.notify_vcpu(u.port)?;
             let shared = xen.shared();
-            if let Some(info) = events.vcpu_info(shared, vcpu)
-                && evtchn::unmask(shared, info, u.port)
-            {
-                upcall(domain, vcpu);
+            match events.vcpu_info(shared, vcpu) {
+                Some(info) => {
+                    if evtchn::unmask(shared, info, u.port) {
+                        upcall(domain, vcpu);
+                    }
+                }
+                // No vcpu_info to flag (a vCPU that has not registered one): the mask
+                // bit goes all the same, as on Xen; the pending bit is found when the
+                // guest next scans. (`notify_vcpu` checked the port is in range.)
+                None => {
+                    if let Some(word) = shared.evtchn_mask.get((u.port / 64) as usize) {
+                        word.fetch_and(!(1 << (u.port % 64)), core::sync::atomic::Ordering::SeqCst);
+                    }
+                }
             }
             Ok(0)
         }

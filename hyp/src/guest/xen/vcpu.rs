@@ -67,6 +67,12 @@ fn register_vcpu_info(
         .ok_or(Errno::EINVAL)?
         + offset;
     let mut events = xen.events.lock();
+    // Refused (a second registration) before anything is written: the guest's memory
+    // there is left alone. Nothing is delivered to the new area until it is initialised
+    // below: delivery takes the events lock, held throughout.
+    if !events.register_vcpu_info(target, pa) {
+        return Err(Errno::EINVAL);
+    }
     // SAFETY: `pa..pa + size` lies within one page of the domain's RAM (checked above and
     // by `ram_host_address`), identity-mapped; a `VcpuInfo` is all atomics, so sharing
     // it with the guest is sound, and it is 8-byte aligned (checked).
@@ -78,9 +84,6 @@ fn register_vcpu_info(
     );
     info.evtchn_pending_sel.store(!0, Ordering::SeqCst);
     info.evtchn_upcall_pending.store(1, Ordering::SeqCst);
-    if !events.register_vcpu_info(target, pa) {
-        return Err(Errno::EINVAL);
-    }
     drop(events);
     // As Xen does, tell the vCPU to look.
     let kick = domain.vgic.lock().inject(super::EVTCHN_INTID, target);

@@ -34,6 +34,7 @@ mod switch_state;
 mod sysreg;
 mod ticker;
 mod wait;
+mod xen;
 mod zeroed;
 
 use core::arch::asm;
@@ -229,6 +230,21 @@ const TESTS: &[Test] = &[
         name: "wait",
         in_all: false,
         run: wait::run,
+    },
+    Test {
+        name: "xen",
+        in_all: false,
+        run: xen::run,
+    },
+    Test {
+        name: "xen-hostile",
+        in_all: false,
+        run: xen::run_hostile,
+    },
+    Test {
+        name: "xen-absent",
+        in_all: false,
+        run: xen::run_absent,
     },
 ];
 
