@@ -164,6 +164,15 @@ pub struct Images {
     pub initrd: Option<&'static [u8]>,
 }
 
+/// Who still needs a domain's RAM besides the domain itself.
+#[derive(Debug, Default)]
+struct RamHolds {
+    /// Holds by other domains (grant mappings, copies in progress).
+    foreign: usize,
+    /// The domain is gone: the RAM goes back once `foreign` is 0.
+    give_back: bool,
+}
+
 /// The emulated console and the line buffer behind it.
 pub struct Console {
     /// Register model.
@@ -235,6 +244,8 @@ pub struct Domain {
     pub vtcr: u64,
     /// Whether its RAM went back to the frame allocator.
     ram_released: AtomicBool,
+    /// Other domains' holds on its RAM (`hold_ram`), and whether it is to go back.
+    ram_holds: Mutex<RamHolds>,
     /// Where the kernel entry, DTB and initrd are.
     pub placement: Placement,
     /// Stage-2 tables and their memory (`None` once released).
@@ -388,6 +399,7 @@ impl Domain {
             placement,
             stage2: Mutex::new(Some((s2, tables))),
             ram_released: AtomicBool::new(false),
+            ram_holds: Mutex::new(RamHolds::default()),
             psci: Mutex::new(PsciDomain::new(vcpus).expect("vCPU count validated by the manifest")),
             console,
             bus,
@@ -728,11 +740,43 @@ impl Domain {
             // (which may hold its vcpu_info areas) goes back.
             xen.release();
         }
-        if !self.ram_released.swap(true, Ordering::AcqRel) {
+        let mut holds = self.ram_holds.lock();
+        holds.give_back = true;
+        self.free_ram_if_unheld(&holds);
+    }
+
+    /// Holds the domain's RAM for a use by another domain (a page of it granted and
+    /// mapped there, or being copied): until [`drop_ram_hold`](Self::drop_ram_hold), the
+    /// RAM is not given back even once the domain is gone. False if it is already being
+    /// given back.
+    pub fn hold_ram(&self) -> bool {
+        let mut holds = self.ram_holds.lock();
+        if holds.give_back || self.ram_released.load(Ordering::Acquire) {
+            return false;
+        }
+        holds.foreign += 1;
+        true
+    }
+
+    /// Ends a [`hold_ram`](Self::hold_ram); the last one of a gone domain gives its RAM
+    /// back.
+    pub fn drop_ram_hold(&self) {
+        let mut holds = self.ram_holds.lock();
+        holds.foreign = holds.foreign.saturating_sub(1);
+        self.free_ram_if_unheld(&holds);
+    }
+
+    /// Gives the RAM back if the domain is done with it and no other domain holds it.
+    /// Called with `ram_holds` locked, which orders it with every hold.
+    fn free_ram_if_unheld(&self, holds: &RamHolds) {
+        if holds.give_back && holds.foreign == 0 && !self.ram_released.swap(true, Ordering::AcqRel)
+        {
             // SAFETY: the domain's own RAM, given back once: its stage-2 tables were
-            // destroyed above (TLB entries invalidated), no vCPU of it runs (retired or
-            // never started), and the hypervisor holds no slice of it (`ram_slice` needs
-            // `&mut self`, which ended with its build).
+            // destroyed (`release_resources`, TLB entries invalidated), no vCPU of it runs
+            // (retired or never started), no other domain maps or copies it (no hold is
+            // left, and none can be taken once `give_back` is set), and the hypervisor
+            // holds no slice of it (`ram_slice` needs `&mut self`, which ended with its
+            // build).
             unsafe { frames::free(self.ram_pa, (self.spec.memory / PAGE_SIZE) as usize) };
         }
     }

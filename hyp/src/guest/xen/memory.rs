@@ -5,15 +5,22 @@
 //! Such a page may go at a page of the guest's RAM (Linux puts the shared-info page at
 //! one of its own pages, as on Xen: that RAM page is then no longer mapped) or inside the
 //! regions its `/hypervisor` node lists; nowhere else (not over an emulated or
-//! passed-through device). Not implemented, `-ENOSYS`: moving the guest's own frames
-//! (`gmfn`, `gmfn_range`), foreign mappings (`gmfn_foreign`, `add_to_physmap_range`),
-//! reservations (ballooning) and the other `XENMEM_*` queries.
+//! passed-through device).
+//!
+//! Ballooning, within the domain's own RAM: `XENMEM_decrease_reservation` unmaps pages of
+//! it (Linux does so before it maps other domains' grants there), and
+//! `XENMEM_populate_physmap` / `increase_reservation` map them back (the RAM stays the
+//! domain's meanwhile: it is one allocation). Extents of one page only; other orders
+//! `-EINVAL`. Not implemented, `-ENOSYS`: moving the guest's own frames (`gmfn`,
+//! `gmfn_range`), foreign mappings (`gmfn_foreign`, `add_to_physmap_range`) and the other
+//! `XENMEM_*` queries.
 
 use alloc::vec::Vec;
 
 use stage2::{Attributes, IntermPhysAddr, MapError, PhysAddr};
 use xen_abi::memory::{
-    MapSpace, XENMAPIDX_GRANT_TABLE_STATUS, XenAddToPhysmap, XenMem, XenRemoveFromPhysmap,
+    MapSpace, XENMAPIDX_GRANT_TABLE_STATUS, XenAddToPhysmap, XenMem, XenMemoryReservation,
+    XenRemoveFromPhysmap,
 };
 use xen_abi::{Errno, domid};
 
@@ -52,14 +59,24 @@ impl Physmap {
 
 /// Whether a Xen page may be mapped at `ipa` of `domain`: in its RAM or in its
 /// `/hypervisor` regions.
-fn placeable(domain: &Domain, xen: &XenState, ipa: u64) -> bool {
+pub fn placeable(domain: &Domain, xen: &XenState, ipa: u64) -> bool {
     let inside = |(base, size): (u64, u64)| ipa >= base && ipa - base < size;
     let ram = domain.ram_ipa();
     inside((ram.start, ram.end - ram.start)) || xen.regions.iter().copied().any(inside)
 }
 
-/// Maps host page `pa` at `ipa` of `domain` (replacing what was there).
+/// Maps host page `pa` at `ipa` of `domain` (replacing what was there), read/write.
 fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
+    map_page_with(domain, ipa, pa, Attributes::NORMAL_RW)
+}
+
+/// Maps host page `pa` at `ipa` of `domain` with `attrs` (replacing what was there).
+pub fn map_page_with(
+    domain: &Domain,
+    ipa: u64,
+    pa: PhysAddr,
+    attrs: Attributes,
+) -> Result<(), Errno> {
     let mut guard = domain.stage2.lock();
     let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
     let mut tlb = Stage2Tlb {
@@ -71,7 +88,7 @@ fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
         Err(MapError::OutOfMemory) => return Err(Errno::ENOMEM),
         Err(_) => return Err(Errno::EINVAL),
     }
-    s2.map(at, pa, PAGE_SIZE, Attributes::NORMAL_RW, tables, &mut tlb)
+    s2.map(at, pa, PAGE_SIZE, attrs, tables, &mut tlb)
         .map_err(|e| match e {
             MapError::OutOfMemory => Errno::ENOMEM,
             _ => Errno::EINVAL,
@@ -85,7 +102,7 @@ pub fn map_fixed_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Err
 }
 
 /// Unmaps the page at `ipa` of `domain`.
-fn unmap_page(domain: &Domain, ipa: u64) -> Result<(), Errno> {
+pub fn unmap_page(domain: &Domain, ipa: u64) -> Result<(), Errno> {
     let mut guard = domain.stage2.lock();
     let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
     let mut tlb = Stage2Tlb {
@@ -178,6 +195,66 @@ pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errn
             physmap.forget(ipa);
             Ok(0)
         }
+        XenMem::DecreaseReservation => reservation(domain, xen, arg, false),
+        XenMem::IncreaseReservation | XenMem::PopulatePhysmap => {
+            reservation(domain, xen, arg, true)
+        }
         _ => Err(Errno::ENOSYS),
     }
+}
+
+/// Most extents one reservation call takes.
+const MAX_EXTENTS: u64 = 4096;
+
+/// `XENMEM_decrease_reservation` (`populate` false) or `populate_physmap` /
+/// `increase_reservation` (true) on the caller's own RAM: returns how many extents were
+/// done, stopping at the first that cannot be (a page that is not plain RAM of its own
+/// where it should be, or already in the state asked for).
+fn reservation(domain: &Domain, xen: &XenState, arg: u64, populate: bool) -> Result<u64, Errno> {
+    let req: XenMemoryReservation = mem::read_struct(domain, arg)?;
+    if domid::resolve(req.domid, xen.domid) != xen.domid {
+        return Err(Errno::ENOSYS);
+    }
+    if req.extent_order != 0 || req.nr_extents > MAX_EXTENTS {
+        return Err(Errno::EINVAL);
+    }
+    let mut done = 0;
+    for i in 0..req.nr_extents {
+        let mut gpfn = [0u8; 8];
+        mem::read(domain, req.extent_start.wrapping_add(i * 8), &mut gpfn)?;
+        let Some(ipa) = u64::from_le_bytes(gpfn).checked_mul(PAGE_SIZE) else {
+            break;
+        };
+        let Some(own) = domain.ram_host_address(IntermPhysAddr::new(ipa)) else {
+            break;
+        };
+        let mut guard = domain.stage2.lock();
+        let Some((s2, tables)) = guard.as_mut() else {
+            break;
+        };
+        let mut tlb = Stage2Tlb {
+            vttbr: domain.vttbr,
+        };
+        let at = IntermPhysAddr::new(ipa);
+        let now = s2.translate(at, tables).map(|(pa, _)| pa.as_u64());
+        let ok = match (populate, now) {
+            (false, Some(pa)) if pa == own => s2.unmap(at, PAGE_SIZE, tables, &mut tlb).is_ok(),
+            (true, None) => s2
+                .map(
+                    at,
+                    PhysAddr::new(own),
+                    PAGE_SIZE,
+                    Attributes::NORMAL_RWX,
+                    tables,
+                    &mut tlb,
+                )
+                .is_ok(),
+            _ => false,
+        };
+        if !ok {
+            break;
+        }
+        done += 1;
+    }
+    Ok(done)
 }

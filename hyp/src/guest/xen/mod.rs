@@ -64,6 +64,8 @@ pub struct XenState {
     pub events: Mutex<Events>,
     /// Grant table.
     grants: Mutex<grants::Grants>,
+    /// The grants of other domains it maps (Xen's maptrack).
+    maptrack: Mutex<grants::MapTrackState>,
     /// Where the Xen pages are in its IPA space (`XENMEM_add_to_physmap`).
     physmap: Mutex<memory::Physmap>,
     /// HVM parameters (`HVMOP_get_param` / `set_param`).
@@ -106,6 +108,7 @@ impl XenState {
             shared_info,
             events: Mutex::new(events),
             grants: Mutex::new(grants::Grants::new()),
+            maptrack: Mutex::new(grants::MapTrackState::new()),
             physmap: Mutex::new(memory::Physmap::default()),
             params: Mutex::new(params),
             console_out: Mutex::new(LineBuffer::default()),
@@ -157,6 +160,8 @@ impl XenState {
     pub fn release(&self) {
         self.events.lock().kill();
         self.grants.lock().release();
+        // Its stage 2, where other domains' pages were mapped, is gone: let them go.
+        self.maptrack.lock().release_all();
     }
 
     /// Prints what is left of the `hvc0` line.
