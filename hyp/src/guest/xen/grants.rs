@@ -7,9 +7,10 @@
 //! `unmap_grant_ref` (`GNTMAP_host_map`, read-only or writable: the granter's page is
 //! mapped into the mapper's stage 2 at `host_addr`, a page of its RAM or of its
 //! `/hypervisor` regions), and `copy` (through grants or the caller's own frames, within
-//! one page per operation). A granted page stays allocated while another domain maps it,
-//! even after its domain is gone (`Domain::hold_ram`). `-ENOSYS`: `setup_table` (an
-//! auto-translated Arm guest maps its frames with `add_to_physmap`), `transfer`,
+//! one page per operation), `setup_table` (the table grown; each frame's guest frame, or
+//! all ones where the guest has not mapped it: an auto-translated Arm guest maps its
+//! frames with `add_to_physmap`). A granted page stays allocated while another domain
+//! maps it, even after its domain is gone (`Domain::hold_ram`). `-ENOSYS`: `transfer`,
 //! `unmap_and_replace`, `swap_grant_ref`, v2 status frames, `cache_flush` (pages are
 //! mapped cacheable on both sides).
 
@@ -20,7 +21,7 @@ use alloc::collections::BTreeMap;
 use stage2::{Attributes, IntermPhysAddr, PhysAddr};
 use xen_abi::grant_table::{
     ENTRIES_PER_FRAME_V1, GntSt, GnttabCopy, GnttabGetVersion, GnttabMapGrantRef, GnttabOp,
-    GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef,
+    GnttabQuerySize, GnttabSetVersion, GnttabSetupTable, GnttabUnmapGrantRef,
 };
 use xen_abi::{DomId, Errno, GrantEntryV1, domid};
 use xenif::gnttab::{self, ActiveGrants, CopySide, Frames, MapTrack, Mapping, TableSize};
@@ -171,6 +172,20 @@ pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errn
             }
             v.version = 1;
             mem::write_struct(domain, uop, &v)?;
+            Ok(0)
+        }
+        GnttabOp::SetupTable => {
+            if count != 1 {
+                return Err(Errno::EINVAL);
+            }
+            let mut op: GnttabSetupTable = mem::read_struct(domain, uop)?;
+            let target = target_domain(domain, xen, op.dom)?;
+            let txen = target.xen.as_ref().ok_or(Errno::ESRCH)?;
+            op.status = match setup_table(domain, txen, &op) {
+                Ok(()) => GntSt::Okay.as_i16(),
+                Err(st) => st.as_i16(),
+            };
+            mem::write_struct(domain, uop, &op)?;
             Ok(0)
         }
         GnttabOp::MapGrantRef => {
@@ -437,5 +452,27 @@ fn copy_one(domain: &Domain, xen: &XenState, op: &GnttabCopy) -> Result<(), GntS
     }
     source.release(false);
     dest.release(true);
+    Ok(())
+}
+
+/// `GNTTABOP_setup_table`: grows `txen`'s table to `op.nr_frames` frames and writes, for
+/// each, the guest frame it is mapped at in that domain (all ones where it is not mapped:
+/// an auto-translated guest puts its frames in place with `XENMEM_add_to_physmap`).
+fn setup_table(domain: &Domain, txen: &XenState, op: &GnttabSetupTable) -> Result<(), GntSt> {
+    if op.nr_frames > 0 {
+        txen.grants
+            .lock()
+            .frame_for_physmap(op.nr_frames - 1)
+            .map_err(|_| GntSt::GeneralError)?;
+    }
+    for i in 0..op.nr_frames {
+        let gfn = txen.grant_frame_gfn(i).unwrap_or(u64::MAX);
+        mem::write(
+            domain,
+            op.frame_list.wrapping_add(u64::from(i) * 8),
+            &gfn.to_le_bytes(),
+        )
+        .map_err(|_| GntSt::GeneralError)?;
+    }
     Ok(())
 }

@@ -11,16 +11,24 @@
 //! it (Linux does so before it maps other domains' grants there), and
 //! `XENMEM_populate_physmap` / `increase_reservation` map them back (the RAM stays the
 //! domain's meanwhile: it is one allocation). Extents of one page only; other orders
-//! `-EINVAL`. Not implemented, `-ENOSYS`: moving the guest's own frames (`gmfn`,
-//! `gmfn_range`), foreign mappings (`gmfn_foreign`, `add_to_physmap_range`) and the other
-//! `XENMEM_*` queries.
+//! `-EINVAL`.
+//!
+//! Foreign mappings, for the control domain's toolstack (Linux's privcmd `mmapbatch`):
+//! `XENMEM_add_to_physmap_range` with `XENMAPSPACE_gmfn_foreign` maps frames of another
+//! domain's RAM at pages of the caller's RAM or `/hypervisor` regions (the other domain's
+//! RAM is held while mapped: `Domain::hold_ram`); `XENMEM_remove_from_physmap` unmaps
+//! them. Not implemented, `-ENOSYS`: moving the guest's own frames (`gmfn`,
+//! `gmfn_range`), other spaces through `add_to_physmap_range`, and the other `XENMEM_*`
+//! queries.
 
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use stage2::{Attributes, IntermPhysAddr, MapError, PhysAddr};
 use xen_abi::memory::{
-    MapSpace, XENMAPIDX_GRANT_TABLE_STATUS, XenAddToPhysmap, XenMem, XenMemoryReservation,
-    XenRemoveFromPhysmap,
+    MapSpace, XENMAPIDX_GRANT_TABLE_STATUS, XenAddToPhysmap, XenAddToPhysmapRange, XenMem,
+    XenMemoryReservation, XenRemoveFromPhysmap,
 };
 use xen_abi::{Errno, domid};
 
@@ -30,22 +38,42 @@ use super::{XenState, mem};
 use crate::mm::PAGE_SIZE;
 
 /// Where the Xen pages are in a domain's IPA space.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Physmap {
     /// The shared-info page's IPA.
     shared_info: Option<u64>,
     /// Each grant-table frame's IPA, by index.
     grant_frames: Vec<Option<u64>>,
+    /// Other domains' frames mapped here (IPA → that domain, whose RAM is held).
+    foreign: BTreeMap<u64, Arc<Domain>>,
 }
 
+/// Foreign frames one domain may have mapped at once.
+const MAX_FOREIGN: usize = 16384;
+
 impl Physmap {
+    /// Where grant-table frame `index` is.
+    pub fn grant_frame_ipa(&self, index: u32) -> Option<u64> {
+        self.grant_frames.get(index as usize).copied().flatten()
+    }
+
     /// Where the shared-info page is.
     pub fn shared_info_ipa(&self) -> Option<u64> {
         self.shared_info
     }
 
+    /// Lets every foreign frame go (the domain's stage 2, which mapped them, is gone).
+    pub fn release_foreign(&mut self) {
+        for (_, owner) in core::mem::take(&mut self.foreign) {
+            owner.drop_ram_hold();
+        }
+    }
+
     /// Forgets whatever was mapped at `ipa` (it is being replaced or removed).
     fn forget(&mut self, ipa: u64) {
+        if let Some(owner) = self.foreign.remove(&ipa) {
+            owner.drop_ram_hold();
+        }
         if self.shared_info == Some(ipa) {
             self.shared_info = None;
         }
@@ -185,8 +213,9 @@ pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errn
             }
             let ipa = req.gpfn.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
             let mut physmap = xen.physmap.lock();
-            let is_xen_page =
-                physmap.shared_info == Some(ipa) || physmap.grant_frames.contains(&Some(ipa));
+            let is_xen_page = physmap.shared_info == Some(ipa)
+                || physmap.grant_frames.contains(&Some(ipa))
+                || physmap.foreign.contains_key(&ipa);
             if !is_xen_page {
                 // Removing the guest's own RAM (ballooning) is not implemented.
                 return Err(Errno::ENOSYS);
@@ -195,6 +224,7 @@ pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errn
             physmap.forget(ipa);
             Ok(0)
         }
+        XenMem::AddToPhysmapRange => add_foreign_range(domain, xen, arg),
         XenMem::DecreaseReservation => reservation(domain, xen, arg, false),
         XenMem::IncreaseReservation | XenMem::PopulatePhysmap => {
             reservation(domain, xen, arg, true)
@@ -257,4 +287,71 @@ fn reservation(domain: &Domain, xen: &XenState, arg: u64, populate: bool) -> Res
         done += 1;
     }
     Ok(done)
+}
+
+/// `XENMEM_add_to_physmap_range` with `XENMAPSPACE_gmfn_foreign` (the control domain):
+/// maps each foreign frame `idxs[i]` of domain `foreign_domid` at the caller's guest frame
+/// `gpfns[i]`, with each one's result (0 or `-errno`) in `errs[i]`.
+fn add_foreign_range(domain: &Domain, xen: &XenState, arg: u64) -> Result<u64, Errno> {
+    super::privileged(domain)?;
+    let req: XenAddToPhysmapRange = mem::read_struct(domain, arg)?;
+    if domid::resolve(req.domid, xen.domid) != xen.domid {
+        return Err(Errno::EINVAL);
+    }
+    if MapSpace::from_raw(u64::from(req.space)) != Some(MapSpace::GmfnForeign) {
+        return Err(Errno::ENOSYS);
+    }
+    let foreign_id = domid::resolve(req.foreign_domid, xen.domid);
+    if foreign_id == xen.domid || !domid::is_ordinary(foreign_id) {
+        return Err(Errno::EINVAL);
+    }
+    let foreign = super::super::registry::get(usize::from(foreign_id) + 1)
+        .filter(|d| d.state() == super::super::DomainState::Running)
+        .ok_or(Errno::ESRCH)?;
+    for i in 0..u64::from(req.size) {
+        let mut word = [0u8; 8];
+        mem::read(domain, req.idxs.wrapping_add(i * 8), &mut word)?;
+        let idx = u64::from_le_bytes(word);
+        mem::read(domain, req.gpfns.wrapping_add(i * 8), &mut word)?;
+        let gpfn = u64::from_le_bytes(word);
+        let result = map_foreign(domain, xen, &foreign, idx, gpfn);
+        let code: i32 = match result {
+            Ok(()) => 0,
+            Err(e) => -(e.raw() as i32),
+        };
+        mem::write(domain, req.errs.wrapping_add(i * 4), &code.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+/// Maps `foreign`'s frame `idx` at the caller's guest frame `gpfn`.
+fn map_foreign(
+    domain: &Domain,
+    xen: &XenState,
+    foreign: &Arc<Domain>,
+    idx: u64,
+    gpfn: u64,
+) -> Result<(), Errno> {
+    let ipa = gpfn.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+    if !placeable(domain, xen, ipa) {
+        return Err(Errno::EINVAL);
+    }
+    let source = idx.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?;
+    let page = foreign
+        .ram_host_address(IntermPhysAddr::new(source))
+        .ok_or(Errno::EINVAL)?;
+    let mut physmap = xen.physmap.lock();
+    if physmap.foreign.len() >= MAX_FOREIGN {
+        return Err(Errno::ENOMEM);
+    }
+    if !foreign.hold_ram() {
+        return Err(Errno::ESRCH);
+    }
+    if let Err(e) = map_page(domain, ipa, PhysAddr::new(page)) {
+        foreign.drop_ram_hold();
+        return Err(e);
+    }
+    physmap.forget(ipa);
+    physmap.foreign.insert(ipa, foreign.clone());
+    Ok(())
 }

@@ -139,6 +139,14 @@ impl XenState {
             || self.grants.lock().owns_page(page)
     }
 
+    /// The guest frame grant-table frame `index` is mapped at, if it is.
+    pub fn grant_frame_gfn(&self, index: u32) -> Option<u64> {
+        self.physmap
+            .lock()
+            .grant_frame_ipa(index)
+            .map(|ipa| ipa / PAGE_SIZE)
+    }
+
     /// The guest frame the shared-info page is mapped at, 0 if it is not.
     pub fn shared_info_gfn(&self) -> u64 {
         self.physmap
@@ -162,6 +170,7 @@ impl XenState {
         self.grants.lock().release();
         // Its stage 2, where other domains' pages were mapped, is gone: let them go.
         self.maptrack.lock().release_all();
+        self.physmap.lock().release_foreign();
     }
 
     /// Prints what is left of the `hvc0` line.
