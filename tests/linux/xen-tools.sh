@@ -39,3 +39,6 @@ if xenctl evtchn-ping 1 find 100; then
 else
     echo "FAIL evtchn: evtchn-ping with domain 1: exit status $?"
 fi
+# A foreign mapping: the domU's first RAM frame (0x4000_0000, its kernel Image) through
+# privcmd's mmapbatch; the arm64 Image magic "ARM\x64" is at offset 0x38.
+xenctl peek 1 0x40000 0x38 4 || echo "FAIL peek: exit status $?"

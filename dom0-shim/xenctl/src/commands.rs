@@ -251,3 +251,13 @@ pub fn ping(remote: DomId, port: Option<EvtchnPort>, count: u64) -> Result<(), F
     println!("{}", trips.summary());
     Ok(())
 }
+
+/// Maps guest frame `gfn` of `domid` and prints `len` bytes from `offset`.
+pub fn peek(domid: DomId, gfn: u64, offset: usize, len: usize) -> Result<(), Failure> {
+    let page = crate::sys::ForeignPage::map(domid, gfn)?;
+    println!(
+        "{}",
+        xenctl::format_peek(domid, gfn, offset, &page.read(offset, len))
+    );
+    Ok(())
+}

@@ -33,6 +33,10 @@ commands:
                                domain only) looks for the port: the first of <domid>'s
                                ports left unbound for this domain (EVTCHNOP_status),
                                waiting up to 30 s for one to appear
+  peek <domid> <gfn> <offset> <len>
+                               map guest frame <gfn> of domain <domid> (control domain
+                               only: privcmd's mmapbatch, a foreign mapping) and print
+                               <len> bytes (at most 256) from <offset> in hex
   help                         this text
 
 <domid> is a number (decimal or 0x...) or `self` (DOMID_SELF: a channel within this
@@ -62,9 +66,23 @@ pub enum Command {
         /// Round trips to make.
         count: u64,
     },
+    /// `xenctl peek <domid> <gfn> <offset> <len>`.
+    Peek {
+        /// The domain whose memory to read.
+        domid: DomId,
+        /// Its guest frame.
+        gfn: u64,
+        /// Byte offset in the frame.
+        offset: usize,
+        /// Bytes to print.
+        len: usize,
+    },
     /// `xenctl help`.
     Help,
 }
+
+/// Most bytes `peek` prints.
+pub const MAX_PEEK: usize = 256;
 
 /// Most round trips `evtchn-ping` makes in one run.
 pub const MAX_PING_COUNT: u64 = 10_000_000;
@@ -116,6 +134,24 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 count,
             })
         }
+        "peek" => {
+            want(4..=4)?;
+            let domid = parse_domid(rest[0])?;
+            let gfn = parse_number(rest[1], "gfn")?;
+            let offset = parse_number(rest[2], "offset")?;
+            let len = parse_number(rest[3], "len")?;
+            if offset >= 4096 || len == 0 || len > MAX_PEEK as u64 || offset + len > 4096 {
+                return Err(format!(
+                    "offset and len must stay in the 4096-byte page, len 1 to {MAX_PEEK}"
+                ));
+            }
+            Ok(Command::Peek {
+                domid,
+                gfn,
+                offset: offset as usize,
+                len: len as usize,
+            })
+        }
         other => Err(format!("unknown command `{other}`")),
     }
 }
@@ -124,6 +160,7 @@ fn describe_arity(command: &str) -> &'static str {
     match command {
         "evtchn-pong" => "<domid> [count]",
         "evtchn-ping" => "<domid> <port|find> <count>",
+        "peek" => "<domid> <gfn> <offset> <len>",
         _ => "no arguments",
     }
 }
@@ -504,6 +541,18 @@ mod tests {
             })
         );
         assert_eq!(
+            parse(&["peek", "1", "0x40000", "0x38", "4"]),
+            Ok(Command::Peek {
+                domid: 1,
+                gfn: 0x40000,
+                offset: 0x38,
+                len: 4
+            })
+        );
+        assert!(parse(&["peek", "1", "0x40000", "4095", "2"]).is_err());
+        assert!(parse(&["peek", "1", "0x40000", "0", "257"]).is_err());
+        assert!(parse(&["peek", "1", "0x40000", "0"]).is_err());
+        assert_eq!(
             parse(&["evtchn-ping", "1", "find", "10"]),
             Ok(Command::Ping {
                 remote: 1,
@@ -697,4 +746,16 @@ mod tests {
         assert_eq!(ports_in(&bytes), [5, 70000]);
         assert!(ports_in(&[]).is_empty());
     }
+}
+
+/// `peek`'s line: the domain, frame and offset, then the bytes in hex.
+pub fn format_peek(domid: DomId, gfn: u64, offset: usize, bytes: &[u8]) -> String {
+    let mut out = format!(
+        "peek: domain {} frame {gfn:#x} +{offset:#x}:",
+        show_domid(domid)
+    );
+    for b in bytes {
+        let _ = write!(out, " {b:02x}");
+    }
+    out
 }

@@ -56,5 +56,11 @@ fn run(command: Command) -> Result<(), commands::Failure> {
             port,
             count,
         } => commands::ping(remote, port, count),
+        Command::Peek {
+            domid,
+            gfn,
+            offset,
+            len,
+        } => commands::peek(domid, gfn, offset, len),
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use xen_abi::linux::{
     IOCTL_EVTCHN_BIND_INTERDOMAIN, IOCTL_EVTCHN_BIND_UNBOUND_PORT, IOCTL_EVTCHN_NOTIFY,
-    IOCTL_PRIVCMD_HYPERCALL, IoctlEvtchnBindInterdomain, IoctlEvtchnBindUnboundPort,
-    IoctlEvtchnNotify, PrivcmdHypercall,
+    IOCTL_PRIVCMD_HYPERCALL, IOCTL_PRIVCMD_MMAPBATCH_V2, IoctlEvtchnBindInterdomain,
+    IoctlEvtchnBindUnboundPort, IoctlEvtchnNotify, PrivcmdHypercall, PrivcmdMmapbatchV2,
 };
 use xen_abi::{DomId, EvtchnPort};
 use xenctl::errno_name;
@@ -127,6 +127,91 @@ impl Privcmd {
             what: format!("{name} (through {})", e.what),
             errno: e.errno,
         })
+    }
+}
+
+/// The page size of Xen's ABI (and of Debian's arm64 kernel).
+const PAGE: usize = 4096;
+
+/// One page of another domain's memory, mapped read-only into this process through
+/// privcmd (`IOCTL_PRIVCMD_MMAPBATCH_V2`, which the kernel carries out with
+/// `XENMEM_add_to_physmap_range` of `XENMAPSPACE_gmfn_foreign`); unmapped on drop.
+#[derive(Debug)]
+pub struct ForeignPage {
+    addr: *mut libc::c_void,
+    // Keeps the privcmd descriptor the mapping belongs to open.
+    _privcmd: Privcmd,
+}
+
+impl ForeignPage {
+    /// Maps guest frame `gfn` of domain `domid`.
+    pub fn map(domid: u16, gfn: u64) -> Result<Self, SysError> {
+        let privcmd = Privcmd::open()?;
+        // SAFETY: a new shared read-only mapping of one page of the privcmd device; no
+        // Rust reference to it exists until the kernel has filled it in.
+        let addr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                privcmd.fd.fd,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(SysError::last("mmap of /dev/xen/privcmd"));
+        }
+        let page = Self {
+            addr,
+            _privcmd: privcmd,
+        };
+        let mut frames = [gfn];
+        let mut errs = [0i32; 1];
+        let mut batch = PrivcmdMmapbatchV2 {
+            num: 1,
+            dom: domid,
+            addr: addr as u64,
+            arr: frames.as_mut_ptr() as u64,
+            err: errs.as_mut_ptr() as u64,
+        };
+        // SAFETY: `batch` is the `struct privcmd_mmapbatch_v2` the ioctl takes (layout
+        // checked in xen-abi); `arr` and `err` point to one element each, alive for the
+        // call; `addr` is the start of the privcmd mapping made above.
+        unsafe {
+            page._privcmd.fd.ioctl(
+                IOCTL_PRIVCMD_MMAPBATCH_V2,
+                "IOCTL_PRIVCMD_MMAPBATCH_V2",
+                &mut batch,
+            )
+        }?;
+        if errs[0] != 0 {
+            return Err(SysError {
+                what: format!("mapping frame {gfn:#x} of domain {domid}"),
+                errno: -errs[0],
+            });
+        }
+        Ok(page)
+    }
+
+    /// A copy of `len` bytes from `offset` (within the page).
+    pub fn read(&self, offset: usize, len: usize) -> Vec<u8> {
+        let len = len.min(PAGE.saturating_sub(offset));
+        let mut out = vec![0u8; len];
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: `offset + i` is inside the one mapped page (clamped above), which
+            // the kernel filled in before `map` returned; the other domain may change it
+            // meanwhile, so each byte is read volatile and no reference is made.
+            *byte = unsafe { core::ptr::read_volatile((self.addr as *const u8).add(offset + i)) };
+        }
+        out
+    }
+}
+
+impl Drop for ForeignPage {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once, with no reference left.
+        unsafe { libc::munmap(self.addr, PAGE) };
     }
 }
 
