@@ -808,7 +808,7 @@ fn physmap(x: &mut Xen<'_, '_>) {
     );
 }
 
-fn register_vcpu_info(vcpu: u64, mfn: u64, offset: u32) -> Ret {
+pub fn register_vcpu_info(vcpu: u64, mfn: u64, offset: u32) -> Ret {
     let mut req = VcpuRegisterVcpuInfo {
         mfn,
         offset,

@@ -184,7 +184,7 @@ fn wild_operations(h: &mut Hostile<'_, '_>, r: &Region, me: DomId) {
     let addrs = [
         0,
         u64::MAX,
-        u64::MAX & !0xfff,
+        !0xfff,
         gicd,
         HOLE,
         ram_end,
