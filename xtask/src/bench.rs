@@ -10,6 +10,11 @@
 //! The domain switch row comes from a run of its own: two single-vCPU domains, both
 //! `cpus = [1]`, spinning in the test guest's `bench-switch` loop while the hypervisor's
 //! time slices switch between them (docs/performance.md).
+//!
+//! The Xen interface rows come from a run of their own too: the same single domain, but
+//! Xen-aware (`xen = true`), running `bench-xen` (a Xen hypercall, an event-channel send
+//! to its upcall handler, a grant map + unmap). They have no bare figure: there is no Xen
+//! interface without the hypervisor.
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Output, Stdio};
@@ -28,6 +33,7 @@ const SWITCH_CPU: u32 = 1;
 /// How the rows were measured (`setup` in the JSON).
 const SETUP: &str = "1 domain, 2 vCPUs on 2 CPUs";
 const SWITCH_SETUP: &str = "2 domains of 1 vCPU, both on CPU 1";
+const XEN_SETUP: &str = "1 Xen-aware domain, 2 vCPUs on 2 CPUs";
 
 /// Runs the benchmark under the hypervisor and on bare QEMU, prints both figures and
 /// writes them to `target/xtask/bench.json`.
@@ -81,6 +87,23 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         eprintln!("xtask: the domain switch run did not print `bench: {SWITCH_ROW}` twice");
     }
 
+    // The Xen interface rows: the bench domain Xen-aware, in a run of its own so that the
+    // rows above keep measuring a plain domain.
+    let xen_archive = domains::package(
+        std::slice::from_ref(&xen_domain()),
+        Some(&guest.bin),
+        &build::xtask_dir().join("bench-xen.cpio"),
+    )?;
+    let xen_machine = Machine {
+        initrd: Some(xen_archive),
+        ..machine.clone()
+    };
+    let (xen_output, xen_figures) = run_qemu(&qemu, &xen_machine)?;
+    if xen_figures.is_empty() {
+        eprintln!("{}", String::from_utf8_lossy(&xen_output.stdout));
+        eprintln!("xtask: the Xen interface run printed no `bench:` lines");
+    }
+
     // The same guest straight on QEMU at EL1: no hypervisor call (nothing at EL2 takes
     // it), no WFI (nothing would wake it).
     let bare_machine = Machine {
@@ -128,11 +151,18 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
         hyp: n,
         bare: bare_of(SWITCH_ROW),
     }));
+    rows.extend(xen_figures.iter().map(|(what, n)| Row {
+        what: what.clone(),
+        setup: XEN_SETUP,
+        hyp: *n,
+        bare: None,
+    }));
     println!();
     println!("guest exits on QEMU virt, -cpu {cpu}, GICv{gic}, -smp {CPUS}, -icount shift=0");
     println!("(instructions executed per operation, guest and hypervisor, loop included;");
     println!(" bare: the same guest on QEMU at EL1 without the hypervisor;");
-    println!(" domain switch: {SWITCH_SETUP}, per switch; bare: one pass of its loop)");
+    println!(" domain switch: {SWITCH_SETUP}, per switch; bare: one pass of its loop;");
+    println!(" Xen rows: {XEN_SETUP}, no bare figure)");
     println!();
     println!(
         "{:<46} {:>10} {:>10} {:>10} {:>12}",
@@ -157,7 +187,23 @@ pub fn run(cpu: &str, gic: u8, invoked_from: &Path) -> Result<ExitCode> {
     // The guests' status comes on the hypervisor's exit line (QEMU itself exits 0).
     let code = guest_status("benchmark", &output);
     let switch_code = guest_status("domain switch", &switch_output);
-    Ok(ExitCode::from(if code != 0 { code } else { switch_code }))
+    let xen_code = guest_status("Xen interface", &xen_output);
+    let first_failure = [code, switch_code, xen_code].into_iter().find(|&c| c != 0);
+    Ok(ExitCode::from(first_failure.unwrap_or(0)))
+}
+
+/// The domain of the Xen interface rows: the bench domain, Xen-aware.
+fn xen_domain() -> domains::DomainConfig {
+    domains::DomainConfig {
+        xen: true,
+        ..domains::single_guest(
+            domains::TEST_GUEST.into(),
+            None,
+            "name=bench test=bench-xen exit=status".into(),
+            CPUS,
+            32 << 20,
+        )
+    }
 }
 
 /// The two domains of the switch row: one vCPU each, both on CPU [`SWITCH_CPU`].
@@ -298,6 +344,15 @@ mod tests {
         assert_eq!(mean_of_two(&two[..2], SWITCH_ROW), None);
         let three = figures(&[(SWITCH_ROW, 1), (SWITCH_ROW, 2), (SWITCH_ROW, 3)]);
         assert_eq!(mean_of_two(&three, SWITCH_ROW), None);
+    }
+
+    #[test]
+    fn xen_rows_run_in_a_xen_aware_domain() {
+        let domain = xen_domain();
+        assert!(domain.xen);
+        assert!(!domain.privileged);
+        assert!(domain.cmdline.contains("test=bench-xen"));
+        assert_eq!(domain.vcpus, CPUS);
     }
 
     #[test]

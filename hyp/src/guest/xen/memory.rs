@@ -238,8 +238,9 @@ const MAX_EXTENTS: u64 = 4096;
 
 /// `XENMEM_decrease_reservation` (`populate` false) or `populate_physmap` /
 /// `increase_reservation` (true) on the caller's own RAM: returns how many extents were
-/// done, stopping at the first that cannot be (a page that is not plain RAM of its own
-/// where it should be, or already in the state asked for).
+/// done, stopping at the first that cannot be (an entry of the extent list that cannot be
+/// read, a page that is not plain RAM of its own where it should be, or already in the
+/// state asked for). Only an unreadable request itself is `-EFAULT`.
 fn reservation(domain: &Domain, xen: &XenState, arg: u64, populate: bool) -> Result<u64, Errno> {
     let req: XenMemoryReservation = mem::read_struct(domain, arg)?;
     if domid::resolve(req.domid, xen.domid) != xen.domid {
@@ -251,7 +252,11 @@ fn reservation(domain: &Domain, xen: &XenState, arg: u64, populate: bool) -> Res
     let mut done = 0;
     for i in 0..req.nr_extents {
         let mut gpfn = [0u8; 8];
-        mem::read(domain, req.extent_start.wrapping_add(i * 8), &mut gpfn)?;
+        // An entry of the list that cannot be read ends the call with the count done so
+        // far, as on Xen: the extents before it are done and the caller must learn so.
+        if mem::read(domain, req.extent_start.wrapping_add(i * 8), &mut gpfn).is_err() {
+            break;
+        }
         let Some(ipa) = u64::from_le_bytes(gpfn).checked_mul(PAGE_SIZE) else {
             break;
         };

@@ -14,6 +14,13 @@
 //! domains sharing one physical CPU (`switch-peers=1` each), both spinning, switched by
 //! the hypervisor's time slices. (A WFE would hand the CPU over at once, but QEMU never
 //! traps WFE to EL2.)
+//!
+//! `bench-xen` ([`xen_interface`]) is the Xen interface rows, in a Xen-aware domain of
+//! its own.
+
+mod xen_interface;
+
+pub use xen_interface::run as run_xen;
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -147,6 +147,11 @@ const TESTS: &[Test] = &[
         run: bench::run_switch,
     },
     Test {
+        name: "bench-xen",
+        in_all: false,
+        run: bench::run_xen,
+    },
+    Test {
         name: "echo",
         in_all: false,
         run: echo::run,

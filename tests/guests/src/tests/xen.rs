@@ -4,8 +4,9 @@
 //!   `xen_version`, the shared-info page and grant frames (`XENMEM_add_to_physmap`),
 //!   `vcpu_info` registration, event channels (loopback, masking and `EVTCHNOP_unmask`,
 //!   IPIs to the other vCPU, ports of the second bitmap word, close) with the upcall PPI
-//!   taken through the GIC, grant-table sizing, HVM parameters, `sched_op`, and every
-//!   register but `x0` (and the number in `x16`) coming back unchanged.
+//!   taken through the GIC, grant-table sizing, grant mapping, unmapping and copying
+//!   through a self-grant and ballooning ([`grant`]), HVM parameters, `sched_op`, and
+//!   every register but `x0` (and the number in `x16`) coming back unchanged.
 //! - `xen-hostile` ([`hostile`]): the same calls with wild pointers, sizes and ids, and a
 //!   storm of bad calls.
 //! - `xen-absent`: a domain *without* `xen = true`: no `/hypervisor` node, and `HVC #0xEA1`
@@ -14,6 +15,7 @@
 //! One `PASS`/`FAIL` line per check. The structures are `xen_abi`'s: `#[repr(C)]` with
 //! the arm64 layout, so the hypervisor reads and writes them in place.
 
+pub mod grant;
 mod hostile;
 
 pub use hostile::run as run_hostile;
@@ -634,6 +636,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
     many_ports(&mut x);
     closing(&mut x);
     grants(&mut x);
+    grant::run(&mut x);
     hvm_and_sched(&mut x);
     registers(&mut x);
     gic::disable(gic, EVTCHN_INTID);
@@ -805,7 +808,7 @@ fn physmap(x: &mut Xen<'_, '_>) {
     );
 }
 
-fn register_vcpu_info(vcpu: u64, mfn: u64, offset: u32) -> Ret {
+pub fn register_vcpu_info(vcpu: u64, mfn: u64, offset: u32) -> Ret {
     let mut req = VcpuRegisterVcpuInfo {
         mfn,
         offset,

@@ -2,7 +2,11 @@
 //! with wild pointers, sizes and ids. Every call must come back with the documented error
 //! (`-EFAULT` for a buffer that is not the domain's own memory, or not writable by it
 //! where the call writes back), the guest keeps running, and a storm of bad calls leaves
-//! the hypervisor's log rate-limited (checked by the boot case).
+//! the hypervisor's log rate-limited (checked by the boot case). Grant mapping, copying
+//! and ballooning with wild arguments, and a storm of failing map operations, are in
+//! [`grants`].
+
+mod grants;
 
 use core::fmt::Display;
 
@@ -143,6 +147,42 @@ const CALLS: &[Call] = &[
         Layout::Ptr,
     ),
     c(
+        "XENMEM_increase_reservation",
+        Hypercall::MemoryOp,
+        0,
+        Layout::Ptr,
+    ),
+    c(
+        "XENMEM_decrease_reservation",
+        Hypercall::MemoryOp,
+        1,
+        Layout::Ptr,
+    ),
+    c(
+        "XENMEM_populate_physmap",
+        Hypercall::MemoryOp,
+        6,
+        Layout::Ptr,
+    ),
+    c(
+        "GNTTABOP_map_grant_ref",
+        Hypercall::GrantTableOp,
+        0,
+        Layout::PtrCount,
+    ),
+    c(
+        "GNTTABOP_unmap_grant_ref",
+        Hypercall::GrantTableOp,
+        1,
+        Layout::PtrCount,
+    ),
+    c(
+        "GNTTABOP_copy",
+        Hypercall::GrantTableOp,
+        5,
+        Layout::PtrCount,
+    ),
+    c(
         "GNTTABOP_query_size",
         Hypercall::GrantTableOp,
         6,
@@ -232,6 +272,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
     domains(&mut h);
     physmap(&mut h);
     refused(&mut h);
+    grants::run(&mut h, hole);
     storm(&mut h);
     let n = h.count;
     h.ctx.report.pass(format_args!(
@@ -964,8 +1005,8 @@ fn physmap(h: &mut Hostile<'_, '_>) {
         Err(Errno::EINVAL),
     );
     h.expect_all(
-        "memory_op sub-ops 0 (increase_reservation), 1, 6, 99, 0xffffffff",
-        [0u64, 1, 6, 99, 0xffff_ffff].iter().map(|&cmd| {
+        "memory_op sub-ops 2 (maximum_ram_page), 3, 4, 99, 0xffffffff",
+        [2u64, 3, 4, 99, 0xffff_ffff].iter().map(|&cmd| {
             (
                 cmd,
                 hypercall(u64::from(Hypercall::MemoryOp.raw()), [cmd, 0, 0, 0, 0]),
@@ -1031,9 +1072,8 @@ fn refused(h: &mut Hostile<'_, '_>) {
         Err(Errno::EINVAL),
     );
     h.expect_all(
-        "GNTTABOP map, unmap, setup_table, copy, cache_flush, 99 with count 1000 and a null \
-         pointer",
-        [0u64, 1, 2, 5, 12, 99].iter().map(|&cmd| {
+        "GNTTABOP setup_table, transfer, cache_flush, 99 with count 1000 and a null pointer",
+        [2u64, 4, 12, 99].iter().map(|&cmd| {
             (
                 cmd,
                 hypercall(
