@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 
 use xen_abi::grant_table::{
     GntSt, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef, GnttabOp, GnttabQuerySize,
-    GnttabUnmapGrantRef, gntcopy, gntmap, gtf,
+    GnttabSetupTable, GnttabUnmapGrantRef, gntcopy, gntmap, gtf,
 };
 use xen_abi::memory::{MapSpace, XenMem, XenMemoryReservation};
 use xen_abi::{DomId, Errno, GrantEntryV1, Hypercall, domid};
@@ -227,6 +227,9 @@ pub(super) fn run(x: &mut Xen<'_, '_>) {
         ..Default::default()
     };
     let _ = grant_op(GnttabOp::QuerySize, &mut q, 1);
+    setup_table(x, q.nr_frames);
+    // The table as setup_table left it.
+    let _ = grant_op(GnttabOp::QuerySize, &mut q, 1);
     let entries = q.nr_frames.max(1) * 512;
     let done = with_region(|r| {
         mapping(x, r, me);
@@ -243,6 +246,45 @@ pub(super) fn run(x: &mut Xen<'_, '_>) {
         );
     }
     balloon(x);
+}
+
+/// `GNTTABOP_setup_table` for one frame more than in use: frame 0 is reported where it
+/// was mapped (0x38000000), the new last frame as not mapped (all ones); the table grew.
+fn setup_table(x: &mut Xen<'_, '_>, in_use: u32) {
+    let mut frames = [0x5a5a_u64; 4];
+    let want = (in_use + 1).min(frames.len() as u32);
+    let mut op = GnttabSetupTable {
+        dom: domid::SELF,
+        nr_frames: want,
+        status: UNWRITTEN,
+        frame_list: frames.as_mut_ptr() as u64,
+    };
+    let ret = grant_op(GnttabOp::SetupTable, &mut op, 1);
+    let last = frames[want as usize - 1];
+    x.check(
+        ret.is(Ok(0))
+            && op.status == GntSt::Okay.as_i16()
+            && frames[0] == GNTTAB_BASE >> 12
+            && (want == 1 || last == u64::MAX),
+        format_args!(
+            "GNTTABOP_setup_table({want} frames): frame 0 at gfn 0x38000, frame {} not mapped",
+            want - 1
+        ),
+        format_args!(
+            "{ret}, status {}, frames {:#x} .. {last:#x}",
+            op.status, frames[0]
+        ),
+    );
+    let mut q = GnttabQuerySize {
+        dom: domid::SELF,
+        ..Default::default()
+    };
+    let _ = grant_op(GnttabOp::QuerySize, &mut q, 1);
+    x.check(
+        q.nr_frames >= want,
+        format_args!("the table has at least {want} frames after setup_table"),
+        q.nr_frames,
+    );
 }
 
 fn mapping(x: &mut Xen<'_, '_>, r: &Region, me: DomId) {

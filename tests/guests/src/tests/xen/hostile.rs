@@ -1071,9 +1071,19 @@ fn refused(h: &mut Hostile<'_, '_>) {
         grant_op(GnttabOp::SetVersion, &mut v, 1),
         Err(Errno::EINVAL),
     );
+    h.expect(
+        "GNTTABOP setup_table with count 1000 and a null pointer",
+        hypercall(u64::from(Hypercall::GrantTableOp.raw()), [2, 0, 1000, 0, 0]),
+        Err(Errno::EINVAL),
+    );
+    h.expect(
+        "GNTTABOP setup_table with count 1 and a null pointer",
+        hypercall(u64::from(Hypercall::GrantTableOp.raw()), [2, 0, 1, 0, 0]),
+        Err(Errno::EFAULT),
+    );
     h.expect_all(
-        "GNTTABOP setup_table, transfer, cache_flush, 99 with count 1000 and a null pointer",
-        [2u64, 4, 12, 99].iter().map(|&cmd| {
+        "GNTTABOP transfer, cache_flush, 99 with count 1000 and a null pointer",
+        [4u64, 12, 99].iter().map(|&cmd| {
             (
                 cmd,
                 hypercall(
