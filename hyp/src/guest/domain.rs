@@ -374,18 +374,6 @@ impl Domain {
         let vcpus = spec.vcpus as usize;
         let vgic =
             Vgic::new(vgic_config(host.gic, vcpus, layout.spis)).map_err(BuildError::Vgic)?;
-        let xen = match spec.xen {
-            false => None,
-            true => Some(
-                super::xen::XenState::new(
-                    id,
-                    spec.vcpus,
-                    spec.privileged,
-                    layout.xen_regions.clone(),
-                )
-                .ok_or(BuildError::OutOfMemory("the Xen interface state"))?,
-            ),
-        };
         let bus = Bus::new(host.gic, spec.vcpus, spec.console, &layout);
         let mut domain = Domain {
             id,
@@ -407,7 +395,7 @@ impl Domain {
             vcpu_homes,
             devices,
             withheld,
-            xen,
+            xen: None,
             vcpus: spin::RwLock::new(Vec::new()),
             queued: AtomicUsize::new(0),
             vmid,
@@ -422,6 +410,17 @@ impl Domain {
             spec,
         };
         // On failure, dropping the domain gives back its tables and its RAM.
+        if domain.spec.xen {
+            domain.xen = Some(
+                super::xen::XenState::new(
+                    id,
+                    domain.spec.vcpus,
+                    domain.spec.privileged,
+                    domain.layout.xen_regions.clone(),
+                )
+                .ok_or(BuildError::OutOfMemory("the Xen interface state"))?,
+            );
+        }
         domain
             .load(host)
             .and_then(|()| domain.map_ram())

@@ -51,6 +51,15 @@ impl Ring {
     }
 }
 
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: the frame was allocated for this ring alone; a ring is dropped with its
+        // domain's Xen state, after the domain's stage 2 (the guest's only mapping of it)
+        // is gone, or before the domain existed; `interface` borrows end with `&self`.
+        unsafe { frames::free(self.frame, 1) };
+    }
+}
+
 /// Serves `domain`'s console ring: prints what the guest wrote, gives it the typed
 /// bytes that fit, and signals it if either moved. Called when the guest sends on the
 /// ring's port and when input arrives.

@@ -39,6 +39,25 @@ impl Events {
         self.ports.alloc_unbound(domid, domid).ok()
     }
 
+    /// Whether `port` is still as [`alloc_backend_port`](Self::alloc_backend_port) made it
+    /// (unbound, for the domain itself): not closed and reused for something else.
+    pub fn is_backend_port(&self, port: u32) -> bool {
+        let own = self.ports.domid();
+        matches!(
+            self.ports.status(port),
+            Ok(xenif::evtchn::Status {
+                state: xenif::evtchn::PortState::Unbound { remote },
+                ..
+            }) if remote == own
+        )
+    }
+
+    /// Closes every port at the domain's end (it is going away): returns what the peers of
+    /// its interdomain ports must be told (`fix_peers`).
+    pub fn close_all(&mut self) -> Vec<PeerFix> {
+        self.ports.reset().unwrap_or_default()
+    }
+
     /// The empty tables of Xen domain `domid` with `vcpus` vCPUs; the control domain
     /// handles the global VIRQs (the console's).
     pub fn new(domid: DomId, vcpus: u32, privileged: bool) -> Option<Self> {
@@ -142,7 +161,9 @@ pub fn notify_port(domain: &Domain, xen: &XenState, port: u32) {
 
 /// Delivers an event to `port` of the Xen domain `dom` (another domain's send).
 fn deliver_remote(dom: DomId, port: u32) {
-    let Some(domain) = super::super::registry::get(usize::from(dom) + 1) else {
+    let Some(domain) = super::super::registry::get(usize::from(dom) + 1)
+        .filter(|d| d.state() == super::super::DomainState::Running)
+    else {
         return;
     };
     let Some(xen) = &domain.xen else { return };
@@ -165,6 +186,13 @@ fn with_both<R>(a: &XenState, b: &XenState, f: impl FnOnce(&mut Events, &mut Eve
     }
 }
 
+/// Tells the peers of a domain's closed interdomain ports (its teardown).
+pub fn fix_peers(fixes: Vec<PeerFix>) {
+    for fix in fixes {
+        fix_peer(fix);
+    }
+}
+
 /// Applies the peer fix of a closed interdomain port to the peer's table.
 fn fix_peer(fix: PeerFix) {
     if let Some(peer) = super::super::registry::get(usize::from(fix.dom) + 1)
@@ -184,12 +212,13 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
             let mut a: EvtchnAllocUnbound = mem::read_struct(domain, arg)?;
             let target = target_domain(domain, xen, a.dom)?;
             let txen = target.xen.as_ref().ok_or(Errno::ESRCH)?;
-            // `remote_dom` is read relative to the domain the port is made in.
+            // `remote_dom` DOMID_SELF is the caller (who may be making the port in another
+            // domain's table).
             a.port = txen
                 .events
                 .lock()
                 .ports
-                .alloc_unbound(a.remote_dom, txen.domid)?;
+                .alloc_unbound(a.remote_dom, xen.domid)?;
             mem::write_struct(domain, arg, &a)?;
             Ok(0)
         }
@@ -202,8 +231,9 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
                 deliver(domain, xen, &events, t.port, t.vcpu);
                 t
             } else {
-                let peer: Arc<Domain> =
-                    super::super::registry::get(usize::from(remote) + 1).ok_or(Errno::ESRCH)?;
+                let peer: Arc<Domain> = super::super::registry::get(usize::from(remote) + 1)
+                    .filter(|d| d.state() == super::super::DomainState::Running)
+                    .ok_or(Errno::ESRCH)?;
                 let pxen = peer.xen.as_ref().ok_or(Errno::ESRCH)?;
                 with_both(xen, pxen, |mine, theirs| {
                     let t = evtchn::bind_interdomain(
@@ -233,8 +263,13 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
         }
         EvtchnOp::Close => {
             let c: EvtchnClose = mem::read_struct(domain, arg)?;
-            let fix = xen.events.lock().ports.close(c.port)?;
-            evtchn::clear_pending(xen.shared(), c.port);
+            let fix = {
+                let mut events = xen.events.lock();
+                let fix = events.ports.close(c.port)?;
+                // Under the lock: a rebinding of the port must not lose its first event.
+                evtchn::clear_pending(xen.shared(), c.port);
+                fix
+            };
             if let Some(fix) = fix {
                 fix_peer(fix);
             }
@@ -242,7 +277,9 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
         }
         EvtchnOp::Send => {
             let s: EvtchnSend = mem::read_struct(domain, arg)?;
-            if xen.console_ring.as_ref().is_some_and(|r| r.port == s.port) {
+            if xen.console_ring.as_ref().is_some_and(|r| r.port == s.port)
+                && xen.events.lock().is_backend_port(s.port)
+            {
                 // The hypervisor is the console's backend.
                 super::console::service_ring(domain, xen);
                 return Ok(0);
@@ -300,8 +337,12 @@ pub fn call(vcpu: &Vcpu, xen: &XenState, args: [u64; 5]) -> Result<u64, Errno> {
             let r: xen_abi::event_channel::EvtchnReset = mem::read_struct(domain, arg)?;
             let target = target_domain(domain, xen, r.dom)?;
             let txen = target.xen.as_ref().ok_or(Errno::ESRCH)?;
-            let fixes = txen.events.lock().ports.reset()?;
-            evtchn::clear_all_pending(txen.shared());
+            let fixes = {
+                let mut events = txen.events.lock();
+                let fixes = events.ports.reset()?;
+                evtchn::clear_all_pending(txen.shared());
+                fixes
+            };
             for fix in fixes {
                 fix_peer(fix);
             }

@@ -70,6 +70,8 @@ pub struct Grants {
     frames: Vec<PhysAddr>,
     /// Its grants other domains have pinned.
     active: ActiveGrants,
+    /// Its frames went back with its domain.
+    released: bool,
 }
 
 impl Grants {
@@ -79,6 +81,7 @@ impl Grants {
             size: TableSize::new(0, MAX_GRANT_FRAMES).expect("a valid maximum"),
             frames: Vec::new(),
             active: ActiveGrants::new(),
+            released: false,
         }
     }
 
@@ -101,6 +104,9 @@ impl Grants {
 
     /// The frame with index `index`, allocating the table up to it.
     pub fn frame_for_physmap(&mut self, index: u32) -> Result<PhysAddr, Errno> {
+        if self.released {
+            return Err(Errno::ESRCH);
+        }
         let grow = self.size.for_physmap(u64::from(index))?;
         for _ in grow.from..grow.to {
             let frame = frames::alloc(1).ok_or(Errno::ENOMEM)?;
@@ -112,7 +118,10 @@ impl Grants {
         if !grow.is_empty() {
             self.size.commit(grow);
         }
-        Ok(self.frames[index as usize])
+        self.frames
+            .get(index as usize)
+            .copied()
+            .ok_or(Errno::EINVAL)
     }
 
     /// Whether `page` (host physical) is one of its frames.
@@ -124,6 +133,9 @@ impl Grants {
     /// already destroyed).
     pub fn release(&mut self) {
         self.active = ActiveGrants::new();
+        // Gone for good: no frame can be added again (a control domain's setup_table on a
+        // domain being torn down finds nothing).
+        self.released = true;
         for frame in self.frames.drain(..) {
             // SAFETY: allocated by `frame_for_physmap` for this table alone; mapped only
             // in the domain's stage 2, which is gone (the caller's contract), and never
@@ -291,8 +303,12 @@ fn map_one(domain: &Domain, xen: &XenState, op: &mut GnttabMapGrantRef) -> Resul
     } else {
         Attributes::NORMAL_RW
     };
-    memory::map_page_with(domain, op.host_addr, page, attrs)
-        .map_err(|_| undo(GntSt::GeneralError))?;
+    {
+        let mut physmap = xen.physmap.lock();
+        memory::map_page_with(domain, op.host_addr, page, attrs)
+            .map_err(|_| undo(GntSt::GeneralError))?;
+        physmap.record_grant(op.host_addr);
+    }
     let mut maptrack = xen.maptrack.lock();
     let handle = maptrack.table.insert(Mapping {
         granter: gxen.domid,
@@ -314,7 +330,9 @@ fn map_one(domain: &Domain, xen: &XenState, op: &mut GnttabMapGrantRef) -> Resul
         }
         Err(e) => {
             drop(maptrack);
-            let _ = memory::unmap_page(domain, op.host_addr);
+            if xen.physmap.lock().take_grant(op.host_addr) {
+                let _ = memory::unmap_page(domain, op.host_addr);
+            }
             Err(undo(e.into()))
         }
     }
@@ -331,7 +349,10 @@ fn unmap_one(domain: &Domain, xen: &XenState, handle: u32, host_addr: u64) -> Re
         let granter = maptrack.granters.remove(&handle);
         (mapping, granter)
     };
-    let _ = memory::unmap_page(domain, mapping.host_addr);
+    // Unless something else was mapped there since (then that stays).
+    if xen.physmap.lock().take_grant(mapping.host_addr) {
+        let _ = memory::unmap_page(domain, mapping.host_addr);
+    }
     if let Some(granter) = granter {
         release_mapping(&granter, &mapping);
     }

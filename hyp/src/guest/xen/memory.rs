@@ -46,12 +46,26 @@ pub struct Physmap {
     grant_frames: Vec<Option<u64>>,
     /// Other domains' frames mapped here (IPA → that domain, whose RAM is held).
     foreign: BTreeMap<u64, Arc<Domain>>,
+    /// Where granted pages are mapped (`GNTTABOP_map_grant_ref`), so that unmapping a
+    /// grant whose page was since replaced leaves the replacement alone.
+    granted: alloc::collections::BTreeSet<u64>,
 }
 
 /// Foreign frames one domain may have mapped at once.
 const MAX_FOREIGN: usize = 16384;
 
 impl Physmap {
+    /// Records a granted page mapped at `ipa` (after forgetting what was there).
+    pub fn record_grant(&mut self, ipa: u64) {
+        self.forget(ipa);
+        self.granted.insert(ipa);
+    }
+
+    /// Whether the granted page mapped at `ipa` is still there; forgets it.
+    pub fn take_grant(&mut self, ipa: u64) -> bool {
+        self.granted.remove(&ipa)
+    }
+
     /// Where grant-table frame `index` is.
     pub fn grant_frame_ipa(&self, index: u32) -> Option<u64> {
         self.grant_frames.get(index as usize).copied().flatten()
@@ -70,7 +84,8 @@ impl Physmap {
     }
 
     /// Forgets whatever was mapped at `ipa` (it is being replaced or removed).
-    fn forget(&mut self, ipa: u64) {
+    pub fn forget(&mut self, ipa: u64) {
+        self.granted.remove(&ipa);
         if let Some(owner) = self.foreign.remove(&ipa) {
             owner.drop_ram_hold();
         }
@@ -220,7 +235,12 @@ pub fn call(domain: &Domain, xen: &XenState, args: [u64; 5]) -> Result<u64, Errn
                 // Removing the guest's own RAM (ballooning) is not implemented.
                 return Err(Errno::ENOSYS);
             }
-            unmap_page(domain, ipa)?;
+            // Whatever is there goes (gone already: nothing to undo), and so does the
+            // record, with the hold it may carry.
+            match unmap_page(domain, ipa) {
+                Ok(()) | Err(Errno::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
             physmap.forget(ipa);
             Ok(0)
         }

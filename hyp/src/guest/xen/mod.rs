@@ -166,7 +166,14 @@ impl XenState {
     /// Gives back its frames. Called when the domain's resources go, after its stage-2
     /// tables (which map them) are destroyed.
     pub fn release(&self) {
-        self.events.lock().kill();
+        // Every port closes, as on Xen: the peers' ends go back to unbound, so nothing
+        // reaches a later domain with the same id through them.
+        let fixes = {
+            let mut events = self.events.lock();
+            events.kill();
+            events.close_all()
+        };
+        events::fix_peers(fixes);
         self.grants.lock().release();
         // Its stage 2, where other domains' pages were mapped, is gone: let them go.
         self.maptrack.lock().release_all();
@@ -181,15 +188,11 @@ impl XenState {
 
 impl Drop for XenState {
     fn drop(&mut self) {
-        // SAFETY: the frames were allocated for this state alone; it is dropped with its
-        // domain, after the domain's stage-2 tables (the only mapping of them for the
-        // guest) are gone, and the borrows `shared()` and `Ring::interface` give end with
-        // `&self`.
+        // SAFETY: the frame was allocated for this state alone; it is dropped with its
+        // domain, after the domain's stage-2 tables (the only mapping of it for the guest)
+        // are gone, and the borrows `shared()` gives end with `&self`. (The console ring
+        // frees its own frame.)
         unsafe { frames::free(self.shared_info, 1) };
-        if let Some(ring) = &self.console_ring {
-            // SAFETY: as above.
-            unsafe { frames::free(ring.frame, 1) };
-        }
     }
 }
 

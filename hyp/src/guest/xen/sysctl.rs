@@ -35,7 +35,10 @@ pub fn call(domain: &Domain, _xen: &XenState, args: [u64; 5]) -> Result<u64, Err
             let mut list: XenSysctlGetdomaininfolist = op.payload().ok_or(Errno::EINVAL)?;
             let max = list.max_domains.min(MAX_ENTRIES);
             let mut written = 0u32;
-            for d in registry::all() {
+            // In id order, so that a caller paging with `first_domain` sees each once.
+            let mut domains = registry::all();
+            domains.sort_by_key(|d| d.id);
+            for d in domains {
                 if written == max {
                     break;
                 }
