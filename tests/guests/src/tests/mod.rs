@@ -251,6 +251,11 @@ const TESTS: &[Test] = &[
         in_all: false,
         run: xen::run_absent,
     },
+    Test {
+        name: "xen-crash",
+        in_all: false,
+        run: xen::run_crash,
+    },
 ];
 
 fn isv0_run(ctx: &mut Ctx<'_>) {

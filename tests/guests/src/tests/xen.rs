@@ -552,6 +552,21 @@ impl fmt::Display for ChangedReg {
     }
 }
 
+/// `test=xen-crash`: reports a crash with `SCHEDOP_shutdown(SHUTDOWN_crash)`, which must
+/// not return (the hypervisor powers the domain off with exit status 1).
+pub fn run_crash(ctx: &mut Ctx<'_>) {
+    crate::println!("guest: xen-crash: SCHEDOP_shutdown(crash)");
+    let mut s = xen_abi::sched::SchedShutdown {
+        reason: xen_abi::sched::ShutdownReason::Crash.raw(),
+    };
+    let ret = sched_op(SchedOp::Shutdown, core::ptr::from_mut(&mut s) as u64);
+    ctx.report.check(
+        false,
+        "SCHEDOP_shutdown(crash) does not return",
+        format_args!("it returned {ret}"),
+    );
+}
+
 /// `test=xen-absent`: in a domain without `xen = true`.
 pub fn run_absent(ctx: &mut Ctx<'_>) {
     let node = ctx.platform.fdt.find_node("/hypervisor");
