@@ -52,6 +52,11 @@ impl Events {
         )
     }
 
+    /// Ports valid in its table (a port at or above is out of range).
+    pub fn valid_ports(&self) -> u32 {
+        self.ports.valid_ports()
+    }
+
     /// Closes every port at the domain's end (it is going away): returns what the peers of
     /// its interdomain ports must be told (`fix_peers`).
     pub fn close_all(&mut self) -> Vec<PeerFix> {

@@ -3,7 +3,7 @@
 use core::sync::atomic::Ordering;
 
 use xen_abi::hvm::{HvmOp, XenHvmParam, param};
-use xen_abi::sched::{SchedOp, SchedRemoteShutdown, SchedShutdown, ShutdownReason};
+use xen_abi::sched::{SchedOp, SchedPoll, SchedRemoteShutdown, SchedShutdown, ShutdownReason};
 use xen_abi::{Errno, vmassist};
 
 use super::super::{Action, Domain, Vcpu, power_off, reset};
@@ -51,11 +51,53 @@ pub(super) fn sched_op(vcpu: &Vcpu, args: [u64; 5]) -> Outcome {
             }
         }
         SchedOp::RemoteShutdown => Outcome::Return(remote_shutdown(vcpu, arg)),
-        // Polling ports, shutdown codes, watchdogs and pinning are not implemented.
-        SchedOp::Poll | SchedOp::ShutdownCode | SchedOp::Watchdog | SchedOp::PinOverride => {
+        SchedOp::Poll => poll(vcpu, arg),
+        // Shutdown codes, watchdogs and pinning are not implemented.
+        SchedOp::ShutdownCode | SchedOp::Watchdog | SchedOp::PinOverride => {
             Outcome::Return(Err(Errno::ENOSYS))
         }
     }
+}
+
+/// Most ports one `SCHEDOP_poll` may name (Xen's limit).
+const MAX_POLL_PORTS: u32 = 128;
+
+/// `SCHEDOP_poll`: returns 0 once one of the named ports is pending (masked or not) or the
+/// timeout (absolute system time, 0 for none) has passed. Until then the vCPU waits as in
+/// `WFI` and the call is issued again at each wake-up (an interrupt, a kick, a slice), so
+/// a port becoming pending ends it at the latest a slice later.
+fn poll(vcpu: &Vcpu, arg: u64) -> Outcome {
+    let domain: &Domain = &vcpu.domain;
+    let Some(xen) = &domain.xen else {
+        return Outcome::Return(Err(Errno::ENOSYS));
+    };
+    let req: SchedPoll = match mem::read_struct(domain, arg) {
+        Ok(req) => req,
+        Err(e) => return Outcome::Return(Err(e)),
+    };
+    if req.nr_ports > MAX_POLL_PORTS {
+        return Outcome::Return(Err(Errno::EINVAL));
+    }
+    let valid = xen.events.lock().valid_ports();
+    let mut pending = false;
+    for i in 0..u64::from(req.nr_ports) {
+        let mut word = [0u8; 4];
+        if let Err(e) = mem::read(domain, req.ports.wrapping_add(i * 4), &mut word) {
+            return Outcome::Return(Err(e));
+        }
+        let port = u32::from_le_bytes(word);
+        if port >= valid {
+            return Outcome::Return(Err(Errno::EINVAL));
+        }
+        pending |= xenif::evtchn::is_pending(xen.shared(), port);
+    }
+    if pending || (req.timeout != 0 && super::system_time_ns() >= req.timeout) {
+        return Outcome::Return(Ok(0));
+    }
+    if domain.state() != super::super::DomainState::Running {
+        return Outcome::Then(Action::Stop);
+    }
+    Outcome::Again(super::super::trap::wait_for_interrupt(vcpu))
 }
 
 /// `SCHEDOP_remote_shutdown`: the control domain ends or restarts another domain.

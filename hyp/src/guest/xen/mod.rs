@@ -202,6 +202,9 @@ enum Outcome {
     Return(Result<u64, Errno>),
     /// Return 0, then act as the run loop says (yield, block, stop).
     Then(Action),
+    /// Leave the registers alone and make the guest issue the same call again once the
+    /// run loop has done this (a call that waits: it is re-examined at each wake-up).
+    Again(Action),
 }
 
 impl From<Result<u64, Errno>> for Outcome {
@@ -259,6 +262,11 @@ pub fn hypercall(vcpu: &Vcpu, frame: &mut TrapFrame) -> Action {
         }
         Outcome::Then(action) => {
             frame.x[0] = 0;
+            action
+        }
+        Outcome::Again(action) => {
+            // The HVC is issued again when the vCPU next runs, with its arguments intact.
+            frame.elr = frame.elr.wrapping_sub(4);
             action
         }
     }

@@ -32,7 +32,7 @@ use xen_abi::event_channel::{
 use xen_abi::grant_table::{GnttabGetVersion, GnttabOp, GnttabQuerySize, GnttabSetVersion};
 use xen_abi::hvm::{HvmOp, XenHvmParam, param};
 use xen_abi::memory::{MapSpace, XenAddToPhysmap, XenMem};
-use xen_abi::sched::SchedOp;
+use xen_abi::sched::{SchedOp, SchedPoll};
 use xen_abi::vcpu::{
     RUNSTATE_UPDATE, VcpuOp, VcpuRegisterRunstateMemoryArea, VcpuRegisterVcpuInfo,
     VcpuRunstateInfo, runstate,
@@ -552,6 +552,87 @@ impl fmt::Display for ChangedReg {
     }
 }
 
+/// `SCHEDOP_poll` and the console ring: refusals; a port already pending or a timeout
+/// already past ends the poll at once; then the vCPU polls its console port (masked, so
+/// no upcall: only the poll can notice) until the case types a byte, which the hypervisor
+/// (the console's backend) puts in the input ring and signals on that port.
+fn poll_and_console(x: &mut Xen<'_, '_>) {
+    let poll = |ports: &[u32], nr: u32, timeout: u64| {
+        let mut p = SchedPoll {
+            ports: ports.as_ptr() as u64,
+            nr_ports: nr,
+            timeout,
+        };
+        sched_op(SchedOp::Poll, core::ptr::from_mut(&mut p) as u64)
+    };
+    let (_, port) = alloc_unbound(domid::SELF, domid::SELF);
+    x.expect(
+        "SCHEDOP_poll of 129 ports",
+        poll(&[port], 129, 1),
+        Err(Errno::EINVAL),
+    );
+    x.expect(
+        "SCHEDOP_poll of port 4096",
+        poll(&[4096], 1, 1),
+        Err(Errno::EINVAL),
+    );
+    x.expect(
+        "SCHEDOP_poll with its port array at a wild address",
+        sched_op(SchedOp::Poll, 0xffff_ffff_ffff_f000),
+        Err(Errno::EFAULT),
+    );
+    x.expect(
+        "SCHEDOP_poll of an idle port with a timeout already past returns",
+        poll(&[port], 1, 1),
+        Ok(0),
+    );
+    // A loopback channel: a send on its other end makes `port` pending (masked: no upcall).
+    set_mask(port, true);
+    let (_, other) = bind_interdomain(domid::SELF, port);
+    let _ = send(other);
+    x.expect(
+        "SCHEDOP_poll of a pending (masked) port, no timeout, returns at once",
+        poll(&[port], 1, 0),
+        Ok(0),
+    );
+    let (_, ring_port) = hvm_param(HvmOp::GetParam, domid::SELF, param::CONSOLE_EVTCHN, 0);
+    let (_, ring_pfn) = hvm_param(HvmOp::GetParam, domid::SELF, param::CONSOLE_PFN, 0);
+    let ring_port = ring_port as u32;
+    x.check(
+        ring_pfn == 0x39000 && ring_port != 0,
+        "the console ring is at gfn 0x39000 with a port of its own",
+        format_args!("gfn {ring_pfn:#x}, port {ring_port}"),
+    );
+    set_mask(ring_port, true);
+    shared().evtchn_pending[(ring_port / 64) as usize]
+        .fetch_and(!(1 << (ring_port % 64)), Ordering::SeqCst);
+    crate::println!("guest: xen: polling the console port {ring_port} for typed input");
+    let ret = poll(&[ring_port], 1, 0);
+    let got = grant::with_region(|r| {
+        let ring = r.at(ring_pfn << 12);
+        // xencons_interface: in[1024] at 0, in_cons at 3072, in_prod at 3076.
+        let cons = super::load32(ring + 3072).0;
+        let prod = super::load32(ring + 3076).0;
+        let at = u64::from(cons % 1024);
+        let byte = if prod != cons {
+            (super::load32(ring + (at & !3)).0 >> (8 * (at & 3))) as u8
+        } else {
+            0
+        };
+        let _ = super::store32(ring + 3072, prod);
+        (prod.wrapping_sub(cons), byte)
+    });
+    x.check(
+        ret.is(Ok(0)) && got.is_some_and(|(n, byte)| n >= 1 && byte == b'x'),
+        "SCHEDOP_poll of the console port returned once the typed 'x' was in the input ring",
+        format_args!("{ret}, ring {got:?}"),
+    );
+    set_mask(ring_port, false);
+    set_mask(port, false);
+    let _ = close(other);
+    let _ = close(port);
+}
+
 /// `test=xen-crash`: reports a crash with `SCHEDOP_shutdown(SHUTDOWN_crash)`, which must
 /// not return (the hypervisor powers the domain off with exit status 1).
 pub fn run_crash(ctx: &mut Ctx<'_>) {
@@ -653,6 +734,7 @@ pub fn run(ctx: &mut Ctx<'_>) {
     grants(&mut x);
     grant::run(&mut x);
     hvm_and_sched(&mut x);
+    poll_and_console(&mut x);
     registers(&mut x);
     gic::disable(gic, EVTCHN_INTID);
     irq::uninstall();

@@ -1109,9 +1109,14 @@ fn refused(h: &mut Hostile<'_, '_>) {
         }),
         Err(Errno::EINVAL),
     );
+    h.expect(
+        "sched_op poll with a null argument",
+        sched_op_raw(3),
+        Err(Errno::EFAULT),
+    );
     h.expect_all(
-        "sched_op poll, shutdown_code, watchdog, 99",
-        [3u64, 5, 6, 99].iter().map(|&cmd| (cmd, sched_op_raw(cmd))),
+        "sched_op shutdown_code, watchdog, 99",
+        [5u64, 6, 99].iter().map(|&cmd| (cmd, sched_op_raw(cmd))),
         Err(Errno::ENOSYS),
     );
     h.expect(
@@ -1209,7 +1214,7 @@ fn storm(h: &mut Hostile<'_, '_>) {
                 Err(Errno::EPERM),
             ),
             3 => (send(4096 + i as u32), Err(Errno::EINVAL)),
-            _ => (sched_op(SchedOp::Poll, 0), Err(Errno::ENOSYS)),
+            _ => (sched_op(SchedOp::Poll, 0), Err(Errno::EFAULT)),
         };
         if !ret.is(want) && bad.is_none() {
             bad = Some((i as u64, ret));
