@@ -23,6 +23,7 @@ use core::fmt;
 
 pub use exits::AccessSize;
 
+mod fifo;
 pub mod mini_uart;
 pub mod pl011;
 

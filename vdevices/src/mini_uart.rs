@@ -54,6 +54,7 @@
 
 use exits::AccessSize;
 
+use crate::fifo::Fifo;
 use crate::{DeviceError, MmioDevice};
 
 /// Bytes of the auxiliary block the model answers for (`AUX_IRQ` up to the SPI masters).
@@ -125,55 +126,13 @@ pub mod lsr {
     pub const TX_IDLE: u32 = 1 << 6;
 }
 
-/// A byte FIFO of [`FIFO_DEPTH`] entries.
-#[derive(Clone, Debug)]
-struct Fifo {
-    buf: [u8; FIFO_DEPTH],
-    head: usize,
-    len: usize,
-}
-
-impl Fifo {
-    const fn new() -> Self {
-        Self {
-            buf: [0; FIFO_DEPTH],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    /// Queues `byte`; false (and the byte lost) when full.
-    fn push(&mut self, byte: u8) -> bool {
-        if self.len == FIFO_DEPTH {
-            return false;
-        }
-        self.buf[(self.head + self.len) % FIFO_DEPTH] = byte;
-        self.len += 1;
-        true
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let byte = self.buf[self.head];
-        self.head = (self.head + 1) % FIFO_DEPTH;
-        self.len -= 1;
-        Some(byte)
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-}
-
 /// An emulated BCM2835 auxiliary block with its mini UART (see the
 /// [module documentation](self)).
 #[derive(Clone, Debug)]
 pub struct MiniUart {
     enables: u32,
-    rx: Fifo,
-    tx: Fifo,
+    rx: Fifo<FIFO_DEPTH>,
+    tx: Fifo<FIFO_DEPTH>,
     /// A received byte was lost (`LSR` bit 1 until read, `STAT` bit 4 until then too).
     overrun: bool,
     ier: u32,
@@ -321,7 +280,7 @@ impl MiniUart {
                 if pop {
                     self.rx.pop().map_or(0, u32::from)
                 } else {
-                    self.rx.buf[self.rx.head].into()
+                    self.rx.peek().map_or(0, u32::from)
                 }
             }
             reg::IER if self.lcr & LCR_DLAB != 0 => self.baud >> 8,

@@ -68,6 +68,7 @@
 
 use exits::AccessSize;
 
+use crate::fifo::Fifo;
 use crate::{DeviceError, MmioDevice};
 
 /// Size of the register frame.
@@ -219,45 +220,11 @@ const CR_MASK: u32 = 0xff87;
 const IFLS_MASK: u32 = 0x3f;
 const DMACR_MASK: u32 = 0x7;
 
-/// A byte FIFO of [`FIFO_DEPTH`] entries.
-#[derive(Clone, Debug)]
-struct Fifo {
-    buf: [u8; FIFO_DEPTH],
-    head: usize,
-    len: usize,
-}
-
-impl Fifo {
-    const fn new() -> Self {
-        Self {
-            buf: [0; FIFO_DEPTH],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, byte: u8) {
-        debug_assert!(self.len < FIFO_DEPTH);
-        self.buf[(self.head + self.len) % FIFO_DEPTH] = byte;
-        self.len += 1;
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let byte = self.buf[self.head];
-        self.head = (self.head + 1) % FIFO_DEPTH;
-        self.len -= 1;
-        Some(byte)
-    }
-}
-
 /// An emulated PL011 UART (see the [module documentation](self) for the model).
 #[derive(Clone, Debug)]
 pub struct Pl011 {
-    rx: Fifo,
-    tx: Fifo,
+    rx: Fifo<FIFO_DEPTH>,
+    tx: Fifo<FIFO_DEPTH>,
     /// `RSR` error flags (sticky until an `ECR` write).
     rsr: u32,
     /// The overrun condition `DR.OE` reports: a byte was lost and none accepted since.
@@ -431,7 +398,7 @@ impl Pl011 {
             self.ris |= int::OE;
             return false;
         }
-        self.rx.push(byte);
+        let _ = self.rx.push(byte);
         self.overrun = false;
         if self.rx.len == self.rx_trigger() {
             self.ris |= int::RX;
@@ -464,7 +431,7 @@ impl Pl011 {
         if self.tx.len >= self.fifo_capacity() {
             return;
         }
-        self.tx.push(byte);
+        let _ = self.tx.push(byte);
         if self.tx.len > self.tx_trigger() {
             self.ris &= !int::TX;
         }

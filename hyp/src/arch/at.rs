@@ -26,37 +26,34 @@ pub struct TranslationFault {
 /// whose context is live on this CPU (its EL1 registers and `VTTBR_EL2` loaded), as the
 /// hypervisor always is when it handles a hypercall.
 pub fn guest_va_to_pa(va: u64, write: bool) -> Result<u64, TranslationFault> {
-    let par: u64;
-    // SAFETY: as documented above: `AT` only walks tables, its result replaces the
-    // guest's `PAR_EL1` for the moment between the two `MRS`/`MSR` around it, and the
-    // `ISB` orders the walk's result before it is read.
-    unsafe {
-        if write {
-            asm!(
-                "mrs {saved}, par_el1",
-                "at s12e1w, {va}",
-                "isb",
-                "mrs {par}, par_el1",
-                "msr par_el1, {saved}",
-                va = in(reg) va,
-                saved = out(reg) _,
-                par = out(reg) par,
-                options(nostack, preserves_flags),
-            );
-        } else {
-            asm!(
-                "mrs {saved}, par_el1",
-                "at s12e1r, {va}",
-                "isb",
-                "mrs {par}, par_el1",
-                "msr par_el1, {saved}",
-                va = in(reg) va,
-                saved = out(reg) _,
-                par = out(reg) par,
-                options(nostack, preserves_flags),
-            );
-        }
+    /// One walk with `AT <op>` and the guest's `PAR_EL1` put back.
+    macro_rules! walk {
+        ($op:literal) => {{
+            let par: u64;
+            // SAFETY: as documented above: `AT` only walks tables, its result replaces
+            // the guest's `PAR_EL1` for the moment between the `MRS`/`MSR` around it, and
+            // the `ISB` orders the walk's result before it is read.
+            unsafe {
+                asm!(
+                    "mrs {saved}, par_el1",
+                    concat!("at ", $op, ", {va}"),
+                    "isb",
+                    "mrs {par}, par_el1",
+                    "msr par_el1, {saved}",
+                    va = in(reg) va,
+                    saved = out(reg) _,
+                    par = out(reg) par,
+                    options(nostack, preserves_flags),
+                )
+            };
+            par
+        }};
     }
+    let par = if write {
+        walk!("s12e1w")
+    } else {
+        walk!("s12e1r")
+    };
     decode_par(par, va)
 }
 
