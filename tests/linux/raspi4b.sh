@@ -8,11 +8,13 @@ case "$model" in
     *) echo "FAIL model: '$model'" ;;
 esac
 
-# The console: ttyS1, the 8250 driver's mini UART (the tree's serial1), emulated.
-if grep -q '^ttyS1 ' /proc/consoles; then
-    echo "PASS console: ttyS1 ($(grep '^ttyS1 ' /proc/consoles | tr -s ' '))"
+# The console the command line names: ttyS1, the 8250 driver's mini UART (the tree's
+# serial1) the hypervisor emulates; or hvc0 for a Xen-aware dom0.
+want=$(sed -n 's/.*console=\([^ ,]*\).*/\1/p' /proc/cmdline)
+if [ -n "$want" ] && grep -q "^$want " /proc/consoles; then
+    echo "PASS console: $want ($(grep "^$want " /proc/consoles | tr -s ' '))"
 else
-    echo "FAIL console: $(cat /proc/consoles)"
+    echo "FAIL console: want '$want', have $(cat /proc/consoles)"
 fi
 
 # The VideoCore mailbox, passed through: the firmware driver's request went out by MMIO
