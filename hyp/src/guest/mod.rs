@@ -596,11 +596,16 @@ fn power_off(domain: &Domain, status: u32, why: &str) {
 fn reset(domain: &Domain) {
     if domain.spec.privileged && domain.state() == DomainState::Running {
         // dom0 owns the machine's devices: its reboot is the machine's.
-        info!("dom0 asked for a reboot: resetting the machine");
+        if may_report(domain) {
+            info!("dom0 asked for a reboot: resetting the machine");
+        }
         domain.flush_console();
         psci::reset_machine();
-        // No firmware to reset the machine with: rebuild dom0 alone.
-        warn!("the firmware cannot reset the machine: rebuilding dom0 only");
+        // No firmware to reset the machine with: rebuild dom0 alone (a dom0 rebooting in a
+        // loop is rate-limited like any guest-caused line).
+        if may_report(domain) {
+            warn!("the firmware cannot reset the machine: rebuilding dom0 only");
+        }
     }
     if domain.transition(DomainState::Running, DomainState::Resetting) {
         domain.flush_console();

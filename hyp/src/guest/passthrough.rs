@@ -158,6 +158,7 @@ pub fn all_for_dom0(
     dtb: &[u8],
     reserved: &Reserved,
     emulated: &[(u64, u64)],
+    report: bool,
 ) -> Dom0Devices {
     let mut paths = Vec::new();
     if let Err(e) = platforms::for_each_device_path(dtb, |p| paths.push(String::from(p))) {
@@ -178,7 +179,9 @@ pub fn all_for_dom0(
                 if !device.regions.is_empty()
                     && device.regions.iter().all(|r| inside(&(r.base, r.size))) =>
             {
-                log::info!("d{id} ({name}): host device {path} is emulated for it");
+                if report {
+                    log::info!("d{id} ({name}): host device {path} is emulated for it");
+                }
                 continue;
             }
             Err(e) => Err(alloc::format!("{e}")),
@@ -187,9 +190,9 @@ pub fn all_for_dom0(
         match result {
             Ok(device) => devices.given.push(device),
             Err(why) => {
-                log::info!(
-                    "d{id} ({name}): host device {path} not given ({why}): disabled in its tree"
-                );
+                if report {
+                    log::info!("d{id} ({name}): host device {path} not given ({why})");
+                }
                 devices.withheld.push(path);
             }
         }

@@ -133,7 +133,16 @@ pub fn create(
             Some(dom0) => &[(dom0.layout.console.0, dom0.layout.console.1)],
             None => &[],
         };
-        super::passthrough::all_for_dom0(id, &spec.name, host.dtb, &host.reserved, emulated)
+        // The host's devices are listed once, at dom0's first build: a dom0 rebuilt again
+        // and again (reset on a board without PSCI) must not repeat the list each time.
+        super::passthrough::all_for_dom0(
+            id,
+            &spec.name,
+            host.dtb,
+            &host.reserved,
+            emulated,
+            carried.resets == 0,
+        )
     } else {
         let given =
             super::passthrough::resolve(id, &spec.name, &spec.devices, host.dtb, &host.reserved)
