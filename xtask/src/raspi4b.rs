@@ -122,7 +122,9 @@ mod tests {
             .status()
             .expect("dtc runs");
         assert!(status.success());
-        std::fs::read(out).unwrap()
+        let bytes = std::fs::read(out).unwrap();
+        std::fs::remove_dir_all(dir).ok();
+        bytes
     }
 
     #[test]

@@ -171,6 +171,15 @@ pub fn try_read_byte() -> Option<u8> {
     ring.pop_front().or_else(|| console.0.try_get_byte())
 }
 
+/// Whether typed input arrives only by polling: the receive interrupt is not in use (the
+/// mini UART, or no GIC route), so idle CPUs look for input as they wake.
+pub fn input_polled() -> bool {
+    !RX_INTERRUPT_ENABLED.load(Ordering::Relaxed)
+}
+
+/// Set once the receive interrupt is enabled.
+static RX_INTERRUPT_ENABLED: AtomicBool = AtomicBool::new(false);
+
 /// Takes the console UART's receive interrupt (`intid`, its SPI from the device tree) at
 /// EL2, routed to the calling CPU: received bytes go into a ring that [`try_read_byte`]
 /// reads. Call on the boot CPU after `gic::init`.
@@ -190,6 +199,7 @@ pub fn enable_rx_interrupt(intid: u32) -> Result<(), crate::gic::GicError> {
     gic::route_spi(intid, percpu::current_index())?;
     gic::enable(intid)?;
     pl011.enable_rx_interrupts();
+    RX_INTERRUPT_ENABLED.store(true, Ordering::Relaxed);
     Ok(())
 }
 

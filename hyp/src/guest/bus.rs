@@ -118,6 +118,8 @@ pub fn access(
                 while let Some(byte) = uart.take_output() {
                     output.put(&domain.name, byte);
                 }
+                // A write may have made room too (a FIFO cleared, the receiver enabled).
+                console.refill();
                 result.map(|()| 0)
             } else {
                 let loaded = console.uart.read(offset, access.size);

@@ -216,6 +216,9 @@ impl Console {
 
     /// Moves queued bytes into the UART's receive FIFO while it has room.
     pub fn refill(&mut self) {
+        if self.pending_input.is_empty() {
+            return;
+        }
         while self.uart.input_space() > 0
             && let Some(byte) = self.pending_input.pop_front()
         {

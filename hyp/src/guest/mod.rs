@@ -325,6 +325,8 @@ fn dom0_host(platform: &Platform<'static>) -> Option<registry::Dom0Host> {
     let gicc = gic.cpu_interface.map_or(0, |r| r.base);
     // A mini UART is emulated with the auxiliary block around it (its clock gate is
     // there), which starts `UART_OFFSET` bytes before the UART's own registers.
+    // Only the block's own registers and the UART's are emulated (the auxiliary SPI
+    // masters after them are not: their nodes are withheld, as the hypervisor's page).
     let (console_base, console_size, console_model) = match console.kind {
         platforms::ConsoleKind::Pl011 => (
             console.region.base,
@@ -332,8 +334,11 @@ fn dom0_host(platform: &Platform<'static>) -> Option<registry::Dom0Host> {
             domain::ConsoleModel::Pl011,
         ),
         platforms::ConsoleKind::MiniUart => (
-            console.region.base - vdevices::mini_uart::UART_OFFSET,
-            vdevices::mini_uart::AUX_SIZE,
+            console
+                .region
+                .base
+                .checked_sub(vdevices::mini_uart::UART_OFFSET)?,
+            vdevices::mini_uart::reg::END,
             domain::ConsoleModel::MiniUart,
         ),
     };

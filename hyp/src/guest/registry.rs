@@ -129,9 +129,11 @@ pub fn create(
     }
     let allowed = allowed_cpus(id, &spec, &host.online).ok_or(CreateError::Refused)?;
     let devices = if spec.privileged {
+        // With a console, what its emulated block covers is answered for (the Pi's aux
+        // clock gate); without, those nodes are the hypervisor's and are withheld.
         let emulated: &[(u64, u64)] = match &host.dom0 {
-            Some(dom0) => &[(dom0.layout.console.0, dom0.layout.console.1)],
-            None => &[],
+            Some(dom0) if spec.console => &[(dom0.layout.console.0, dom0.layout.console.1)],
+            _ => &[],
         };
         // The host's devices are listed once, at dom0's first build: a dom0 rebuilt again
         // and again (reset on a board without PSCI) must not repeat the list each time.

@@ -123,6 +123,12 @@ pub(super) fn wait_for_interrupt(vcpu: &Vcpu) -> Action {
             || domain.vgic.lock().has_pending(vcpu.index)
             || super::sched::requested(cpu)
     });
+    if crate::console::input_polled() {
+        // No receive interrupt brings typed input: an idle vCPU's wake-ups (at least
+        // every slice) look for it, so a guest waiting for its console's interrupt gets
+        // its bytes even if no one touches a UART.
+        super::route_console_input();
+    }
     if domain.state() != DomainState::Running {
         return Action::Stop;
     }

@@ -60,6 +60,28 @@ impl Drop for Ring {
     }
 }
 
+/// Moves typed bytes into the console ring's input side while it has room; whether any
+/// moved.
+fn fill_input(xen: &XenState) -> bool {
+    let Some(ring) = &xen.console_ring else {
+        return false;
+    };
+    let iface = ring.interface();
+    let mut input = xen.console_in.lock();
+    let cons = iface.in_cons.load(Ordering::Acquire);
+    let mut prod = iface.in_prod.load(Ordering::Relaxed);
+    let mut moved = false;
+    while (prod.wrapping_sub(cons) as usize) < XENCONS_IN_SIZE
+        && let Some(byte) = input.pop_front()
+    {
+        iface.in_[prod as usize % XENCONS_IN_SIZE].store(byte, Ordering::Relaxed);
+        prod = prod.wrapping_add(1);
+        moved = true;
+    }
+    iface.in_prod.store(prod, Ordering::Release);
+    moved
+}
+
 /// Serves `domain`'s console ring: prints what the guest wrote, gives it the typed
 /// bytes that fit, and signals it if either moved. Called when the guest sends on the
 /// ring's port and when input arrives.
@@ -86,19 +108,7 @@ pub fn service_ring(domain: &Domain, xen: &XenState) {
             moved = true;
         }
     }
-    {
-        let mut input = xen.console_in.lock();
-        let cons = iface.in_cons.load(Ordering::Acquire);
-        let mut prod = iface.in_prod.load(Ordering::Relaxed);
-        while (prod.wrapping_sub(cons) as usize) < XENCONS_IN_SIZE
-            && let Some(byte) = input.pop_front()
-        {
-            iface.in_[prod as usize % XENCONS_IN_SIZE].store(byte, Ordering::Relaxed);
-            prod = prod.wrapping_add(1);
-            moved = true;
-        }
-        iface.in_prod.store(prod, Ordering::Release);
-    }
+    moved |= fill_input(xen);
     if moved {
         events::notify_port(domain, xen, ring.port);
     }
@@ -164,8 +174,12 @@ pub fn console_input(domain: &Domain, byte: u8) -> bool {
     let _ = xen.console_in.lock().push_back(byte);
     if domain.spec.privileged {
         events::raise_virq(domain, virq::CONSOLE, 0);
-    } else {
-        service_ring(domain, xen);
+    } else if fill_input(xen) {
+        // Only the input side: the guest's output is printed on its own send, on its own
+        // CPU, not on whichever CPU routes typed bytes.
+        if let Some(ring) = &xen.console_ring {
+            events::notify_port(domain, xen, ring.port);
+        }
     }
     true
 }
