@@ -553,6 +553,18 @@ impl Domain {
         })
     }
 
+    /// Runs `f` on its stage-2 tables, locked, with the TLB maintenance for its VMID;
+    /// `None` once they were given back.
+    pub fn with_stage2<R>(
+        &self,
+        f: impl FnOnce(&mut PageTable<Stage2>, &mut FrameTables, &mut Stage2Tlb) -> R,
+    ) -> Option<R> {
+        let mut guard = self.stage2.lock();
+        let (s2, tables) = guard.as_mut()?;
+        let mut tlb = Stage2Tlb { vttbr: self.vttbr };
+        Some(f(s2, tables, &mut tlb))
+    }
+
     /// Its vGIC's architecture version.
     pub fn gic_version(&self) -> GicVersion {
         self.gic

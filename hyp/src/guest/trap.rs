@@ -233,10 +233,10 @@ fn system_register(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
 
 /// An SMCCC call on either conduit. The result goes to `x0`.
 fn call(vcpu: &Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
-    if imm == xen_abi::HYPERCALL_IMM && vcpu.domain.xen.is_some() {
-        return super::xen::hypercall(vcpu, frame);
-    }
     if imm != 0 {
+        if imm == xen_abi::HYPERCALL_IMM && vcpu.domain.xen.is_some() {
+            return super::xen::hypercall(vcpu, frame);
+        }
         frame.x[0] = NOT_SUPPORTED as u64;
         return Action::Resume;
     }

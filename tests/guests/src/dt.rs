@@ -259,6 +259,11 @@ impl<'a> Platform<'a> {
         self.cpus.iter().position(|m| m == mpidr)
     }
 
+    /// The address just past the highest RAM bank (0 without RAM).
+    pub fn ram_end(&self) -> u64 {
+        self.ram.iter().map(|(_, end)| end).max().unwrap_or(0)
+    }
+
     /// A printable list of the RAM banks.
     pub fn ram_summary(&self) -> impl fmt::Display + '_ {
         RamSummary(self)

@@ -18,7 +18,7 @@ use xen_abi::{Errno, consoleio, virq};
 
 use super::super::Domain;
 use super::{XenState, events, mem, privileged};
-use crate::mm::{PAGE_SIZE, frames};
+use crate::mm::frames;
 
 /// Where a domU's console ring is in its IPA space: the first page of the "magic" pages
 /// region of Xen's Arm guest layout (`GUEST_MAGIC_BASE`), clear of RAM and devices.
@@ -35,11 +35,10 @@ pub struct Ring {
 impl Ring {
     /// A zeroed ring page; `None` without memory.
     pub fn new(port: u32) -> Option<Self> {
-        let frame = frames::alloc(1)?;
-        // SAFETY: a fresh frame of the hypervisor's, identity-mapped, reachable by no one
-        // else yet.
-        unsafe { core::ptr::write_bytes(frame.as_u64() as *mut u8, 0, PAGE_SIZE as usize) };
-        Some(Ring { frame, port })
+        Some(Ring {
+            frame: super::zeroed_frame()?,
+            port,
+        })
     }
 
     fn interface(&self) -> &XenconsInterface {

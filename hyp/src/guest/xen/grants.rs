@@ -109,10 +109,8 @@ impl Grants {
         }
         let grow = self.size.for_physmap(u64::from(index))?;
         for _ in grow.from..grow.to {
-            let frame = frames::alloc(1).ok_or(Errno::ENOMEM)?;
-            // SAFETY: a fresh frame of the hypervisor's, identity-mapped read-write, not
-            // yet reachable by anyone else: zeroed, every grant entry is invalid.
-            unsafe { core::ptr::write_bytes(frame.as_u64() as *mut u8, 0, PAGE_SIZE as usize) };
+            // Zeroed: every grant entry is invalid.
+            let frame = super::zeroed_frame().ok_or(Errno::ENOMEM)?;
             self.frames.push(frame);
         }
         if !grow.is_empty() {

@@ -33,7 +33,6 @@ use xen_abi::memory::{
 use xen_abi::{Errno, domid};
 
 use super::super::Domain;
-use super::super::s2tables::Stage2Tlb;
 use super::{XenState, mem};
 use crate::mm::PAGE_SIZE;
 
@@ -108,8 +107,16 @@ pub fn placeable(domain: &Domain, xen: &XenState, ipa: u64) -> bool {
     inside((ram.start, ram.end - ram.start)) || xen.regions.iter().copied().any(inside)
 }
 
+/// The errno for a stage-2 change that failed.
+fn errno(e: MapError) -> Errno {
+    match e {
+        MapError::OutOfMemory => Errno::ENOMEM,
+        _ => Errno::EINVAL,
+    }
+}
+
 /// Maps host page `pa` at `ipa` of `domain` (replacing what was there), read/write.
-fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
+pub fn map_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
     map_page_with(domain, ipa, pa, Attributes::NORMAL_RW)
 }
 
@@ -120,42 +127,26 @@ pub fn map_page_with(
     pa: PhysAddr,
     attrs: Attributes,
 ) -> Result<(), Errno> {
-    let mut guard = domain.stage2.lock();
-    let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
-    let mut tlb = Stage2Tlb {
-        vttbr: domain.vttbr,
-    };
     let at = IntermPhysAddr::new(ipa);
-    match s2.unmap(at, PAGE_SIZE, tables, &mut tlb) {
-        Ok(()) | Err(MapError::NotMapped) => {}
-        Err(MapError::OutOfMemory) => return Err(Errno::ENOMEM),
-        Err(_) => return Err(Errno::EINVAL),
-    }
-    s2.map(at, pa, PAGE_SIZE, attrs, tables, &mut tlb)
-        .map_err(|e| match e {
-            MapError::OutOfMemory => Errno::ENOMEM,
-            _ => Errno::EINVAL,
+    domain
+        .with_stage2(|s2, tables, tlb| {
+            match s2.unmap(at, PAGE_SIZE, tables, tlb) {
+                Ok(()) | Err(MapError::NotMapped) => {}
+                Err(e) => return Err(errno(e)),
+            }
+            s2.map(at, pa, PAGE_SIZE, attrs, tables, tlb).map_err(errno)
         })
-}
-
-/// Maps one of the hypervisor's pages at a fixed `ipa` outside the domain's RAM when it
-/// is built (its console ring).
-pub fn map_fixed_page(domain: &Domain, ipa: u64, pa: PhysAddr) -> Result<(), Errno> {
-    map_page(domain, ipa, pa)
+        .unwrap_or(Err(Errno::ESRCH))
 }
 
 /// Unmaps the page at `ipa` of `domain`.
 pub fn unmap_page(domain: &Domain, ipa: u64) -> Result<(), Errno> {
-    let mut guard = domain.stage2.lock();
-    let (s2, tables) = guard.as_mut().ok_or(Errno::ESRCH)?;
-    let mut tlb = Stage2Tlb {
-        vttbr: domain.vttbr,
-    };
-    s2.unmap(IntermPhysAddr::new(ipa), PAGE_SIZE, tables, &mut tlb)
-        .map_err(|e| match e {
-            MapError::OutOfMemory => Errno::ENOMEM,
-            _ => Errno::EINVAL,
+    domain
+        .with_stage2(|s2, tables, tlb| {
+            s2.unmap(IntermPhysAddr::new(ipa), PAGE_SIZE, tables, tlb)
+                .map_err(errno)
         })
+        .unwrap_or(Err(Errno::ESRCH))
 }
 
 /// Puts the Xen page `pa` at guest frame `gpfn`, recording it with `record`.
@@ -283,29 +274,25 @@ fn reservation(domain: &Domain, xen: &XenState, arg: u64, populate: bool) -> Res
         let Some(own) = domain.ram_host_address(IntermPhysAddr::new(ipa)) else {
             break;
         };
-        let mut guard = domain.stage2.lock();
-        let Some((s2, tables)) = guard.as_mut() else {
-            break;
-        };
-        let mut tlb = Stage2Tlb {
-            vttbr: domain.vttbr,
-        };
         let at = IntermPhysAddr::new(ipa);
-        let now = s2.translate(at, tables).map(|(pa, _)| pa.as_u64());
-        let ok = match (populate, now) {
-            (false, Some(pa)) if pa == own => s2.unmap(at, PAGE_SIZE, tables, &mut tlb).is_ok(),
-            (true, None) => s2
-                .map(
-                    at,
-                    PhysAddr::new(own),
-                    PAGE_SIZE,
-                    Attributes::NORMAL_RWX,
-                    tables,
-                    &mut tlb,
-                )
-                .is_ok(),
-            _ => false,
-        };
+        let ok = domain.with_stage2(|s2, tables, tlb| {
+            let now = s2.translate(at, tables).map(|(pa, _)| pa.as_u64());
+            match (populate, now) {
+                (false, Some(pa)) if pa == own => s2.unmap(at, PAGE_SIZE, tables, tlb).is_ok(),
+                (true, None) => s2
+                    .map(
+                        at,
+                        PhysAddr::new(own),
+                        PAGE_SIZE,
+                        Attributes::NORMAL_RWX,
+                        tables,
+                        tlb,
+                    )
+                    .is_ok(),
+                _ => false,
+            }
+        });
+        let ok = ok == Some(true);
         if !ok {
             break;
         }

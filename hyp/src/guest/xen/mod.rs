@@ -99,10 +99,7 @@ impl XenState {
                 Some(ring)
             }
         };
-        let shared_info = frames::alloc(1)?;
-        // SAFETY: a fresh frame of the hypervisor's, identity-mapped read-write, not yet
-        // reachable by anyone else.
-        unsafe { core::ptr::write_bytes(shared_info.as_u64() as *mut u8, 0, PAGE_SIZE as usize) };
+        let shared_info = zeroed_frame()?;
         Some(XenState {
             domid,
             shared_info,
@@ -158,7 +155,7 @@ impl XenState {
     /// Maps the pages the domain has from the start (its console ring) into its stage 2.
     pub fn map_initial_pages(&self, domain: &Domain) -> Result<(), Errno> {
         if let Some(ring) = &self.console_ring {
-            memory::map_fixed_page(domain, console::RING_IPA, ring.frame)?;
+            memory::map_page(domain, console::RING_IPA, ring.frame)?;
         }
         Ok(())
     }
@@ -194,6 +191,16 @@ impl Drop for XenState {
         // frees its own frame.)
         unsafe { frames::free(self.shared_info, 1) };
     }
+}
+
+/// A fresh frame of the hypervisor's, zeroed: a page it gives a guest (the shared-info
+/// page, a grant frame, a console ring), whose all-zero contents are a valid empty state.
+fn zeroed_frame() -> Option<PhysAddr> {
+    let frame = frames::alloc(1)?;
+    // SAFETY: a fresh frame of the hypervisor's, identity-mapped read-write, reachable by
+    // no one else yet.
+    unsafe { core::ptr::write_bytes(frame.as_u64() as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(frame)
 }
 
 /// What a call handler tells the dispatcher.

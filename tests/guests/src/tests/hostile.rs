@@ -143,14 +143,7 @@ fn memory(a: &mut Attacks<'_, '_>) {
             ),
         );
     }
-    let ram_end = a
-        .ctx
-        .platform
-        .ram
-        .iter()
-        .map(|(_, end)| end)
-        .max()
-        .unwrap_or(0);
+    let ram_end = a.ctx.platform.ram_end();
     let (_, fault) = load64(ram_end);
     a.expect(
         format_args!("load from the end of RAM ({ram_end:#x})"),

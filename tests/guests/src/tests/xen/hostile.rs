@@ -928,19 +928,17 @@ fn domains(h: &mut Hostile<'_, '_>) {
     );
 }
 
-fn physmap(h: &mut Hostile<'_, '_>) {
-    let ram_end = h
-        .ctx
-        .platform
-        .ram
-        .iter()
-        .map(|(_, end)| end)
-        .max()
-        .unwrap_or(0);
-    let gicd = match h.ctx.platform.gic {
+/// The guest's GIC distributor (QEMU virt's when the tree names none).
+fn gicd_or_default(h: &Hostile<'_, '_>) -> u64 {
+    match h.ctx.platform.gic {
         Some(Gic::V2 { gicd, .. } | Gic::V3 { gicd, .. }) => gicd,
         None => 0x0800_0000,
-    };
+    }
+}
+
+fn physmap(h: &mut Hostile<'_, '_>) {
+    let ram_end = h.ctx.platform.ram_end();
+    let gicd = gicd_or_default(h);
     h.expect_all(
         "XENMEM_add_to_physmap(shared_info) at frames u64::MAX, 2^52, the end of RAM, the \
          GIC distributor, 0x10000000",

@@ -14,7 +14,6 @@ use super::super::{
     GNTTAB_BASE, HOLE, Page, Ret, add_to_physmap, alloc_unbound, close, grant_op, hypercall, status,
 };
 use super::{Bad, Hostile, PAIR};
-use crate::dt::Gic;
 use crate::{println, time};
 
 /// Failing map operations in the storm.
@@ -169,18 +168,8 @@ fn wild_operations(h: &mut Hostile<'_, '_>, r: &Region, me: DomId) {
         }),
         GntSt::BadHandle,
     );
-    let ram_end = h
-        .ctx
-        .platform
-        .ram
-        .iter()
-        .map(|(_, end)| end)
-        .max()
-        .unwrap_or(0);
-    let gicd = match h.ctx.platform.gic {
-        Some(Gic::V2 { gicd, .. } | Gic::V3 { gicd, .. }) => gicd,
-        None => 0x0800_0000,
-    };
+    let ram_end = h.ctx.platform.ram_end();
+    let gicd = super::gicd_or_default(h);
     let addrs = [
         0,
         u64::MAX,
