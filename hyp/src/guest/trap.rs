@@ -233,10 +233,13 @@ fn system_register(vcpu: &Vcpu, frame: &mut TrapFrame, access: &SysRegAccess) {
 
 /// An SMCCC call on either conduit. The result goes to `x0`.
 fn call(vcpu: &Vcpu, frame: &mut TrapFrame, imm: u16) -> Action {
+    // Measured: this order leaves HVC #0 at the cost it had before Xen's calls existed
+    // (199 instructions in `cargo xtask bench`); nesting the check under `imm != 0`
+    // compiled to two more.
+    if imm == xen_abi::HYPERCALL_IMM && vcpu.domain.xen.is_some() {
+        return super::xen::hypercall(vcpu, frame);
+    }
     if imm != 0 {
-        if imm == xen_abi::HYPERCALL_IMM && vcpu.domain.xen.is_some() {
-            return super::xen::hypercall(vcpu, frame);
-        }
         frame.x[0] = NOT_SUPPORTED as u64;
         return Action::Resume;
     }
